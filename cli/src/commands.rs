@@ -1,0 +1,345 @@
+//! The subcommands.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use supervisor::{LocalOptions, RunSummary};
+use topology_api::Registry;
+use topology_api::layout::task_layout;
+use topology_api::spec::{self, LoadError, Loaded, Substitutions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gale",
+    version,
+    about = "Gale: a Storm-style stream processing engine (Flux YAML topologies, no JVM)",
+    after_help = "Examples:\n  gale local topologies/word-count.yaml --set input=book.txt --set output=counts.tsv\n  gale validate my-topology.yaml\n  gale plan topologies/word-count.yaml --supervisors 2"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a topology in this process, no ZooKeeper; ends when its input is done.
+    #[command(
+        after_help = "Examples:\n  gale local topologies/word-count.yaml\n  gale local topologies/word-count.yaml --set input=book.txt --set output=counts.tsv --metrics-json m.json\n  gale local my.yaml --duration 10"
+    )]
+    Local(LocalArgs),
+    /// Parse and validate a topology; print its components, tasks and executors.
+    #[command(
+        after_help = "Example:\n  gale validate topologies/word-count.yaml --set input=book.txt"
+    )]
+    Validate(SpecArgs),
+    /// Print the assignment Nimbus would compute for N empty supervisors.
+    #[command(
+        after_help = "Examples:\n  gale plan topologies/word-count.yaml --supervisors 2\n  gale plan topologies/word-count.yaml --supervisors 3 --slots-per-supervisor 2 --format json"
+    )]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// The topology YAML file (Storm Flux format).
+    pub file: PathBuf,
+    /// Substitute ${KEY} with VALUE (repeatable; wins over --filter).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A .properties file with values for ${key} placeholders.
+    #[arg(long, value_name = "FILE.properties")]
+    pub filter: Option<PathBuf>,
+    /// Substitute ${ENV-NAME} with environment variables.
+    #[arg(long)]
+    pub env_filter: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Stop after this many seconds (then drain and clean up).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Write run metrics as JSON to this file when the run ends.
+    #[arg(long, value_name = "OUT")]
+    pub metrics_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// How many empty supervisors to plan for.
+    #[arg(long, value_name = "N")]
+    pub supervisors: usize,
+    /// Worker slots (ports from 6700) per supervisor.
+    #[arg(long, value_name = "M", default_value_t = 4)]
+    pub slots_per_supervisor: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// A user error: exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+/// Maps an error to DESIGN §2's exit codes.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Unreachable>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+/// A daemon could not be reached: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => validate(&a),
+        Command::Plan(a) => plan(&a),
+        Command::Local(a) => local(&a),
+    }
+}
+
+fn substitutions(a: &SpecArgs) -> Result<Substitutions> {
+    let mut subs = Substitutions {
+        env_filter: a.env_filter,
+        ..Default::default()
+    };
+    if let Some(f) = &a.filter {
+        subs.vars = spec::read_filter(f)?;
+    }
+    for kv in &a.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(UserError(format!(
+                "--set {kv}: expected KEY=VALUE, e.g. --set input=book.txt"
+            ))
+            .into());
+        };
+        subs.set(k.trim(), v);
+    }
+    Ok(subs)
+}
+
+fn load(a: &SpecArgs, registry: &Registry) -> Result<Loaded> {
+    let subs = substitutions(a)?;
+    match spec::load_file(&a.file, registry, &subs) {
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("{}:{}:{}: warning: {}", w.file, w.line, w.col, w.message);
+            }
+            Ok(l)
+        }
+        Err(LoadError::Invalid(errs)) => {
+            // Every problem on its own line, FILE:LINE:COL: message.
+            Err(UserError(errs.to_string()).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn validate(a: &SpecArgs) -> Result<ExitCode> {
+    let registry = Registry::with_builtins();
+    let l = load(a, &registry)?;
+    let t = &l.topology;
+    let layout = task_layout(t, t.acker_executors());
+    println!("{}: topology \"{}\" is valid", a.file.display(), t.name);
+    println!(
+        "  workers: {}, ackers: {}",
+        t.workers(),
+        t.acker_executors()
+    );
+    println!(
+        "  {:<24} {:<6} {:<22} {:>9} {:>6}  tasks",
+        "component", "type", "class", "executors", "tasks"
+    );
+    for c in &layout {
+        let class = t
+            .component(&c.id)
+            .map(|d| d.class_name.as_str())
+            .unwrap_or("(system)");
+        let last = c.first_task + c.num_tasks - 1;
+        println!(
+            "  {:<24} {:<6} {:<22} {:>9} {:>6}  {}-{}",
+            c.id,
+            c.kind.as_str(),
+            class,
+            c.executors.len(),
+            c.num_tasks,
+            c.first_task,
+            last
+        );
+    }
+    for s in &t.streams {
+        println!(
+            "  stream {} -> {} ({}, stream \"{}\")",
+            s.from, s.to, s.grouping, s.stream_id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plan(a: &PlanArgs) -> Result<ExitCode> {
+    if a.supervisors == 0 || a.slots_per_supervisor == 0 {
+        return Err(UserError(
+            "--supervisors and --slots-per-supervisor must be at least 1".into(),
+        )
+        .into());
+    }
+    let registry = Registry::with_builtins();
+    let l = load(&a.spec, &registry)?;
+    let view = nimbus::view::plan(&l.topology, a.supervisors, a.slots_per_supervisor);
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+        Format::Text => {
+            let t = &view.topologies[0];
+            println!(
+                "Topology {}: {} workers, {} executors, {} tasks ({} supervisors x {} slots)",
+                t.name, t.workers, t.executors, t.tasks, a.supervisors, a.slots_per_supervisor
+            );
+            println!(
+                "  {:<24} {:>9}  {:<12} {:>5}",
+                "component", "tasks", "supervisor", "port"
+            );
+            for r in &t.assignment {
+                let tasks = format!("[{}-{}]", r.task_start, r.task_end);
+                println!(
+                    "  {:<24} {:>9}  {:<12} {:>5}",
+                    r.component, tasks, r.supervisor, r.port
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn local(a: &LocalArgs) -> Result<ExitCode> {
+    let registry = Registry::with_builtins();
+    let l = load(&a.spec, &registry)?;
+    run_local_and_report(l, &registry, a.duration, a.metrics_json.as_deref())
+}
+
+/// Runs a loaded topology in local mode with Ctrl-C handling, progress and the summary; shared with
+/// binaries that register their own components (see `examples/`).
+pub fn run_local_and_report(
+    l: Loaded,
+    registry: &Registry,
+    duration: Option<f64>,
+    metrics_json: Option<&Path>,
+) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let presses = Arc::new(AtomicUsize::new(0));
+    {
+        let stop = stop.clone();
+        let presses = presses.clone();
+        // First Ctrl-C drains and cleans up; a second one leaves at once.
+        let _ = ctrlc::set_handler(move || {
+            if presses.fetch_add(1, Ordering::SeqCst) > 0 {
+                std::process::exit(130);
+            }
+            eprintln!("\nStopping: draining in-flight tuples (Ctrl-C again to quit now)");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let duration = match duration {
+        Some(d) if !(d.is_finite() && d > 0.0) => {
+            return Err(UserError(format!(
+                "--duration {d}: expected a positive number of seconds"
+            ))
+            .into());
+        }
+        d => d.map(Duration::from_secs_f64),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let progress: Option<supervisor::ProgressFn> = tty.then(|| {
+        Box::new(|p: &supervisor::Progress| {
+            eprint!(
+                "\r  {:>6.1}s  emitted {:>12}  executed {:>12}",
+                p.elapsed.as_secs_f64(),
+                p.emitted,
+                p.executed
+            );
+            let _ = std::io::stderr().flush();
+        }) as supervisor::ProgressFn
+    });
+    let name = l.topology.name.clone();
+    let summary = supervisor::run_local(
+        l.topology,
+        registry,
+        LocalOptions {
+            duration,
+            stop,
+            progress,
+            resources_dir: l.resources_dir,
+        },
+    )
+    .with_context(|| format!("topology \"{name}\" could not start"))?;
+    if tty {
+        eprintln!();
+    }
+    print_summary(&summary);
+    if let Some(p) = metrics_json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write --metrics-json file {}", p.display()))?;
+    }
+    if summary.ended == "failed" {
+        return Err(UserError(format!(
+            "topology \"{}\" failed: {}",
+            summary.topology,
+            summary
+                .errors
+                .iter()
+                .rev()
+                .find(|e| e.message.starts_with("executor panicked"))
+                .map(|e| format!(
+                    "component \"{}\" task {}: {}",
+                    e.component, e.task, e.message
+                ))
+                .unwrap_or_default()
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &RunSummary) {
+    println!(
+        "Topology \"{}\" {} after {:.3}s",
+        s.topology, s.ended, s.elapsed_secs
+    );
+    println!(
+        "  {:<20} {:<6} {:>5} {:>12} {:>12} {:>12} {:>8} {:>14}",
+        "component", "type", "exec", "emitted", "executed", "acked", "failed", "tuples/s"
+    );
+    for c in &s.components {
+        println!(
+            "  {:<20} {:<6} {:>5} {:>12} {:>12} {:>12} {:>8} {:>14.0}",
+            c.id, c.kind, c.executors, c.emitted, c.executed, c.acked, c.failed, c.throughput
+        );
+    }
+    if s.error_count > 0 {
+        println!("  {} component error(s); last ones:", s.error_count);
+        for e in s.errors.iter().rev().take(5) {
+            println!("    {} task {}: {}", e.component, e.task, e.message);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `gale`: the command line of the Gale stream processing engine.
+//!
+//! Thin over the libraries: parsing arguments, printing, exit codes. Exit codes (DESIGN §2): 0 on
+//! success, 1 for a user error (bad YAML, a component failing), 2 when a daemon cannot be reached.
+
+mod commands;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    init_logging();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) if e.downcast_ref::<commands::UserError>().is_some() => {
+            // Validation problems already read `FILE:LINE:COL: message`, one per line.
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(commands::exit_code_of(&e))
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GALE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,341 @@
+//! End-to-end tests of the `gale` binary: real processes, real files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gale() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gale"));
+    c.env("GALE_LOG", "warn");
+    c
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(args: &[&str]) -> Output {
+    gale()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("gale runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gale-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Counts words the way the word count defines them (Unicode whitespace, invalid UTF-8 replaced),
+/// independently of Gale's runtime.
+fn independent_count(bytes: &[u8]) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for line in bytes.split(|b| *b == b'\n') {
+        for w in String::from_utf8_lossy(line).split_whitespace() {
+            *m.entry(w.to_owned()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+fn read_tsv(p: &Path) -> BTreeMap<String, i64> {
+    let s = std::fs::read_to_string(p).expect("sink file");
+    s.lines()
+        .map(|l| {
+            let (k, v) = l.rsplit_once('\t').expect("key<TAB>value");
+            (k.to_owned(), v.parse().expect("count"))
+        })
+        .collect()
+}
+
+#[test]
+fn word_count_is_exact_on_awkward_text() {
+    let d = tmpdir("wc");
+    let mut input = Vec::new();
+    for i in 0..3000 {
+        input.extend_from_slice(
+            format!("the quick brown fox {i} jumps\tover  the lazy dog\r\n").as_bytes(),
+        );
+        if i % 7 == 0 {
+            input.extend_from_slice("naïve café — déjà vu 言葉 the\n\n   \n".as_bytes());
+        }
+        if i % 11 == 0 {
+            // Invalid UTF-8 must not crash it.
+            input.extend_from_slice(b"bad \xff\xfe bytes \xc3 here the\n");
+        }
+    }
+    input.extend_from_slice(b"no newline at the end");
+    let inp = d.join("in.txt");
+    let out = d.join("out.tsv");
+    std::fs::write(&inp, &input).expect("write input");
+    let o = run(&[
+        "local",
+        "topologies/word-count.yaml",
+        "--set",
+        &format!("input={}", inp.display()),
+        "--set",
+        &format!("output={}", out.display()),
+    ]);
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let got = read_tsv(&out);
+    let want = independent_count(&input);
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    // Sorted by count descending, then key.
+    let s = std::fs::read_to_string(&out).expect("sink");
+    assert!(s.starts_with("the\t"), "{}", &s[..40.min(s.len())]);
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("drained"), "{stdout}");
+}
+
+#[test]
+fn word_count_matches_python_count_when_python_is_present() {
+    let Ok(py) = Command::new("python3").arg("--version").output() else {
+        eprintln!("python3 not installed: scripts/test.sh installs it; skipping the cross-check");
+        return;
+    };
+    assert!(py.status.success());
+    let d = tmpdir("wc-py");
+    let inp = d.join("in.txt");
+    let out = d.join("out.tsv");
+    let sample = std::fs::read(root().join("topologies/data/sample.txt")).expect("sample");
+    let mut input = Vec::new();
+    for _ in 0..50 {
+        input.extend_from_slice(&sample);
+    }
+    std::fs::write(&inp, &input).expect("write");
+    let o = run(&[
+        "local",
+        "topologies/word-count.yaml",
+        "--set",
+        &format!("input={}", inp.display()),
+        "--set",
+        &format!("output={}", out.display()),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let script = "import sys, collections\nc = collections.Counter(open(sys.argv[1], encoding='utf-8', errors='replace').read().split())\nfor k, v in sorted(c.items()): print(f'{k}\\t{v}')\n";
+    let py = Command::new("python3")
+        .args(["-c", script])
+        .arg(&inp)
+        .output()
+        .expect("python runs");
+    let want: BTreeMap<String, i64> = text(&py.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once('\t')
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(-1)))
+        })
+        .collect();
+    assert_eq!(read_tsv(&out), want);
+}
+
+#[test]
+fn bundled_word_count_runs_from_any_directory() {
+    let d = tmpdir("bundled");
+    let yaml = root().join("topologies/word-count.yaml");
+    let o = gale()
+        .args([
+            "local",
+            yaml.to_str().expect("utf-8 path"),
+            "--metrics-json",
+            "m.json",
+        ])
+        .current_dir(&d)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(d.join("word-counts.tsv").exists());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("m.json")).expect("metrics"))
+            .expect("json");
+    assert!(m["elapsed_secs"].as_f64().is_some());
+    let comps = m["components"].as_array().expect("components");
+    let sink = comps.iter().find(|c| c["id"] == "sink").expect("sink");
+    let split = comps.iter().find(|c| c["id"] == "split").expect("split");
+    assert_eq!(sink["executed"], split["emitted"]);
+    for k in ["emitted", "executed", "acked", "failed"] {
+        assert!(sink[k].is_u64(), "{k}");
+    }
+}
+
+#[test]
+fn duration_stops_an_endless_topology() {
+    let d = tmpdir("endless");
+    let yaml = d.join("endless.yaml");
+    std::fs::write(
+        &yaml,
+        "name: endless\nspouts:\n  - id: s\n    className: RandomSentenceSpout\nbolts:\n  - id: split\n    className: SplitSentenceBolt\n  - id: count\n    className: WordCountBolt\n    parallelism: 2\nstreams:\n  - {from: s, to: split, grouping: {type: SHUFFLE}}\n  - {from: split, to: count, grouping: {type: FIELDS, args: [word]}}\n",
+    )
+    .expect("yaml");
+    let start = std::time::Instant::now();
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path"), "--duration", "1"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    let out = text(&o.stdout);
+    assert!(out.contains("duration"), "{out}");
+}
+
+#[test]
+fn validate_reports_every_problem_with_location_and_exit_1() {
+    let d = tmpdir("invalid");
+    let yaml = d.join("bad.yaml");
+    std::fs::write(
+        &yaml,
+        "name: wc\nspouts:\n  - id: s\n    className: RandomSentenceSpout\n    parallelism: two\nbolts:\n  - id: split\n    className: SplitSentenceBolt\nstreams:\n  - from: s\n    to: splt\n    grouping: {type: SHUFFLE}\n  - from: split\n    to: split\n    grouping: {type: NOPE}\n",
+    )
+    .expect("yaml");
+    let o = gale()
+        .args(["validate", yaml.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    let f = yaml.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{f}:5:18: `parallelism`: expected a positive whole number"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{f}:15:22: stream: unknown grouping type \"NOPE\""
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn hostile_files_exit_1_without_panicking() {
+    let d = tmpdir("hostile");
+    let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.yaml", Vec::new(), "has no topology in it"),
+        (
+            "binary.yaml",
+            vec![0x7f, b'E', b'L', b'F', 0, 1, 2],
+            "binary file",
+        ),
+        ("bomb.yaml", bomb.as_bytes().to_vec(), "budget"),
+        (
+            "tab.yaml",
+            b"name: x\nspouts:\n\t- id: a\n".to_vec(),
+            ":3:2: tabs",
+        ),
+        (
+            "type.yaml",
+            b"name: [1, 2]\nspouts: 3\n".to_vec(),
+            "expected a string",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).expect("write");
+        let o = gale()
+            .args(["validate", p.to_str().expect("path")])
+            .output()
+            .expect("runs");
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    let o = gale()
+        .args(["validate", "/nonexistent/x.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("cannot read topology file /nonexistent/x.yaml"));
+}
+
+#[test]
+fn missing_input_file_is_a_clear_error() {
+    let o = run(&[
+        "local",
+        "topologies/word-count.yaml",
+        "--set",
+        "input=/nonexistent/book.txt",
+        "--set",
+        "output=/tmp/gale-never.tsv",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("cannot open input file /nonexistent/book.txt"),
+        "{err}"
+    );
+    assert!(err.contains("sentences"), "{err}");
+}
+
+#[test]
+fn plan_matches_golden_json() {
+    let o = run(&[
+        "plan",
+        "topologies/lecture-example.yaml",
+        "--supervisors",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let golden_path = root().join("cli/tests/golden/plan-lecture-example.json");
+    if std::env::var_os("GALE_BLESS").is_some() {
+        std::fs::write(
+            &golden_path,
+            serde_json::to_string_pretty(&got).expect("json") + "\n",
+        )
+        .expect("bless");
+    }
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&golden_path).expect("golden file"))
+            .expect("golden json");
+    assert_eq!(got, want, "set GALE_BLESS=1 to accept a deliberate change");
+    // The lecture's numbers: 10 user executors and 12 user tasks, 5 user executors per worker.
+    let t = &got["topologies"][0];
+    assert_eq!(t["executors"], 12);
+    assert_eq!(t["tasks"], 14);
+    let rows = t["assignment"].as_array().expect("rows");
+    for port_owner in ["sup-1", "sup-2"] {
+        let user = rows
+            .iter()
+            .filter(|r| r["supervisor"] == port_owner && r["component"] != "__acker")
+            .count();
+        assert_eq!(user, 5, "{port_owner}");
+    }
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [
+        vec!["--help"],
+        vec!["local", "--help"],
+        vec!["validate", "--help"],
+        vec!["plan", "--help"],
+    ] {
+        let o = run(&cmd);
+        assert!(o.status.success());
+        let out = text(&o.stdout);
+        assert!(out.contains("Example"), "{cmd:?}: {out}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_user_errors() {
+    let o = run(&["local", "topologies/word-count.yaml", "--set", "novalue"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("expected KEY=VALUE"));
+    let o = run(&["plan", "topologies/word-count.yaml", "--supervisors", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+}

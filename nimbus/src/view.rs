@@ -1,0 +1,171 @@
+//! The JSON shape of `gale status --format json` and `gale plan --format json` (DESIGN §7).
+
+use crate::scheduler::{Assignment, ClusterSnapshot, TopologyRequest, schedule};
+use serde::{Deserialize, Serialize};
+use topology_api::Topology;
+use topology_api::layout::{ComponentTasks, task_layout};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub supervisors: Vec<SupervisorView>,
+    pub topologies: Vec<TopologyView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SupervisorView {
+    pub id: String,
+    pub host: String,
+    pub ports: Vec<u16>,
+    pub used_ports: Vec<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopologyView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub uptime_secs: u64,
+    pub workers: u32,
+    pub executors: u32,
+    pub tasks: u32,
+    pub components: Vec<ComponentView>,
+    pub assignment: Vec<AssignmentView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub executors: u32,
+    pub tasks: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ComponentStats>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStats {
+    pub emitted: u64,
+    pub executed: u64,
+    pub acked: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentView {
+    pub component: String,
+    pub task_start: u32,
+    pub task_end: u32,
+    pub supervisor: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Builds the view of one topology from its layout and assignment.
+pub fn topology_view(
+    id: &str,
+    topology: &Topology,
+    layout: &[ComponentTasks],
+    assignment: &Assignment,
+    cluster: &ClusterSnapshot,
+    status: &str,
+    uptime_secs: u64,
+) -> TopologyView {
+    let host_of = |sup: &str| {
+        cluster
+            .supervisors
+            .iter()
+            .find(|s| s.id == sup)
+            .map(|s| s.host.clone())
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<AssignmentView> = Vec::new();
+    for c in layout {
+        for e in &c.executors {
+            if let Some(slot) = assignment.get(e) {
+                rows.push(AssignmentView {
+                    component: c.id.clone(),
+                    task_start: e.start,
+                    task_end: e.end,
+                    supervisor: slot.supervisor.clone(),
+                    host: host_of(&slot.supervisor),
+                    port: slot.port,
+                });
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.task_start);
+    let workers = assignment
+        .values()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u32;
+    TopologyView {
+        id: id.to_owned(),
+        name: topology.name.clone(),
+        status: status.to_owned(),
+        uptime_secs,
+        workers,
+        executors: layout.iter().map(|c| c.executors.len() as u32).sum(),
+        tasks: layout.iter().map(|c| c.num_tasks).sum(),
+        components: layout
+            .iter()
+            .map(|c| ComponentView {
+                id: c.id.clone(),
+                kind: c.kind.as_str().to_owned(),
+                executors: c.executors.len() as u32,
+                tasks: c.num_tasks,
+                stats: None,
+            })
+            .collect(),
+        assignment: rows,
+    }
+}
+
+/// What `gale plan` prints: the assignment for `supervisors` empty supervisors.
+pub fn plan(topology: &Topology, supervisors: usize, slots_per_supervisor: usize) -> ClusterView {
+    let cluster = ClusterSnapshot::planned(supervisors, slots_per_supervisor);
+    let layout = task_layout(topology, topology.acker_executors());
+    let id = topology.name.clone();
+    let req = TopologyRequest {
+        id: id.clone(),
+        workers: topology.workers(),
+        executors: layout
+            .iter()
+            .flat_map(|c| c.executors.iter().copied())
+            .collect(),
+        current: Assignment::new(),
+    };
+    let out = schedule(&cluster, &[req]);
+    let assignment = out.get(&id).cloned().unwrap_or_default();
+    let used = |sup: &str| {
+        let mut p: Vec<u16> = assignment
+            .values()
+            .filter(|s| s.supervisor == sup)
+            .map(|s| s.port)
+            .collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    ClusterView {
+        supervisors: cluster
+            .supervisors
+            .iter()
+            .map(|s| SupervisorView {
+                id: s.id.clone(),
+                host: s.host.clone(),
+                ports: s.ports.clone(),
+                used_ports: used(&s.id),
+            })
+            .collect(),
+        topologies: vec![topology_view(
+            &id,
+            topology,
+            &layout,
+            &assignment,
+            &cluster,
+            "PLANNED",
+            0,
+        )],
+    }
+}

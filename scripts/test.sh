@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every Gale test on a fresh Debian machine with Rust: installs what the tests need first.
+#
+#   scripts/test.sh            # format check, clippy, all tests
+#   GALE_TEST_QUICK=1 scripts/test.sh   # tests only
+#
+# What it installs when missing (needs root or sudo, uses apt-get):
+#   - python3: the word-count cross-check against an independent count (and, later, multi-lang tests)
+# Cluster tests (issue 4) will add ZooKeeper (Debian's `zookeeper` package) here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '== %s\n' "$*"; }
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if [ -z "${GALE_APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq || true
+    export GALE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v python3 >/dev/null 2>&1; then
+  log "installing python3"
+  apt_install python3
+fi
+
+if [ -z "${GALE_TEST_QUICK:-}" ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy (all targets, -D warnings)"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+
+log "cargo test (workspace)"
+start=$(date +%s)
+cargo test --workspace --quiet 2>&1 | tee /tmp/gale-test-output.$$ | grep -vE '^\s*$' | grep -vE '^\.+ *[0-9]+/[0-9]+$' || true
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo 'ok\. [0-9]+ passed' /tmp/gale-test-output.$$ | awk '{s+=$2} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' /tmp/gale-test-output.$$ | awk '{s+=$1} END {print s+0}')
+rm -f /tmp/gale-test-output.$$
+log "tests took $(( $(date +%s) - start ))s"
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"

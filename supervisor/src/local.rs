@@ -1,0 +1,178 @@
+//! Local mode: the whole topology in this process, no ZooKeeper.
+//!
+//! It uses the same worker runtime as a cluster worker, with every executor in one worker. The run
+//! ends on the stop flag (Ctrl-C), after `duration`, or when every spout is finished and every
+//! tuple in flight is processed (the end of input cascades down the graph as each executor's
+//! senders are dropped); then bolts' `cleanup` runs and a summary is returned.
+
+use crate::runtime::{
+    Counters, ReportedError, RuntimeError, Worker, WorkerSpec, start_local_worker,
+};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use topology_api::layout::ComponentKind;
+use topology_api::{Registry, Topology};
+
+/// Called about once a second with a progress snapshot.
+pub type ProgressFn = Box<dyn FnMut(&Progress)>;
+
+/// How a local run is driven.
+pub struct LocalOptions {
+    pub duration: Option<Duration>,
+    /// Set it (e.g. from a Ctrl-C handler) to stop the spouts and drain.
+    pub stop: Arc<AtomicBool>,
+    /// Called about once a second while running.
+    pub progress: Option<ProgressFn>,
+    pub resources_dir: PathBuf,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            duration: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: None,
+            resources_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// A progress snapshot.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub emitted: u64,
+    pub executed: u64,
+}
+
+/// Totals of one component over its executors.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ComponentSummary {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub executors: u32,
+    pub tasks: u32,
+    pub emitted: u64,
+    pub executed: u64,
+    pub acked: u64,
+    pub failed: u64,
+    /// Tuples per second: executed for bolts, emitted for spouts.
+    pub throughput: f64,
+}
+
+/// What a local run did (the shape of `--metrics-json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub topology: String,
+    pub elapsed_secs: f64,
+    /// How the run ended: "drained", "duration", "stopped" or "failed".
+    pub ended: &'static str,
+    pub components: Vec<ComponentSummary>,
+    pub errors: Vec<ReportedError>,
+    pub error_count: u64,
+}
+
+/// Runs `topology` to its end.
+pub fn run_local(
+    topology: Topology,
+    registry: &Registry,
+    mut opts: LocalOptions,
+) -> Result<RunSummary, RuntimeError> {
+    let name = topology.name.clone();
+    let mut worker = start_local_worker(WorkerSpec {
+        topology: Arc::new(topology),
+        registry,
+        resources_dir: opts.resources_dir.clone(),
+        cleanup: true,
+        stop: opts.stop.clone(),
+    })?;
+    let started = worker.started;
+    let mut ended = "drained";
+    let mut next_progress = Instant::now() + Duration::from_secs(1);
+    while !worker.is_finished() {
+        std::thread::sleep(Duration::from_millis(5));
+        if let Some(d) = opts.duration
+            && started.elapsed() >= d
+            && !opts.stop.load(Ordering::Relaxed)
+        {
+            ended = "duration";
+            opts.stop.store(true, Ordering::Relaxed);
+        }
+        if ended == "drained" && opts.stop.load(Ordering::Relaxed) {
+            ended = "stopped";
+        }
+        if let Some(p) = opts.progress.as_mut()
+            && Instant::now() >= next_progress
+        {
+            next_progress += Duration::from_secs(1);
+            let (emitted, executed) = totals(&worker);
+            p(&Progress {
+                elapsed: started.elapsed(),
+                emitted,
+                executed,
+            });
+        }
+    }
+    worker.join();
+    let elapsed = started.elapsed();
+    let (error_count, errors) = worker.errors.snapshot();
+    if errors
+        .iter()
+        .any(|e| e.message.starts_with("executor panicked"))
+    {
+        ended = "failed";
+    }
+    Ok(RunSummary {
+        topology: name,
+        elapsed_secs: elapsed.as_secs_f64(),
+        ended,
+        components: summarize(&worker, elapsed),
+        errors,
+        error_count,
+    })
+}
+
+fn totals(w: &Worker) -> (u64, u64) {
+    w.executors.iter().fold((0, 0), |(e, x), h| {
+        let c = h.stats.read();
+        (e + c.emitted, x + c.executed)
+    })
+}
+
+fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    w.layout
+        .iter()
+        .filter(|c| c.kind != ComponentKind::System)
+        .map(|c| {
+            let mut sum = Counters::default();
+            for h in w.executors.iter().filter(|h| h.component == c.id) {
+                let s = h.stats.read();
+                sum.emitted += s.emitted;
+                sum.executed += s.executed;
+                sum.acked += s.acked;
+                sum.failed += s.failed;
+            }
+            let basis = if c.kind == ComponentKind::Spout {
+                sum.emitted
+            } else {
+                sum.executed
+            };
+            ComponentSummary {
+                id: c.id.clone(),
+                kind: c.kind.as_str(),
+                executors: c.executors.len() as u32,
+                tasks: c.num_tasks,
+                emitted: sum.emitted,
+                executed: sum.executed,
+                acked: sum.acked,
+                failed: sum.failed,
+                throughput: basis as f64 / secs,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,530 @@
+//! The worker runtime: executor threads connected by bounded, batched queues.
+//!
+//! A worker runs a set of executors (all of them in local mode). Each executor is an OS thread
+//! that owns its components (one instance per task), its input queue and a [`Router`] for its
+//! output. Tuples move between executors in batches over bounded crossbeam channels, so a slow
+//! bolt blocks its upstream (backpressure) and memory stays flat.
+
+mod executor;
+mod queue;
+mod router;
+pub mod stats;
+
+pub use queue::{Batch, Delivery};
+pub use stats::{Counters, ExecutorStats};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use router::{ErrorReporter, OutBuf, OutStream, Router, Subscriber};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use topology_api::grouping::{Grouping, Shuffle};
+use topology_api::layout::{ComponentKind, ComponentTasks, ExecutorId, task_layout};
+use topology_api::registry::Factory;
+use topology_api::spec::keys;
+use topology_api::{Bolt, Registry, Spout, StreamSource, Topology, TopologyContext};
+
+/// Gale's defaults for Storm's batching and queue keys (docs/configuration.md).
+pub const DEFAULT_PRODUCER_BATCH_SIZE: u64 = 500;
+pub const DEFAULT_RECEIVE_BUFFER_SIZE: u64 = 16_384;
+pub const DEFAULT_FLUSH_INTERVAL_MILLIS: u64 = 1;
+
+/// Queue and batching settings of one topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Tuples per batch (`topology.producer.batch.size`).
+    pub batch_size: usize,
+    /// Batches an executor's input queue holds (`topology.executor.receive.buffer.size` / batch).
+    pub queue_batches: usize,
+    /// Longest a partial batch waits (`topology.batch.flush.interval.millis`).
+    pub flush_interval: Duration,
+}
+
+impl RuntimeConfig {
+    pub fn from_topology(t: &Topology) -> Self {
+        let batch = t
+            .config_u64(keys::PRODUCER_BATCH_SIZE, DEFAULT_PRODUCER_BATCH_SIZE)
+            .clamp(1, 1 << 20) as usize;
+        let buffer = t
+            .config_u64(
+                keys::EXECUTOR_RECEIVE_BUFFER_SIZE,
+                DEFAULT_RECEIVE_BUFFER_SIZE,
+            )
+            .clamp(1, 1 << 26) as usize;
+        RuntimeConfig {
+            batch_size: batch,
+            queue_batches: buffer.div_ceil(batch).max(2),
+            flush_interval: Duration::from_millis(t.config_u64(
+                keys::BATCH_FLUSH_INTERVAL_MILLIS,
+                DEFAULT_FLUSH_INTERVAL_MILLIS,
+            )),
+        }
+    }
+}
+
+/// Why a worker could not start or did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("component \"{component}\" ({class}): {message}")]
+    Build {
+        component: String,
+        class: String,
+        message: String,
+    },
+    #[error("component \"{component}\" executor {executor}: {message}")]
+    Open {
+        component: String,
+        executor: ExecutorId,
+        message: String,
+    },
+    #[error("cannot start an executor thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// An error a component reported or a panic, with where it happened.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReportedError {
+    pub component: String,
+    pub task: u32,
+    pub message: String,
+}
+
+/// Errors reported by components, newest last; bounded so a component failing on every tuple cannot
+/// grow memory.
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    entries: Mutex<(u64, Vec<ReportedError>)>,
+}
+
+const MAX_ERRORS_KEPT: usize = 100;
+
+impl ErrorLog {
+    pub fn snapshot(&self) -> (u64, Vec<ReportedError>) {
+        let g = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        (g.0, g.1.clone())
+    }
+}
+
+impl ErrorReporter for ErrorLog {
+    fn report(&self, component: &str, task: u32, message: &str) {
+        let mut g = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 += 1;
+        // Log the first ones; after that, one line per thousand keeps logs readable.
+        if g.0 <= 20 || g.0.is_multiple_of(1000) {
+            tracing::warn!(component, task, total = g.0, "Component error: {message}");
+        }
+        if g.1.len() >= MAX_ERRORS_KEPT {
+            g.1.remove(0);
+        }
+        g.1.push(ReportedError {
+            component: component.to_owned(),
+            task,
+            message: message.to_owned(),
+        });
+    }
+}
+
+/// Releases executors once every one has opened, or tells them to give up.
+#[derive(Debug, Default)]
+pub(crate) struct GoSignal {
+    state: Mutex<Option<bool>>,
+    cv: Condvar,
+}
+
+impl GoSignal {
+    fn set(&self, go: bool) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(go);
+        self.cv.notify_all();
+    }
+
+    /// Blocks until released; true means run.
+    pub(crate) fn wait(&self) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(go) = *g {
+                return go;
+            }
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// One running executor.
+#[derive(Debug)]
+pub struct ExecutorHandle {
+    pub component: String,
+    pub kind: ComponentKind,
+    pub executor: ExecutorId,
+    pub stats: Arc<ExecutorStats>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl ExecutorHandle {
+    pub fn is_finished(&self) -> bool {
+        self.join.as_ref().is_none_or(|j| j.is_finished())
+    }
+}
+
+/// A running worker.
+#[derive(Debug)]
+pub struct Worker {
+    pub executors: Vec<ExecutorHandle>,
+    pub errors: Arc<ErrorLog>,
+    pub stop: Arc<AtomicBool>,
+    pub layout: Vec<ComponentTasks>,
+    pub started: Instant,
+    pub config: RuntimeConfig,
+}
+
+impl Worker {
+    /// True when every executor thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.executors.iter().all(ExecutorHandle::is_finished)
+    }
+
+    /// Waits for every executor thread; a panic is recorded as an error of its component.
+    pub fn join(&mut self) {
+        for h in &mut self.executors {
+            if let Some(j) = h.join.take()
+                && let Err(p) = j.join()
+            {
+                let msg = panic_message(&p);
+                self.errors.report(
+                    &h.component,
+                    h.executor.start,
+                    &format!("executor panicked: {msg}"),
+                );
+            }
+        }
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// What to run.
+pub struct WorkerSpec<'a> {
+    pub topology: Arc<Topology>,
+    pub registry: &'a Registry,
+    pub resources_dir: PathBuf,
+    /// Run cleanup on bolts when they end (local mode; Storm does it only there).
+    pub cleanup: bool,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Starts every executor of the topology in this process (local mode's worker) and returns once all
+/// of them opened; the first open/prepare error stops the others and is returned.
+pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> {
+    let topo = spec.topology.clone();
+    let cfg = RuntimeConfig::from_topology(&topo);
+    // Acker executors are counted in the layout (task ids as Storm's) but not run yet: acking is
+    // not implemented, so spout tuples are acked on emit, as Storm does with acking off.
+    let ackers = topo.acker_executors();
+    if ackers > 0 {
+        tracing::warn!(
+            ackers,
+            "Acking is not implemented yet: spout tuples are acked when emitted, as with topology.acker.executors: 0"
+        );
+    }
+    let layout = task_layout(&topo, ackers);
+    let component_tasks: Arc<BTreeMap<String, Vec<u32>>> = Arc::new(
+        layout
+            .iter()
+            .map(|c| (c.id.clone(), c.task_ids().collect()))
+            .collect(),
+    );
+    let config = Arc::new(topo.config.clone());
+    let max_task = layout
+        .iter()
+        .map(|c| c.first_task + c.num_tasks)
+        .max()
+        .unwrap_or(1);
+
+    // One input queue per user bolt executor.
+    let mut receivers: BTreeMap<ExecutorId, Receiver<Batch>> = BTreeMap::new();
+    let mut senders: Vec<(ExecutorId, Sender<Batch>)> = Vec::new();
+    let mut task_exec: Vec<Option<usize>> = vec![None; max_task as usize + 1];
+    for c in layout.iter().filter(|c| c.kind == ComponentKind::Bolt) {
+        for e in &c.executors {
+            let (tx, rx) = bounded(cfg.queue_batches);
+            for t in e.tasks() {
+                task_exec[t as usize] = Some(senders.len());
+            }
+            senders.push((*e, tx));
+            receivers.insert(*e, rx);
+        }
+    }
+
+    let errors = Arc::new(ErrorLog::default());
+    let reporter: Arc<dyn ErrorReporter + Send + Sync> = errors.clone();
+    let go = Arc::new(GoSignal::default());
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let mut handles = Vec::new();
+    let mut expected = 0usize;
+    let mut build_error = None;
+
+    'build: for c in layout.iter().filter(|c| c.kind != ComponentKind::System) {
+        let Some(def) = topo.component(&c.id) else {
+            continue;
+        };
+        let Some((_, factory)) = spec.registry.resolve(&def.class_name) else {
+            build_error = Some(RuntimeError::Build {
+                component: c.id.clone(),
+                class: def.class_name.clone(),
+                message: "className is not in this binary's registry".into(),
+            });
+            break;
+        };
+        for e in &c.executors {
+            let router = build_router(
+                &topo,
+                &c.id,
+                e.start,
+                &component_tasks,
+                &task_exec,
+                &senders,
+                &cfg,
+                reporter.clone(),
+            );
+            let contexts: Vec<TopologyContext> = e
+                .tasks()
+                .map(|task| TopologyContext {
+                    topology_name: topo.name.clone(),
+                    component_id: c.id.clone(),
+                    task_id: task,
+                    component_tasks: component_tasks.clone(),
+                    config: config.clone(),
+                    resources_dir: spec.resources_dir.clone(),
+                })
+                .collect();
+            let stats = Arc::new(ExecutorStats::default());
+            let env = executor::ExecutorEnv {
+                component: c.id.clone(),
+                executor: *e,
+                router,
+                stats: stats.clone(),
+                stop: spec.stop.clone(),
+                go: go.clone(),
+                ready: ready_tx.clone(),
+                flush_interval: cfg.flush_interval,
+                contexts,
+                reporter: reporter.clone(),
+            };
+            let name = format!("gale-{}-{}", c.id, e.start);
+            let builder = std::thread::Builder::new().name(name);
+            let spawned = match factory {
+                Factory::Spout(f) => {
+                    let mut spouts: Vec<Box<dyn Spout>> = Vec::new();
+                    for _ in e.tasks() {
+                        match f(&def.args) {
+                            Ok(s) => spouts.push(s),
+                            Err(err) => {
+                                build_error = Some(RuntimeError::Build {
+                                    component: c.id.clone(),
+                                    class: def.class_name.clone(),
+                                    message: err.to_string(),
+                                });
+                                break 'build;
+                            }
+                        }
+                    }
+                    builder.spawn(move || executor::run_spout(env, spouts))
+                }
+                Factory::Bolt(f) => {
+                    let mut bolts: Vec<Box<dyn Bolt>> = Vec::new();
+                    for _ in e.tasks() {
+                        match f(&def.args) {
+                            Ok(b) => bolts.push(b),
+                            Err(err) => {
+                                build_error = Some(RuntimeError::Build {
+                                    component: c.id.clone(),
+                                    class: def.class_name.clone(),
+                                    message: err.to_string(),
+                                });
+                                break 'build;
+                            }
+                        }
+                    }
+                    let Some(rx) = receivers.remove(e) else {
+                        continue;
+                    };
+                    let cleanup = spec.cleanup;
+                    builder.spawn(move || executor::run_bolt(env, rx, bolts, cleanup))
+                }
+            };
+            match spawned {
+                Ok(j) => {
+                    expected += 1;
+                    handles.push(ExecutorHandle {
+                        component: c.id.clone(),
+                        kind: c.kind,
+                        executor: *e,
+                        stats,
+                        join: Some(j),
+                    });
+                }
+                Err(err) => {
+                    build_error = Some(RuntimeError::Spawn(err));
+                    break 'build;
+                }
+            }
+        }
+    }
+    // Only executors hold senders from here on, so the end of input propagates downstream.
+    drop(senders);
+    drop(receivers);
+    drop(ready_tx);
+
+    let mut worker = Worker {
+        executors: handles,
+        errors,
+        stop: spec.stop.clone(),
+        layout,
+        started: Instant::now(),
+        config: cfg,
+    };
+    if let Some(e) = build_error {
+        go.set(false);
+        worker.join();
+        return Err(e);
+    }
+    let mut failure = None;
+    for _ in 0..expected {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                failure.get_or_insert(message);
+            }
+            Err(_) => break,
+        }
+    }
+    if let Some(message) = failure {
+        go.set(false);
+        worker.join();
+        let (component, executor) = worker
+            .executors
+            .first()
+            .map(|h| (h.component.clone(), h.executor))
+            .unwrap_or_default();
+        // Name the executor whose open failed: its message starts with "task N:".
+        let who = worker.executors.iter().find(|h| {
+            message
+                .strip_prefix("task ")
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|t| h.executor.tasks().contains(&t))
+        });
+        let (component, executor) = who
+            .map(|h| (h.component.clone(), h.executor))
+            .unwrap_or((component, executor));
+        return Err(RuntimeError::Open {
+            component,
+            executor,
+            message,
+        });
+    }
+    worker.started = Instant::now();
+    go.set(true);
+    Ok(worker)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_router(
+    topo: &Topology,
+    component: &str,
+    first_task: u32,
+    component_tasks: &BTreeMap<String, Vec<u32>>,
+    task_exec: &[Option<usize>],
+    senders: &[(ExecutorId, Sender<Batch>)],
+    cfg: &RuntimeConfig,
+    reporter: Arc<dyn ErrorReporter + Send + Sync>,
+) -> Router {
+    let def = topo.component(component);
+    let mut streams = Vec::new();
+    for decl in def.map(|d| d.outputs.as_slice()).unwrap_or(&[]) {
+        let source = StreamSource::intern(component, &decl.name, &decl.fields);
+        let subscribers = topo
+            .subscribers(component, &decl.name)
+            .map(|s| {
+                let targets = component_tasks.get(&s.to).cloned().unwrap_or_default();
+                let key_idx = s
+                    .grouping
+                    .key_fields()
+                    .iter()
+                    .filter_map(|f| decl.fields.index_of(f))
+                    .collect();
+                Subscriber {
+                    load: vec![0; targets.len()],
+                    // In one process every task is local.
+                    local_targets: targets.clone(),
+                    shuffle: Shuffle::new(first_task as u64),
+                    grouping: match &s.grouping {
+                        Grouping::None => Grouping::Shuffle,
+                        g => g.clone(),
+                    },
+                    targets,
+                    key_idx,
+                }
+            })
+            .filter(|s| !s.targets.is_empty())
+            .collect();
+        streams.push(OutStream {
+            source,
+            direct: decl.direct,
+            subscribers,
+        });
+    }
+    // Put the default stream first: the emit fast path checks it first.
+    if let Some(i) = streams
+        .iter()
+        .position(|s| s.source.stream == topology_api::DEFAULT_STREAM)
+    {
+        streams.swap(0, i);
+    }
+    // Hold senders only to executors this component feeds: an executor's input ends when every
+    // sender to it is gone, and a stray sender would keep it waiting forever.
+    let mut out_of_exec: BTreeMap<usize, u32> = BTreeMap::new();
+    let mut outs: Vec<OutBuf> = Vec::new();
+    let mut task_dest = vec![u32::MAX; task_exec.len()];
+    for s in &streams {
+        for sub in &s.subscribers {
+            for &t in &sub.targets {
+                let Some(Some(ei)) = task_exec.get(t as usize) else {
+                    continue;
+                };
+                let idx = *out_of_exec.entry(*ei).or_insert_with(|| {
+                    outs.push(OutBuf {
+                        buf: Vec::with_capacity(cfg.batch_size),
+                        tx: senders[*ei].1.clone(),
+                        closed: false,
+                    });
+                    (outs.len() - 1) as u32
+                });
+                task_dest[t as usize] = idx;
+            }
+        }
+    }
+    Router {
+        component: component.to_owned(),
+        streams,
+        task_dest,
+        outs,
+        batch_size: cfg.batch_size,
+        current_task: first_task,
+        counters: Counters::default(),
+        immediate_acks: Vec::new(),
+        last_flush: Instant::now(),
+        reporter,
+        downstream_lost: false,
+    }
+}

@@ -1,0 +1,41 @@
+//! Per-executor counters, written by the executor thread and read by whoever reports progress.
+//!
+//! The executor counts in plain integers and publishes them with relaxed stores once per batch,
+//! so the hot path never touches a shared cache line per tuple.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct ExecutorStats {
+    pub emitted: AtomicU64,
+    pub executed: AtomicU64,
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// The executor thread's private copy; `publish` makes it visible.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub emitted: u64,
+    pub executed: u64,
+    pub acked: u64,
+    pub failed: u64,
+}
+
+impl ExecutorStats {
+    pub fn publish(&self, c: &Counters) {
+        self.emitted.store(c.emitted, Ordering::Relaxed);
+        self.executed.store(c.executed, Ordering::Relaxed);
+        self.acked.store(c.acked, Ordering::Relaxed);
+        self.failed.store(c.failed, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> Counters {
+        Counters {
+            emitted: self.emitted.load(Ordering::Relaxed),
+            executed: self.executed.load(Ordering::Relaxed),
+            acked: self.acked.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Gale's built-in components (DESIGN §8), registered under their Gale names and Storm's Java
+//! names, so Flux files written for Storm resolve.
+
+mod file_line_spout;
+mod random;
+mod sinks;
+mod words;
+
+pub use file_line_spout::FileLineSpout;
+pub use random::{RandomSentenceSpout, TestWordSpout};
+pub use sinks::{LogInfoBolt, TsvSinkBolt};
+pub use words::{SplitSentenceBolt, WordCountBolt};
+
+use crate::registry::Registry;
+
+/// Registers every built-in and its aliases.
+pub fn register(r: &mut Registry) {
+    r.register_spout("RandomSentenceSpout", |_| {
+        Ok(Box::new(RandomSentenceSpout::default()))
+    });
+    r.register_spout("FileLineSpout", |a| {
+        Ok(Box::new(FileLineSpout::from_args(a)?))
+    });
+    r.register_spout("TestWordSpout", |a| {
+        Ok(Box::new(TestWordSpout::from_args(a)?))
+    });
+    r.register_bolt("SplitSentenceBolt", |_| Ok(Box::new(SplitSentenceBolt)));
+    r.register_bolt("WordCountBolt", |_| Ok(Box::new(WordCountBolt::default())));
+    r.register_bolt("LogInfoBolt", |_| Ok(Box::new(LogInfoBolt::default())));
+    r.register_bolt("TsvSinkBolt", |a| Ok(Box::new(TsvSinkBolt::from_args(a)?)));
+
+    r.alias("org.apache.storm.testing.TestWordSpout", "TestWordSpout");
+    r.alias("org.apache.storm.testing.TestWordCounter", "WordCountBolt");
+    r.alias(
+        "org.apache.storm.flux.wrappers.bolts.LogInfoBolt",
+        "LogInfoBolt",
+    );
+    r.alias(
+        "org.apache.storm.starter.spout.RandomSentenceSpout",
+        "RandomSentenceSpout",
+    );
+}
+
+/// A small, fast, non-cryptographic generator (xorshift64*) for the random spouts; no dependency
+/// needed and each task gets its own stream.
+#[derive(Clone, Debug)]
+pub(crate) struct XorShift(u64);
+
+impl XorShift {
+    pub(crate) fn seeded(seed: u64) -> Self {
+        XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    }
+}

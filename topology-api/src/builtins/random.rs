@@ -1,0 +1,110 @@
+//! Endless random spouts for demos and tests.
+
+use super::XorShift;
+use crate::component::{
+    ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
+};
+use crate::value::{Fields, Value, Values};
+use std::time::{Duration, Instant};
+
+const SENTENCES: &[&str] = &[
+    "the cow jumped over the moon",
+    "an apple a day keeps the doctor away",
+    "four score and seven years ago",
+    "snow white and the seven dwarfs",
+    "i am at two with nature",
+];
+
+/// Endless random sentences from a fixed list, field `sentence`, as fast as they are taken.
+#[derive(Debug)]
+pub struct RandomSentenceSpout {
+    rng: XorShift,
+}
+
+impl Default for RandomSentenceSpout {
+    fn default() -> Self {
+        RandomSentenceSpout {
+            rng: XorShift::seeded(1),
+        }
+    }
+}
+
+impl Spout for RandomSentenceSpout {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(Fields::new(["sentence"]));
+    }
+
+    fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
+        self.rng = XorShift::seeded(ctx.task_id as u64 ^ seed_from_clock());
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) {
+        let s = SENTENCES[self.rng.below(SENTENCES.len())];
+        let mut v = Values::new();
+        v.push(Value::from(s));
+        out.emit(v);
+    }
+}
+
+const WORDS: &[&str] = &["nathan", "mike", "jackson", "golda", "bertels"];
+
+/// Storm's `TestWordSpout`: a random word (field `word`) every `intervalMillis` (default 100, as
+/// Storm's sleeps 100 ms); it never blocks the executor while waiting.
+#[derive(Debug)]
+pub struct TestWordSpout {
+    rng: XorShift,
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl TestWordSpout {
+    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+        let ms = match args.properties.get("intervalMillis") {
+            None => 100,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                ComponentError::Config(format!(
+                    "property \"intervalMillis\" must be a whole number of milliseconds, found {v}"
+                ))
+            })?,
+        };
+        Ok(TestWordSpout {
+            rng: XorShift::seeded(7),
+            interval: Duration::from_millis(ms),
+            last: None,
+        })
+    }
+}
+
+impl Spout for TestWordSpout {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(Fields::new(["word"]));
+    }
+
+    fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
+        self.rng = XorShift::seeded(ctx.task_id as u64 ^ seed_from_clock());
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < self.interval)
+        {
+            return;
+        }
+        self.last = Some(now);
+        let w = WORDS[self.rng.below(WORDS.len())];
+        let mut v = Values::new();
+        v.push(Value::from(w));
+        out.emit(v);
+    }
+}
+
+fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

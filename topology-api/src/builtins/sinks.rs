@@ -1,0 +1,134 @@
+//! Terminal bolts: logging and a TSV file of the latest value per key.
+
+use crate::component::{
+    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
+};
+use crate::tuple::Tuple;
+use crate::value::{SmolStr, Value};
+use rustc_hash::FxHashMap;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+/// Logs each tuple at INFO, as Storm's `LogInfoBolt`.
+#[derive(Debug, Default)]
+pub struct LogInfoBolt {
+    component: String,
+    task: u32,
+}
+
+impl Bolt for LogInfoBolt {
+    fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
+
+    fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
+        self.component = ctx.component_id.clone();
+        self.task = ctx.task_id;
+        Ok(())
+    }
+
+    fn execute(&mut self, input: &Tuple, _out: &mut BoltCollector<'_>) {
+        let values: Vec<String> = input.values().iter().map(ToString::to_string).collect();
+        tracing::info!(
+            component = %self.component,
+            task = self.task,
+            from = input.source_component(),
+            stream = input.source_stream(),
+            "Tuple [{}]",
+            values.join(", ")
+        );
+    }
+}
+
+/// Keeps the latest value per key (field 0; the value is field 1, or the whole rest of the tuple)
+/// and at cleanup writes `key<TAB>value` lines to `path`, sorted by value descending, then key.
+///
+/// The file is written to `path.tmp` and renamed, so a reader never sees half a file.
+#[derive(Debug)]
+pub struct TsvSinkBolt {
+    path: String,
+    resolved: PathBuf,
+    latest: FxHashMap<SmolStr, Value>,
+}
+
+impl TsvSinkBolt {
+    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+        let path = args.require_str("path")?;
+        if path.is_empty() {
+            return Err(ComponentError::Config("property \"path\" is empty".into()));
+        }
+        Ok(TsvSinkBolt {
+            resolved: PathBuf::from(&path),
+            path,
+            latest: FxHashMap::default(),
+        })
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        let mut rows: Vec<(&SmolStr, &Value)> = self.latest.iter().collect();
+        rows.sort_by(|a, b| compare_values(b.1, a.1).then_with(|| a.0.cmp(b.0)));
+        if let Some(dir) = self.resolved.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut tmp = self.resolved.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut w = BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
+        for (k, v) in rows {
+            writeln!(w, "{k}\t{v}")?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &self.resolved)
+    }
+}
+
+fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x.cmp(y),
+        (Value::Float(x), Value::Float(y)) => x.total_cmp(y),
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+impl Bolt for TsvSinkBolt {
+    fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
+
+    fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
+        self.resolved = ctx.resolve_path(&self.path);
+        Ok(())
+    }
+
+    fn execute(&mut self, input: &Tuple, _out: &mut BoltCollector<'_>) {
+        let values = input.values();
+        let Some(key) = values.first() else { return };
+        let value = match values.len() {
+            1 => Value::Null,
+            2 => values[1].clone(),
+            _ => Value::List(values[1..].iter().cloned().collect()),
+        };
+        match key {
+            Value::Str(k) => match self.latest.get_mut(k.as_str()) {
+                Some(slot) => *slot = value,
+                None => {
+                    // A new key is copied out of the tuple: a long key must not keep a large
+                    // shared buffer alive.
+                    self.latest.insert(SmolStr::new(k.as_str()), value);
+                }
+            },
+            other => {
+                self.latest.insert(SmolStr::new(other.to_string()), value);
+            }
+        }
+    }
+
+    fn cleanup(&mut self) {
+        match self.write() {
+            Ok(()) => {
+                tracing::info!(path = %self.resolved.display(), keys = self.latest.len(), "Wrote sink file")
+            }
+            Err(e) => {
+                tracing::error!(path = %self.resolved.display(), error = %e, "Cannot write sink file")
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The component model Storm users know: spouts and bolts, their collectors, the output declarer
+//! and the topology context.
+//!
+//! Components never see queues or sockets. They emit through a collector, which hands each emission
+//! to an [`OutputSink`] that the runtime implements (routing by grouping, batching, acking).
+
+use crate::tuple::{DEFAULT_STREAM, MessageId, Tuple};
+use crate::value::{Fields, Values};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// An error a component reports from `open`/`prepare` or from its constructor.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    /// The component's constructorArgs or properties are wrong; the message says which and why.
+    #[error("{0}")]
+    Config(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One stream a component declares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDecl {
+    pub name: String,
+    pub fields: Fields,
+    /// Direct streams only accept `emit_direct`, and only DIRECT groupings may subscribe to them.
+    pub direct: bool,
+}
+
+/// Collects the streams a component declares, as Storm's `OutputFieldsDeclarer`.
+#[derive(Debug, Default)]
+pub struct OutputDeclarer {
+    streams: Vec<StreamDecl>,
+}
+
+impl OutputDeclarer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares the `default` stream.
+    pub fn declare(&mut self, fields: Fields) {
+        self.declare_stream(DEFAULT_STREAM, fields);
+    }
+
+    pub fn declare_stream(&mut self, name: &str, fields: Fields) {
+        self.push(name, fields, false);
+    }
+
+    pub fn declare_direct_stream(&mut self, name: &str, fields: Fields) {
+        self.push(name, fields, true);
+    }
+
+    fn push(&mut self, name: &str, fields: Fields, direct: bool) {
+        self.streams.retain(|s| s.name != name);
+        self.streams.push(StreamDecl {
+            name: name.to_owned(),
+            fields,
+            direct,
+        });
+    }
+
+    pub fn into_streams(self) -> Vec<StreamDecl> {
+        self.streams
+    }
+}
+
+/// The arguments a component is built from: Flux's `constructorArgs` and `properties`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentArgs {
+    pub constructor_args: Vec<serde_json::Value>,
+    pub properties: BTreeMap<String, serde_json::Value>,
+}
+
+impl ComponentArgs {
+    /// A property as a string (numbers and booleans are turned into their text).
+    pub fn property_str(&self, name: &str) -> Option<String> {
+        match self.properties.get(name)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// A required string property, with an error that says which property is missing.
+    pub fn require_str(&self, name: &str) -> Result<String, ComponentError> {
+        self.property_str(name).ok_or_else(|| {
+            ComponentError::Config(format!(
+                "missing property \"{name}\" (add `properties: [{{name: \"{name}\", value: ...}}]`)"
+            ))
+        })
+    }
+}
+
+/// What a task knows about itself and the topology, as Storm's `TopologyContext`.
+#[derive(Clone, Debug)]
+pub struct TopologyContext {
+    pub topology_name: String,
+    pub component_id: String,
+    pub task_id: u32,
+    /// Task ids of every component, system ones (`__acker`) included.
+    pub component_tasks: Arc<BTreeMap<String, Vec<u32>>>,
+    /// The topology's config: every key of the YAML's `config`, unknown ones included.
+    pub config: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// Where shell components run and relative paths are resolved: `resources/` beside the YAML
+    /// if it exists, else the YAML's folder.
+    pub resources_dir: PathBuf,
+}
+
+impl TopologyContext {
+    /// Task ids of a component, in ascending order.
+    pub fn tasks_of(&self, component: &str) -> &[u32] {
+        self.component_tasks
+            .get(component)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Position of this task among its component's tasks (Storm's `getThisTaskIndex`).
+    pub fn task_index(&self) -> usize {
+        self.tasks_of(&self.component_id)
+            .iter()
+            .position(|t| *t == self.task_id)
+            .unwrap_or(0)
+    }
+
+    /// Resolves a path to write to: relative paths are relative to the current directory, as
+    /// for any command-line program (and for Storm's Java components).
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        PathBuf::from(p)
+    }
+
+    /// Resolves a path to read from: relative to the current directory when that file exists,
+    /// else relative to the resources folder, so a topology's bundled data is found from anywhere.
+    pub fn resolve_input_path(&self, p: &str) -> PathBuf {
+        let path = PathBuf::from(p);
+        if path.is_absolute() || path.exists() {
+            return path;
+        }
+        let bundled = self.resources_dir.join(&path);
+        if bundled.exists() { bundled } else { path }
+    }
+}
+
+/// One emission as a collector hands it to the runtime.
+#[derive(Debug)]
+pub struct Emission<'a> {
+    pub stream: &'a str,
+    pub values: Values,
+    pub anchors: &'a [&'a Tuple],
+    /// Spouts only: the id `ack`/`fail` will be called with.
+    pub message_id: Option<MessageId>,
+    /// For `emit_direct`: the one task to send to.
+    pub direct_task: Option<u32>,
+}
+
+/// The runtime's side of a collector: routes emissions and records acks and fails.
+pub trait OutputSink {
+    /// Routes one emission. When `task_ids` is given, the runtime fills it with the receiving
+    /// tasks (Storm's `emit` return value; multi-lang needs it).
+    fn emit(&mut self, emission: Emission<'_>, task_ids: Option<&mut Vec<u32>>);
+    fn ack(&mut self, input: &Tuple);
+    fn fail(&mut self, input: &Tuple);
+    /// Records an error against this component (shown in status and logs); the task keeps running.
+    fn report_error(&mut self, message: &str);
+}
+
+/// What a spout emits through, as Storm's `SpoutOutputCollector`.
+pub struct SpoutCollector<'a> {
+    sink: &'a mut dyn OutputSink,
+}
+
+impl<'a> SpoutCollector<'a> {
+    pub fn new(sink: &'a mut dyn OutputSink) -> Self {
+        Self { sink }
+    }
+
+    /// Emits an unreliable tuple on the default stream.
+    pub fn emit(&mut self, values: Values) {
+        self.emit_stream(DEFAULT_STREAM, values, None);
+    }
+
+    /// Emits a reliable tuple: `ack`/`fail` will be called with `id` exactly once.
+    pub fn emit_with_id(&mut self, values: Values, id: MessageId) {
+        self.emit_stream(DEFAULT_STREAM, values, Some(id));
+    }
+
+    pub fn emit_stream(&mut self, stream: &str, values: Values, id: Option<MessageId>) {
+        self.sink.emit(
+            Emission {
+                stream,
+                values,
+                anchors: &[],
+                message_id: id,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
+    pub fn emit_direct(&mut self, task: u32, stream: &str, values: Values, id: Option<MessageId>) {
+        self.sink.emit(
+            Emission {
+                stream,
+                values,
+                anchors: &[],
+                message_id: id,
+                direct_task: Some(task),
+            },
+            None,
+        );
+    }
+
+    /// Emits and returns the task ids the tuple was sent to.
+    pub fn emit_returning_tasks(
+        &mut self,
+        stream: &str,
+        values: Values,
+        id: Option<MessageId>,
+        direct_task: Option<u32>,
+    ) -> Vec<u32> {
+        let mut tasks = Vec::new();
+        self.sink.emit(
+            Emission {
+                stream,
+                values,
+                anchors: &[],
+                message_id: id,
+                direct_task,
+            },
+            Some(&mut tasks),
+        );
+        tasks
+    }
+
+    pub fn report_error(&mut self, message: &str) {
+        self.sink.report_error(message);
+    }
+}
+
+/// What a bolt emits through, as Storm's `OutputCollector`.
+pub struct BoltCollector<'a> {
+    sink: &'a mut dyn OutputSink,
+}
+
+impl<'a> BoltCollector<'a> {
+    pub fn new(sink: &'a mut dyn OutputSink) -> Self {
+        Self { sink }
+    }
+
+    /// Emits an unanchored tuple on the default stream.
+    pub fn emit(&mut self, values: Values) {
+        self.emit_stream(DEFAULT_STREAM, &[], values);
+    }
+
+    /// Emits a tuple anchored to `anchor`, so its failure replays the spout tuple behind `anchor`.
+    pub fn emit_anchored(&mut self, anchor: &Tuple, values: Values) {
+        self.emit_stream(DEFAULT_STREAM, &[anchor], values);
+    }
+
+    /// Emits on `stream`, anchored to every tuple in `anchors` (multi-anchoring).
+    pub fn emit_stream(&mut self, stream: &str, anchors: &[&Tuple], values: Values) {
+        self.sink.emit(
+            Emission {
+                stream,
+                values,
+                anchors,
+                message_id: None,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
+    pub fn emit_direct(&mut self, task: u32, stream: &str, anchors: &[&Tuple], values: Values) {
+        self.sink.emit(
+            Emission {
+                stream,
+                values,
+                anchors,
+                message_id: None,
+                direct_task: Some(task),
+            },
+            None,
+        );
+    }
+
+    /// Emits and returns the task ids the tuple was sent to.
+    pub fn emit_returning_tasks(
+        &mut self,
+        stream: &str,
+        anchors: &[&Tuple],
+        values: Values,
+        direct_task: Option<u32>,
+    ) -> Vec<u32> {
+        let mut tasks = Vec::new();
+        self.sink.emit(
+            Emission {
+                stream,
+                values,
+                anchors,
+                message_id: None,
+                direct_task,
+            },
+            Some(&mut tasks),
+        );
+        tasks
+    }
+
+    pub fn ack(&mut self, input: &Tuple) {
+        self.sink.ack(input);
+    }
+
+    pub fn fail(&mut self, input: &Tuple) {
+        self.sink.fail(input);
+    }
+
+    pub fn report_error(&mut self, message: &str) {
+        self.sink.report_error(message);
+    }
+}
+
+/// A source of tuples, with Storm's `ISpout` lifecycle.
+pub trait Spout: Send {
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+
+    /// Called once in the executor thread before the first `next_tuple`.
+    fn open(&mut self, _ctx: &TopologyContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Emits zero or more tuples. It must not block for long: the executor calls it in a loop and
+    /// backs off (spin, yield, sleep) while it emits nothing.
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>);
+
+    /// The tuple tree of `id` was fully processed.
+    fn ack(&mut self, _id: &MessageId) {}
+
+    /// The tuple tree of `id` failed or timed out; a reliable spout replays it.
+    fn fail(&mut self, _id: &MessageId) {}
+
+    fn activate(&mut self) {}
+    fn deactivate(&mut self) {}
+    fn close(&mut self) {}
+
+    /// Gale's addition for finite sources: true once the spout will emit nothing more (replays
+    /// included). Local mode ends when every spout is finished and every tuple is processed.
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+/// A processing step, with Storm's `IBolt` lifecycle.
+pub trait Bolt: Send {
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+
+    fn prepare(&mut self, _ctx: &TopologyContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>);
+
+    /// Called once when the topology ends in local mode (Storm calls it only in local mode too).
+    fn cleanup(&mut self) {}
+
+    /// When true (the default, like Storm's `BaseBasicBolt`), an input the bolt neither acked nor
+    /// failed is acked after `execute` returns. Bolts that ack later (batching, joins) return false.
+    fn auto_ack(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,29 @@
+//! The crate Gale users write components against.
+//!
+//! - [`Tuple`], [`Value`], [`Values`], [`Fields`]: the data that flows.
+//! - [`Spout`], [`Bolt`] and their collectors: Storm's component model.
+//! - [`grouping`]: stream groupings as pure routing functions.
+//! - [`Registry`]: `className` -> constructor, with Gale's [`builtins`].
+//! - [`spec`]: Flux YAML -> validated [`Topology`], every problem located.
+//! - [`layout`]: Storm's task ids and executor ranges.
+//!
+//! Architecture invariant: nothing here does network I/O or knows about ZooKeeper.
+
+pub mod builtins;
+pub mod component;
+pub mod grouping;
+pub mod layout;
+pub mod registry;
+pub mod spec;
+pub mod tuple;
+pub mod value;
+
+pub use component::{
+    Bolt, BoltCollector, ComponentArgs, ComponentError, Emission, OutputDeclarer, OutputSink,
+    Spout, SpoutCollector, StreamDecl, TopologyContext,
+};
+pub use grouping::Grouping;
+pub use registry::Registry;
+pub use spec::Topology;
+pub use tuple::{AckIds, DEFAULT_STREAM, MessageId, StreamSource, Tuple};
+pub use value::{Fields, SmolStr, Value, Values};

@@ -1,0 +1,906 @@
+//! One validation pass over the located YAML tree: every problem is collected, each with its line
+//! and column, and a [`Topology`] is returned only when there are none.
+
+use super::model::{ComponentDef, StreamDef, Topology, keys};
+use super::node::{Node, NodeValue, Pos, key_text};
+use crate::component::{ComponentArgs, OutputDeclarer};
+use crate::grouping::Grouping;
+use crate::registry::{Factory, Registry};
+use crate::tuple::DEFAULT_STREAM;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A problem at a position of the (substituted) YAML text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub pos: Pos,
+    pub message: String,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "config",
+    "spouts",
+    "bolts",
+    "streams",
+    "includes",
+    "components",
+];
+const TOP_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "components",
+        "Flux `components` (Java objects passed to constructors) are not supported by Gale; pass values in `constructorArgs` or `properties`",
+    ),
+    (
+        "includes",
+        "Flux `includes` are not supported by Gale yet; copy the included definitions into this file",
+    ),
+    (
+        "topologySource",
+        "Flux `topologySource` (a Java topology class) is not supported by Gale; declare `spouts`, `bolts` and `streams` in YAML",
+    ),
+];
+const COMPONENT_KEYS: &[&str] = &[
+    "id",
+    "className",
+    "parallelism",
+    "numTasks",
+    "constructorArgs",
+    "properties",
+];
+const COMPONENT_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "configMethods",
+        "Flux `configMethods` (Java method calls) are not supported by Gale; use `properties`",
+    ),
+    (
+        "factory",
+        "Flux `factory` (a Java factory method) is not supported by Gale; use `className`",
+    ),
+    (
+        "factoryArgs",
+        "Flux `factoryArgs` are not supported by Gale; use `constructorArgs`",
+    ),
+];
+const STREAM_KEYS: &[&str] = &["name", "id", "from", "to", "grouping"];
+const GROUPING_KEYS: &[&str] = &["type", "args", "streamId"];
+const GROUPING_UNSUPPORTED: &[(&str, &str)] = &[(
+    "customClass",
+    "custom groupings (`customClass`, a Java class) are not supported by Gale; use one of the built-in grouping types",
+)];
+
+/// Validates a parsed document against `registry`; on success also returns warnings.
+pub fn validate(
+    root: &Node,
+    registry: &Registry,
+) -> Result<(Topology, Vec<Problem>), Vec<Problem>> {
+    let mut c = Checker {
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        failed_ids: BTreeSet::new(),
+    };
+    let topo = c.topology(root, registry);
+    match topo {
+        Some(t) if c.problems.is_empty() => Ok((t, c.warnings)),
+        _ => {
+            let mut p = c.problems;
+            p.sort_by_key(|a| a.pos);
+            p.dedup();
+            Err(p)
+        }
+    }
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    /// Ids of components that failed their own checks: streams naming them are not reported again.
+    failed_ids: BTreeSet<String>,
+}
+
+struct ParsedComponent {
+    id: String,
+    id_pos: Pos,
+    class_name: String,
+    class_pos: Pos,
+    parallelism: u32,
+    num_tasks: u32,
+    args: ComponentArgs,
+}
+
+impl Checker {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) {
+        self.problems.push(Problem {
+            pos,
+            message: message.into(),
+        });
+    }
+
+    fn topology(&mut self, root: &Node, registry: &Registry) -> Option<Topology> {
+        let map = match &root.value {
+            NodeValue::Map(m) => m,
+            NodeValue::Null => {
+                self.err(
+                    root.pos,
+                    "the file has no topology in it: expected a mapping with `name`, `spouts`, `bolts` and `streams`",
+                );
+                return None;
+            }
+            other => {
+                self.err(
+                    root.pos,
+                    format!(
+                        "expected a mapping with `name`, `spouts`, `bolts` and `streams`, found {}",
+                        other.describe()
+                    ),
+                );
+                return None;
+            }
+        };
+        self.check_keys(map, TOP_KEYS, TOP_UNSUPPORTED, "the topology");
+
+        let name = self.name(root);
+        let config = root
+            .get("config")
+            .map(|n| self.config(n))
+            .unwrap_or_default();
+
+        let spouts = self.component_list(root.get("spouts"), "spouts");
+        let bolts = self.component_list(root.get("bolts"), "bolts");
+        if root.get("spouts").is_none() {
+            self.err(
+                root.pos,
+                "the topology has no `spouts`: it needs at least one spout",
+            );
+        }
+
+        // Ids: unique, not reserved.
+        let mut seen: BTreeMap<&str, Pos> = BTreeMap::new();
+        for c in spouts.iter().chain(bolts.iter()) {
+            if c.id.is_empty() {
+                self.err(c.id_pos, "a component id must not be empty");
+            } else if c.id.starts_with("__") {
+                self.err(
+                    c.id_pos,
+                    format!("component id \"{}\" starts with \"__\", which is reserved for system components", c.id),
+                );
+            }
+            if let Some(first) = seen.get(c.id.as_str()) {
+                let msg = format!(
+                    "duplicate component id \"{}\" (first defined at line {}, column {})",
+                    c.id, first.line, first.col
+                );
+                self.err(c.id_pos, msg);
+            } else {
+                seen.insert(&c.id, c.id_pos);
+            }
+        }
+
+        let spouts = self.build_components(spouts, registry, true);
+        let bolts = self.build_components(bolts, registry, false);
+        let streams = self.streams(root.get("streams"), &spouts, &bolts);
+
+        Some(Topology {
+            name: name?,
+            config,
+            spouts,
+            bolts,
+            streams,
+        })
+    }
+
+    fn check_keys(
+        &mut self,
+        map: &[(Node, Node)],
+        allowed: &[&str],
+        unsupported: &[(&str, &str)],
+        what: &str,
+    ) {
+        for (k, _) in map {
+            let key = key_text(k);
+            if allowed.contains(&key.as_str()) && !unsupported.iter().any(|(u, _)| *u == key) {
+                continue;
+            }
+            if let Some((_, why)) = unsupported.iter().find(|(u, _)| *u == key) {
+                self.err(k.pos, *why);
+                continue;
+            }
+            let hint = nearest(&key, allowed)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            self.err(
+                k.pos,
+                format!(
+                    "unknown key `{key}` in {what}{hint} (valid keys: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn name(&mut self, root: &Node) -> Option<String> {
+        let Some(n) = root.get("name") else {
+            self.err(
+                root.pos,
+                "the topology has no `name`: add `name: \"my-topology\"`",
+            );
+            return None;
+        };
+        let s = self.string(n, "`name`")?;
+        if s.trim().is_empty() {
+            self.err(n.pos, "`name` must not be empty");
+            return None;
+        }
+        if let Some(bad) = s.chars().find(|c| matches!(c, '/' | '.' | ':' | '\\')) {
+            self.err(
+                n.pos,
+                format!(
+                    "topology name \"{s}\" contains '{bad}'; names must not contain / . : or \\"
+                ),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn string(&mut self, n: &Node, what: &str) -> Option<String> {
+        match &n.value {
+            NodeValue::Str(s) => Some(s.clone()),
+            // Flux (SnakeYAML) turns scalars into strings where a string is expected.
+            NodeValue::Int(i) => Some(i.to_string()),
+            NodeValue::Float(f) => Some(f.to_string()),
+            NodeValue::Bool(b) => Some(b.to_string()),
+            other => {
+                self.err(
+                    n.pos,
+                    format!("{what}: expected a string, found {}", other.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, n: &Node, what: &str, min: i64) -> Option<i64> {
+        match &n.value {
+            NodeValue::Int(i) if *i >= min => Some(*i),
+            NodeValue::Int(i) => {
+                self.err(n.pos, format!("{what} must be at least {min}, found {i}"));
+                None
+            }
+            other => {
+                let kind = if min >= 1 {
+                    "a positive whole number"
+                } else {
+                    "a whole number"
+                };
+                self.err(
+                    n.pos,
+                    format!("{what}: expected {kind}, found {}", other.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, n: &Node) -> serde_json::Map<String, serde_json::Value> {
+        let NodeValue::Map(m) = &n.value else {
+            if n.value != NodeValue::Null {
+                self.err(
+                    n.pos,
+                    format!(
+                        "`config`: expected a mapping of Storm config keys, found {}",
+                        n.value.describe()
+                    ),
+                );
+            }
+            return Default::default();
+        };
+        let mut out = serde_json::Map::new();
+        for (k, v) in m {
+            let key = key_text(k);
+            if let Some((_, min)) = keys::INTEGER_KEYS.iter().find(|(name, _)| *name == key) {
+                if v.value == NodeValue::Null && key == keys::MAX_SPOUT_PENDING {
+                    continue;
+                }
+                if let Some(i) = self.int(v, &format!("`{key}`"), *min) {
+                    out.insert(key, i.into());
+                }
+                continue;
+            }
+            if key == keys::DEBUG && !matches!(v.value, NodeValue::Bool(_)) {
+                self.err(
+                    v.pos,
+                    format!(
+                        "`{key}`: expected true or false, found {}",
+                        v.value.describe()
+                    ),
+                );
+                continue;
+            }
+            out.insert(key, v.to_json());
+        }
+        out
+    }
+
+    fn component_list(&mut self, n: Option<&Node>, section: &str) -> Vec<ParsedComponent> {
+        let Some(n) = n else { return Vec::new() };
+        let items = match &n.value {
+            NodeValue::Seq(items) => items,
+            NodeValue::Null => return Vec::new(),
+            other => {
+                self.err(
+                    n.pos,
+                    format!(
+                        "`{section}`: expected a list of components, found {}",
+                        other.describe()
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        items
+            .iter()
+            .filter_map(|item| self.component(item, section))
+            .collect()
+    }
+
+    fn component(&mut self, n: &Node, section: &str) -> Option<ParsedComponent> {
+        let NodeValue::Map(m) = &n.value else {
+            self.err(
+                n.pos,
+                format!("each entry of `{section}` must be a mapping with `id` and `className`, found {}", n.value.describe()),
+            );
+            return None;
+        };
+        let what = format!("an entry of `{section}`");
+        self.check_keys(m, COMPONENT_KEYS, COMPONENT_UNSUPPORTED, &what);
+        let id = match n.get("id") {
+            Some(v) => self.string(v, "`id`").map(|s| (s, v.pos)),
+            None => {
+                self.err(n.pos, format!("{what} has no `id`"));
+                None
+            }
+        };
+        let class = match n.get("className") {
+            Some(v) => self.string(v, "`className`").map(|s| (s, v.pos)),
+            None => {
+                self.err(n.pos, format!("{what} has no `className`"));
+                None
+            }
+        };
+        let parallelism = match n.get("parallelism") {
+            Some(v) => self.int(v, "`parallelism`", 1),
+            None => Some(1),
+        };
+        let num_tasks = match n.get("numTasks") {
+            Some(v) => self.int(v, "`numTasks`", 1).map(Some),
+            None => Some(None),
+        };
+        let constructor_args = match n.get("constructorArgs") {
+            Some(v) => self.constructor_args(v),
+            None => Some(Vec::new()),
+        };
+        let properties = match n.get("properties") {
+            Some(v) => self.properties(v),
+            None => Some(BTreeMap::new()),
+        };
+        let (id, id_pos) = id?;
+        let Some((class_name, class_pos)) = class else {
+            self.failed_ids.insert(id);
+            return None;
+        };
+        let (Some(parallelism), Some(num_tasks), Some(constructor_args), Some(properties)) =
+            (parallelism, num_tasks, constructor_args, properties)
+        else {
+            self.failed_ids.insert(id);
+            return None;
+        };
+        let parallelism = u32::try_from(parallelism).unwrap_or(u32::MAX);
+        let num_tasks = match num_tasks {
+            Some(t) => {
+                let t = u32::try_from(t).unwrap_or(u32::MAX);
+                if t < parallelism {
+                    let pos = n.get("numTasks").map(|v| v.pos).unwrap_or(n.pos);
+                    self.err(
+                        pos,
+                        format!(
+                            "component \"{id}\": numTasks ({t}) is less than parallelism ({parallelism}); an executor needs at least one task (Storm would silently run only {t} executors)"
+                        ),
+                    );
+                    self.failed_ids.insert(id);
+                    return None;
+                }
+                t
+            }
+            None => parallelism,
+        };
+        if num_tasks > 100_000 {
+            self.err(
+                n.pos,
+                format!(
+                    "component \"{id}\": {num_tasks} tasks is more than Gale's limit of 100000"
+                ),
+            );
+            self.failed_ids.insert(id);
+            return None;
+        }
+        Some(ParsedComponent {
+            id,
+            id_pos,
+            class_name,
+            class_pos,
+            parallelism,
+            num_tasks,
+            args: ComponentArgs {
+                constructor_args,
+                properties,
+            },
+        })
+    }
+
+    fn constructor_args(&mut self, n: &Node) -> Option<Vec<serde_json::Value>> {
+        let NodeValue::Seq(items) = &n.value else {
+            self.err(
+                n.pos,
+                format!(
+                    "`constructorArgs`: expected a list, found {}",
+                    n.value.describe()
+                ),
+            );
+            return None;
+        };
+        let mut ok = true;
+        for it in items {
+            if it.get("ref").is_some() || it.get("reflist").is_some() {
+                self.err(it.pos, "`ref` arguments (references to Flux components) are not supported by Gale; pass the value itself");
+                ok = false;
+            }
+        }
+        ok.then(|| items.iter().map(Node::to_json).collect())
+    }
+
+    fn properties(&mut self, n: &Node) -> Option<BTreeMap<String, serde_json::Value>> {
+        let mut out = BTreeMap::new();
+        match &n.value {
+            // Flux's form: a list of {name, value}.
+            NodeValue::Seq(items) => {
+                for it in items {
+                    let NodeValue::Map(m) = &it.value else {
+                        self.err(
+                            it.pos,
+                            format!(
+                                "each property must be `{{name: ..., value: ...}}`, found {}",
+                                it.value.describe()
+                            ),
+                        );
+                        continue;
+                    };
+                    self.check_keys(m, &["name", "value", "ref"], &[("ref", "`ref` properties (references to Flux components) are not supported by Gale; give a `value`")], "a property");
+                    let Some(name) = it.get("name") else {
+                        self.err(it.pos, "a property has no `name`");
+                        continue;
+                    };
+                    let Some(name) = self.string(name, "property `name`") else {
+                        continue;
+                    };
+                    let value = it
+                        .get("value")
+                        .map(Node::to_json)
+                        .unwrap_or(serde_json::Value::Null);
+                    out.insert(name, value);
+                }
+            }
+            // Gale also accepts a plain mapping.
+            NodeValue::Map(m) => {
+                for (k, v) in m {
+                    out.insert(key_text(k), v.to_json());
+                }
+            }
+            NodeValue::Null => {}
+            other => {
+                self.err(
+                    n.pos,
+                    format!(
+                        "`properties`: expected a list of {{name, value}}, found {}",
+                        other.describe()
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    fn build_components(
+        &mut self,
+        parsed: Vec<ParsedComponent>,
+        registry: &Registry,
+        spouts: bool,
+    ) -> Vec<ComponentDef> {
+        let section = if spouts { "spouts" } else { "bolts" };
+        let mut out = Vec::new();
+        for p in parsed {
+            let Some((canonical, factory)) = registry.resolve(&p.class_name) else {
+                let known: Vec<&str> = registry.class_names().collect();
+                let hint = nearest(&p.class_name, &known)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                self.err(
+                    p.class_pos,
+                    format!(
+                        "component \"{}\": unknown className \"{}\"{hint} (known: {}; Storm's Java names of these are accepted too)",
+                        p.id,
+                        p.class_name,
+                        known.join(", ")
+                    ),
+                );
+                self.failed_ids.insert(p.id);
+                continue;
+            };
+            let mut declarer = OutputDeclarer::new();
+            let built = match (factory, spouts) {
+                (Factory::Spout(f), true) => {
+                    f(&p.args).map(|s| s.declare_output_fields(&mut declarer))
+                }
+                (Factory::Bolt(f), false) => {
+                    f(&p.args).map(|b| b.declare_output_fields(&mut declarer))
+                }
+                (f, _) => {
+                    self.err(
+                        p.class_pos,
+                        format!(
+                            "component \"{}\": \"{}\" is a {}, so it cannot be listed under `{section}`",
+                            p.id,
+                            p.class_name,
+                            f.kind()
+                        ),
+                    );
+                    self.failed_ids.insert(p.id);
+                    continue;
+                }
+            };
+            if let Err(e) = built {
+                self.err(
+                    p.id_pos,
+                    format!("component \"{}\" ({}): {e}", p.id, p.class_name),
+                );
+                self.failed_ids.insert(p.id);
+                continue;
+            }
+            out.push(ComponentDef {
+                id: p.id,
+                class_name: canonical.to_owned(),
+                is_spout: spouts,
+                parallelism: p.parallelism,
+                num_tasks: p.num_tasks,
+                args: p.args,
+                outputs: declarer.into_streams(),
+            });
+        }
+        out
+    }
+
+    fn streams(
+        &mut self,
+        n: Option<&Node>,
+        spouts: &[ComponentDef],
+        bolts: &[ComponentDef],
+    ) -> Vec<StreamDef> {
+        let Some(n) = n else { return Vec::new() };
+        let items = match &n.value {
+            NodeValue::Seq(items) => items,
+            NodeValue::Null => return Vec::new(),
+            other => {
+                self.err(
+                    n.pos,
+                    format!(
+                        "`streams`: expected a list of streams, found {}",
+                        other.describe()
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        let all: Vec<&ComponentDef> = spouts.iter().chain(bolts.iter()).collect();
+        let failed = self.failed_ids.clone();
+        let mut known: Vec<&str> = all
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(failed.iter().map(String::as_str))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let mut out: Vec<StreamDef> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for it in items {
+            let NodeValue::Map(m) = &it.value else {
+                self.err(
+                    it.pos,
+                    format!(
+                        "each stream must be a mapping with `from`, `to` and `grouping`, found {}",
+                        it.value.describe()
+                    ),
+                );
+                continue;
+            };
+            self.check_keys(m, STREAM_KEYS, &[], "a stream");
+            let name = it.get("name").and_then(|v| self.string(v, "stream `name`"));
+            let label = name
+                .clone()
+                .map(|n| format!("stream \"{n}\""))
+                .unwrap_or_else(|| "stream".into());
+            let from = self.endpoint(it, "from", &label, &all, &known);
+            let to = self.endpoint(it, "to", &label, &all, &known);
+            if let Some((to_c, pos)) = &to
+                && to_c.is_spout
+            {
+                self.err(
+                    *pos,
+                    format!(
+                        "{label}: cannot go into \"{}\": it is a spout, and spouts take no input",
+                        to_c.id
+                    ),
+                );
+            }
+            let Some(g) = it.get("grouping") else {
+                self.err(
+                    it.pos,
+                    format!("{label} has no `grouping` (e.g. `grouping: {{type: SHUFFLE}}`)"),
+                );
+                continue;
+            };
+            let Some((grouping, stream_id, gpos)) = self.grouping(g, &label) else {
+                continue;
+            };
+            let (Some((from_c, from_pos)), Some((to_c, _))) = (from, to) else {
+                continue;
+            };
+            // The stream must be declared by `from`, and fields must exist on it. Storm's Flux
+            // files chain terminal bolts (LogInfoBolt -> LogInfoBolt, in its diamond example):
+            // a subscription to the default stream of a component that declares no stream at all
+            // is kept, with a warning that it carries nothing.
+            if from_c.outputs.is_empty()
+                && stream_id == DEFAULT_STREAM
+                && grouping.key_fields().is_empty()
+            {
+                self.warnings.push(Problem {
+                    pos: from_pos,
+                    message: format!("{label}: \"{}\" declares no output stream, so \"{}\" will receive nothing from it", from_c.id, to_c.id),
+                });
+                if seen.insert((from_c.id.clone(), to_c.id.clone(), stream_id.clone())) {
+                    out.push(StreamDef {
+                        name,
+                        from: from_c.id.clone(),
+                        to: to_c.id.clone(),
+                        stream_id,
+                        grouping,
+                    });
+                }
+                continue;
+            }
+            let Some(decl) = from_c.output(&stream_id) else {
+                let declared: Vec<&str> = from_c.outputs.iter().map(|s| s.name.as_str()).collect();
+                let pos = g.get("streamId").map(|v| v.pos).unwrap_or(from_pos);
+                self.err(
+                    pos,
+                    format!(
+                        "{label}: \"{}\" declares no stream \"{stream_id}\" (declared: {})",
+                        from_c.id,
+                        if declared.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            declared.join(", ")
+                        }
+                    ),
+                );
+                continue;
+            };
+            for f in grouping.key_fields() {
+                if !decl.fields.contains(f) {
+                    let pos = g.get("args").map(|v| v.pos).unwrap_or(gpos);
+                    self.err(
+                        pos,
+                        format!(
+                            "{label}: {} grouping on field \"{f}\", but stream \"{stream_id}\" of \"{}\" declares fields [{}]",
+                            grouping.type_name(),
+                            from_c.id,
+                            decl.fields
+                        ),
+                    );
+                }
+            }
+            match (&grouping, decl.direct) {
+                (Grouping::Direct, false) => self.err(gpos, format!("{label}: DIRECT grouping needs a direct stream, and \"{}\" declares \"{stream_id}\" as a normal stream", from_c.id)),
+                (g2, true) if *g2 != Grouping::Direct => self.err(gpos, format!("{label}: \"{}\" declares \"{stream_id}\" as a direct stream; only a DIRECT grouping can subscribe to it", from_c.id)),
+                _ => {}
+            }
+            if !seen.insert((from_c.id.clone(), to_c.id.clone(), stream_id.clone())) {
+                self.err(it.pos, format!("{label}: \"{}\" already subscribes to stream \"{stream_id}\" of \"{}\"; a component subscribes to a stream once", to_c.id, from_c.id));
+                continue;
+            }
+            out.push(StreamDef {
+                name,
+                from: from_c.id.clone(),
+                to: to_c.id.clone(),
+                stream_id,
+                grouping,
+            });
+        }
+        out
+    }
+
+    fn endpoint<'a>(
+        &mut self,
+        it: &Node,
+        key: &str,
+        label: &str,
+        all: &[&'a ComponentDef],
+        known: &[&str],
+    ) -> Option<(&'a ComponentDef, Pos)> {
+        let Some(v) = it.get(key) else {
+            self.err(it.pos, format!("{label} has no `{key}`"));
+            return None;
+        };
+        let id = self.string(v, &format!("`{key}`"))?;
+        match all.iter().find(|c| c.id == id) {
+            Some(c) => Some((c, v.pos)),
+            None if self.failed_ids.contains(&id) => None,
+            None => {
+                // A component that failed its own checks is not reported twice.
+                let hint = nearest(&id, known)
+                    .map(|n| format!("; did you mean \"{n}\"?"))
+                    .unwrap_or_default();
+                self.err(
+                    v.pos,
+                    format!(
+                        "{label}: unknown component \"{id}\" in `{key}`{hint} (known: {})",
+                        known.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn grouping(&mut self, g: &Node, label: &str) -> Option<(Grouping, String, Pos)> {
+        let NodeValue::Map(m) = &g.value else {
+            self.err(
+                g.pos,
+                format!(
+                    "{label}: `grouping` must be a mapping like `{{type: SHUFFLE}}`, found {}",
+                    g.value.describe()
+                ),
+            );
+            return None;
+        };
+        self.check_keys(m, GROUPING_KEYS, GROUPING_UNSUPPORTED, "a grouping");
+        let stream_id = match g.get("streamId") {
+            Some(v) => self.string(v, "`streamId`")?,
+            None => DEFAULT_STREAM.to_owned(),
+        };
+        let Some(t) = g.get("type") else {
+            self.err(
+                g.pos,
+                format!(
+                    "{label}: the grouping has no `type` (one of {})",
+                    Grouping::TYPE_NAMES.join(", ")
+                ),
+            );
+            return None;
+        };
+        let ty = self.string(t, "grouping `type`")?;
+        let args = match g.get("args") {
+            Some(a) => match &a.value {
+                NodeValue::Seq(items) => {
+                    let mut v = Vec::new();
+                    for i in items {
+                        v.push(self.string(i, "grouping `args`")?);
+                    }
+                    Some((v, a.pos))
+                }
+                NodeValue::Null => None,
+                other => {
+                    self.err(
+                        a.pos,
+                        format!(
+                            "grouping `args`: expected a list of field names, found {}",
+                            other.describe()
+                        ),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let needs_fields = |c: &mut Self, name: &str| -> Option<Vec<String>> {
+            match &args {
+                Some((a, _)) if !a.is_empty() => Some(a.clone()),
+                _ => {
+                    c.err(t.pos, format!("{label}: {name} grouping needs `args` with the field names to group on, e.g. `args: [\"word\"]`"));
+                    None
+                }
+            }
+        };
+        let grouping = match ty.to_ascii_uppercase().as_str() {
+            "SHUFFLE" => Grouping::Shuffle,
+            "FIELDS" => Grouping::Fields(needs_fields(self, "FIELDS")?),
+            "PARTIAL_KEY" => Grouping::PartialKey(needs_fields(self, "PARTIAL_KEY")?),
+            "ALL" => Grouping::All,
+            "GLOBAL" => Grouping::Global,
+            "NONE" => Grouping::None,
+            "DIRECT" => Grouping::Direct,
+            "LOCAL_OR_SHUFFLE" => Grouping::LocalOrShuffle,
+            "CUSTOM" => {
+                self.err(t.pos, format!("{label}: CUSTOM groupings (Java classes) are not supported by Gale (valid: {})", Grouping::TYPE_NAMES.join(", ")));
+                return None;
+            }
+            _ => {
+                let hint = nearest(&ty.to_ascii_uppercase(), Grouping::TYPE_NAMES)
+                    .map(|n| format!("; did you mean {n}?"))
+                    .unwrap_or_default();
+                self.err(
+                    t.pos,
+                    format!(
+                        "{label}: unknown grouping type \"{ty}\"{hint} (valid: {})",
+                        Grouping::TYPE_NAMES.join(", ")
+                    ),
+                );
+                return None;
+            }
+        };
+        if let Some((a, pos)) = &args
+            && grouping.key_fields().is_empty()
+            && !a.is_empty()
+        {
+            self.err(
+                *pos,
+                format!("{label}: {} grouping takes no `args`", grouping.type_name()),
+            );
+        }
+        Some((grouping, stream_id, t.pos))
+    }
+}
+
+/// The candidate closest to `word` (edit distance at most a third of its length, or same letters
+/// ignoring case), for "did you mean" hints.
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lw = word.to_lowercase();
+    if let Some(c) = candidates.iter().find(|c| c.to_lowercase() == lw) {
+        return Some(c);
+    }
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&lw, &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_table() {
+        let keys = ["parallelism", "numTasks", "className", "id"];
+        assert_eq!(nearest("paralelism", &keys), Some("parallelism"));
+        assert_eq!(nearest("classname", &keys), Some("className"));
+        assert_eq!(nearest("numtask", &keys), Some("numTasks"));
+        assert_eq!(nearest("zzzzzz", &keys), None);
+    }
+}

@@ -1,0 +1,285 @@
+//! Tuple values: the small, cheap-to-clone dynamic values that flow between components.
+//!
+//! Design for the hot path: a word is a [`SmolStr`], stored inline up to 23 bytes (no allocation,
+//! no reference count) and behind an `Arc` beyond that, so cloning a value never allocates and
+//! never copies a long string. [`Values`] keeps up to two values inline, which covers the typical
+//! `word` and `word, count` tuples without a heap allocation per tuple.
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+pub use smol_str::SmolStr;
+use std::fmt;
+use std::sync::Arc;
+
+/// One value of a tuple.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(SmolStr),
+    Bytes(Arc<[u8]>),
+    List(Arc<[Value]>),
+}
+
+impl Value {
+    /// The string inside, if this is a `Str`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The integer inside, if this is an `Int`.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// Feeds this value into a [`StableHasher`]. Every variant writes a type tag first, so `"1"` and
+    /// `1` hash differently; the encoding is fixed and independent of the platform, so every
+    /// process of a cluster computes the same hash for the same value.
+    pub fn stable_hash(&self, h: &mut StableHasher) {
+        match self {
+            Value::Null => h.write_u64(0),
+            Value::Bool(b) => h.write_u64(1 + *b as u64),
+            Value::Int(i) => {
+                h.write_u64(3);
+                h.write_u64(*i as u64)
+            }
+            Value::Float(f) => {
+                h.write_u64(4);
+                h.write_u64(f.to_bits())
+            }
+            Value::Str(s) => {
+                h.write_u64(5);
+                h.write_bytes(s.as_bytes())
+            }
+            Value::Bytes(b) => {
+                h.write_u64(6);
+                h.write_bytes(b)
+            }
+            Value::List(l) => {
+                h.write_u64(7);
+                h.write_u64(l.len() as u64);
+                for v in l.iter() {
+                    v.stable_hash(h);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => f.write_str(s),
+            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::List(l) => {
+                f.write_str("[")?;
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(SmolStr::new(s))
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(SmolStr::from(s))
+    }
+}
+impl From<SmolStr> for Value {
+    fn from(s: SmolStr) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<u64> for Value {
+    fn from(i: u64) -> Self {
+        Value::Int(i as i64)
+    }
+}
+impl From<i32> for Value {
+    fn from(i: i32) -> Self {
+        Value::Int(i as i64)
+    }
+}
+impl From<f64> for Value {
+    fn from(x: f64) -> Self {
+        Value::Float(x)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+/// The values of one tuple; two are kept inline.
+pub type Values = SmallVec<[Value; 2]>;
+
+/// Builds [`Values`] like Storm's `new Values(a, b)`: `values!["word", 3]`.
+#[macro_export]
+macro_rules! values {
+    ($($v:expr),* $(,)?) => {{
+        let mut v = $crate::Values::new();
+        $( v.push($crate::Value::from($v)); )*
+        v
+    }};
+}
+
+/// A fixed, platform-independent 64-bit hash used by FIELDS and PARTIAL_KEY groupings.
+///
+/// It must never change between releases: two workers of different builds route the same key to the
+/// same task only if they hash alike. It consumes 8 bytes per step (FxHash's multiply-rotate mix)
+/// and finishes with a murmur3 avalanche so the low bits used by `% tasks` are well mixed.
+#[derive(Clone, Debug, Default)]
+pub struct StableHasher {
+    h: u64,
+}
+
+const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl StableHasher {
+    pub fn new() -> Self {
+        Self { h: 0 }
+    }
+
+    #[inline]
+    pub fn write_u64(&mut self, x: u64) {
+        self.h = (self.h.rotate_left(5) ^ x).wrapping_mul(K);
+    }
+
+    #[inline]
+    pub fn write_bytes(&mut self, b: &[u8]) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(a));
+        }
+        let rest = chunks.remainder();
+        let mut a = [0u8; 8];
+        a[..rest.len()].copy_from_slice(rest);
+        // The length goes in with the tail so "a" and "a\0" differ.
+        self.write_u64(u64::from_le_bytes(a) ^ ((b.len() as u64) << 56));
+    }
+
+    #[inline]
+    pub fn finish(&self) -> u64 {
+        let mut x = self.h;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        x
+    }
+}
+
+/// Ordered field names of a stream, like Storm's `Fields`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Fields(Vec<String>);
+
+impl Fields {
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Fields(names.into_iter().map(Into::into).collect())
+    }
+
+    /// Position of a field, as Storm's `fieldIndex`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|f| f == name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index_of(name).is_some()
+    }
+}
+
+impl fmt::Display for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_are_inline_and_clone_without_allocating() {
+        let v = Value::from("hello");
+        let Value::Str(s) = &v else {
+            panic!("not a string")
+        };
+        assert!(!s.is_heap_allocated());
+        assert_eq!(v.clone(), v);
+    }
+
+    #[test]
+    fn stable_hash_is_fixed() {
+        // Golden values: changing them breaks routing between workers of different versions.
+        let h = |v: Value| {
+            let mut s = StableHasher::new();
+            v.stable_hash(&mut s);
+            s.finish()
+        };
+        assert_eq!(h(Value::from("word")), h(Value::from("word")));
+        assert_ne!(h(Value::from("1")), h(Value::Int(1)));
+        assert_ne!(h(Value::from("a")), h(Value::from("a\0")));
+        assert_eq!(
+            h(Value::from("word")),
+            0x331b_11c8_bac0_db81_u64,
+            "got {:#x}",
+            h(Value::from("word"))
+        );
+    }
+
+    #[test]
+    fn values_macro_builds_inline() {
+        let v = values!["a", 2];
+        assert_eq!(v.len(), 2);
+        assert!(!v.spilled());
+        assert_eq!(v[1], Value::Int(2));
+    }
+}
