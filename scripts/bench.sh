@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Gale's benchmark (DESIGN §11): word count in local mode against the peers in ../shared/peers/,
+# on the same generated text, in the same run. Prints one line per measurement:
+#   bench: NAME words=N wall_s=S words_per_s=R rss_mb=M runs=3 (median of runs)
+# and Gale's ratio to each peer.
+#
+#   scripts/bench.sh [--size-mb N] [--runs N] [--flink]
+#
+# The peers are built into $PEERS_DIR (default /tmp/gale-peers) by ../shared/peers/setup.sh.
+# Flink (~850 MB download) runs only with --flink.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SIZE_MB=100
+RUNS=3
+FLINK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size-mb) SIZE_MB=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --flink) FLINK=1; shift ;;
+    *) echo "unknown option $1 (--size-mb N, --runs N, --flink)" >&2; exit 1 ;;
+  esac
+done
+PEERS_SRC=$(cd "$ROOT/../shared/peers" 2>/dev/null && pwd || true)
+OUT=${GALE_BENCH_DIR:-/tmp/gale-bench}
+mkdir -p "$OUT"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+if [ ! -x /usr/bin/time ]; then
+  log "installing GNU time (peak RSS)"
+  sudo_="" ; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq time >/dev/null
+fi
+
+log "building gale (release)"
+cargo build --release --quiet -p gale-cli
+GALE="$ROOT/target/release/gale"
+
+INPUT="$OUT/text-${SIZE_MB}mb.txt"
+if [ ! -s "$INPUT" ]; then
+  log "generating ${SIZE_MB} MB of text"
+  python3 scripts/gen-text.py "$SIZE_MB" "$INPUT"
+fi
+WORDS=$(wc -w < "$INPUT")
+log "input: $INPUT, $WORDS words"
+
+PEERS=()
+if [ -n "$PEERS_SRC" ] && [ -x "$PEERS_SRC/run.sh" ]; then
+  log "building peers (rust) in ${PEERS_DIR:-/tmp/gale-peers}"
+  "$PEERS_SRC/setup.sh" rust >&2
+  PEERS=(limit-1t timely-2w)
+  if [ "$FLINK" = 1 ]; then
+    "$PEERS_SRC/setup.sh" flink >&2
+    PEERS+=(flink-p2)
+  fi
+else
+  log "../shared/peers not found: measuring Gale alone"
+fi
+
+# gale_run NAME [extra --set args...]: one run; prints "wall_s rss_mb"
+gale_run() {
+  local out="$OUT/counts.tsv"
+  rm -f "$out"
+  local s e
+  s=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$OUT/rss" "$GALE" local topologies/word-count.yaml \
+    --set input="$INPUT" --set output="$out" "$@" >"$OUT/gale.log" 2>&1 \
+    || { tail -20 "$OUT/gale.log" >&2; exit 1; }
+  e=$(date +%s.%N)
+  # Every word must have been counted.
+  local total
+  total=$(awk -F'\t' '{s+=$2} END {print s+0}' "$out")
+  if [ "$total" != "$WORDS" ]; then
+    echo "gale counted $total words, wc -w says $WORDS" >&2
+    exit 1
+  fi
+  python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.4f} {int(sys.argv[3])/1024:.1f}')" "$s" "$e" "$(tail -1 "$OUT/rss")"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A WALLS RSS
+for i in $(seq 1 "$RUNS"); do
+  log "run $i/$RUNS"
+  read -r w r < <(gale_run)
+  WALLS[gale-local]+="$w "; RSS[gale-local]+="$r "
+  for p in "${PEERS[@]}"; do
+    line=$("$PEERS_SRC/run.sh" "$p" "$INPUT")
+    w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
+    r=$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
+    WALLS[$p]+="$w "; RSS[$p]+="$r "
+  done
+done
+
+declare -A WPS
+for name in gale-local "${PEERS[@]}"; do
+  w=$(tr ' ' '\n' <<<"${WALLS[$name]}" | grep . | median)
+  r=$(tr ' ' '\n' <<<"${RSS[$name]}" | grep . | median)
+  wps=$(python3 -c "print(round($WORDS / $w))")
+  WPS[$name]=$wps
+  label=$name; [ "$name" = gale-local ] || label="peer-$name"
+  echo "bench: $label words=$WORDS wall_s=$w words_per_s=$wps rss_mb=$r runs=$RUNS"
+done
+for p in "${PEERS[@]}"; do
+  python3 -c "print(f'bench: ratio gale-local/{\"$p\"} ratio={${WPS[gale-local]} / ${WPS[$p]}:.3f}')"
+done
