@@ -5,6 +5,11 @@
 
 mod commands;
 
+// mimalloc: lines are allocated by the spout thread and freed by bolt threads, and batches move
+// between threads; glibc malloc serialises such cross-thread frees (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use std::process::ExitCode;
 

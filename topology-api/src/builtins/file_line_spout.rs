@@ -5,7 +5,7 @@ use crate::component::{
 };
 use crate::spec::keys;
 use crate::tuple::MessageId;
-use crate::value::{Fields, SmolStr, Value, Values};
+use crate::value::{Fields, SmolStr, Value, Values, small_str};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -142,7 +142,7 @@ impl Spout for FileLineSpout {
                 bytes = b;
             }
             let line = match std::str::from_utf8(bytes) {
-                Ok(s) => SmolStr::new(s),
+                Ok(s) => small_str(s),
                 Err(_) => SmolStr::new(String::from_utf8_lossy(bytes)),
             };
             self.emit_line(out, no, line);

@@ -2,7 +2,7 @@
 
 use crate::component::{Bolt, BoltCollector, OutputDeclarer};
 use crate::tuple::Tuple;
-use crate::value::{Fields, SmolStr, Value, Values};
+use crate::value::{Fields, SmolStr, Value, Values, small_str};
 use rustc_hash::FxHashMap;
 
 /// Splits field 0 on whitespace (Unicode's definition, as `str::split_whitespace`) and emits each
@@ -26,7 +26,7 @@ impl Bolt for SplitSentenceBolt {
         };
         let mut emit = |w: &str| {
             let mut v = Values::new();
-            v.push(Value::Str(SmolStr::new(w)));
+            v.push(Value::Str(small_str(w)));
             out.emit_anchored(input, v);
         };
         if s.is_ascii() {
