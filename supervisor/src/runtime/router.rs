@@ -111,6 +111,50 @@ impl Router {
         self.last_flush = Instant::now();
     }
 
+    /// The common case, kept apart so the tuple is built once, straight into the batch: one
+    /// subscriber, one receiving task, nobody asking which task it was.
+    #[inline]
+    fn route_single(&mut self, si: usize, values: Values) -> Result<(), Values> {
+        let Router {
+            streams,
+            task_dest,
+            outs,
+            batch_size,
+            current_task,
+            downstream_lost,
+            ..
+        } = self;
+        let stream = &mut streams[si];
+        let [sub] = stream.subscribers.as_mut_slice() else {
+            return Err(values);
+        };
+        let task = match &sub.grouping {
+            Grouping::Shuffle | Grouping::None => sub.shuffle.next(&sub.targets),
+            Grouping::LocalOrShuffle => sub.shuffle.next(&sub.local_targets),
+            Grouping::Fields(_) => grouping::fields_target(&values, &sub.key_idx, &sub.targets),
+            Grouping::PartialKey(_) => {
+                grouping::partial_key_target(&values, &sub.key_idx, &sub.targets, &mut sub.load)
+            }
+            // Targets are sorted: the lowest task is the first.
+            Grouping::Global => sub.targets[0],
+            Grouping::All | Grouping::Direct => return Err(values),
+        };
+        let Some(&d) = task_dest.get(task as usize) else {
+            return Ok(());
+        };
+        let Some(ob) = outs.get_mut(d as usize) else {
+            return Ok(());
+        };
+        ob.buf.push(Delivery {
+            task,
+            tuple: Tuple::new(stream.source, *current_task, values),
+        });
+        if ob.buf.len() >= *batch_size {
+            Self::send(ob, *batch_size, downstream_lost);
+        }
+        Ok(())
+    }
+
     fn route(
         &mut self,
         si: usize,
@@ -118,6 +162,14 @@ impl Router {
         direct_task: Option<u32>,
         mut task_ids: Option<&mut Vec<u32>>,
     ) {
+        let values = if direct_task.is_none() && task_ids.is_none() {
+            match self.route_single(si, values) {
+                Ok(()) => return,
+                Err(v) => v,
+            }
+        } else {
+            values
+        };
         let Router {
             streams,
             task_dest,
