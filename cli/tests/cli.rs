@@ -339,3 +339,15 @@ fn bad_arguments_are_user_errors() {
     let o = run(&["plan", "topologies/word-count.yaml", "--supervisors", "0"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn storms_flux_examples_with_builtins_run_locally() {
+    let dir = root().join("../shared/reference/flux-examples");
+    assert!(dir.exists(), "Storm's Flux examples are expected at {}", dir.display());
+    for f in ["simple_wordcount.yaml", "test-diamond-topology.yaml"] {
+        let p = dir.join(f);
+        let o = run(&["local", p.to_str().expect("path"), "--duration", "0.5"]);
+        assert!(o.status.success(), "{f}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("duration"), "{f}");
+    }
+}
