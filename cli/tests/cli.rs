@@ -343,7 +343,11 @@ fn bad_arguments_are_user_errors() {
 #[test]
 fn storms_flux_examples_with_builtins_run_locally() {
     let dir = root().join("../shared/reference/flux-examples");
-    assert!(dir.exists(), "Storm's Flux examples are expected at {}", dir.display());
+    assert!(
+        dir.exists(),
+        "Storm's Flux examples are expected at {}",
+        dir.display()
+    );
     for f in ["simple_wordcount.yaml", "test-diamond-topology.yaml"] {
         let p = dir.join(f);
         let o = run(&["local", p.to_str().expect("path"), "--duration", "0.5"]);
