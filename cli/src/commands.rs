@@ -42,6 +42,39 @@ pub enum Command {
         after_help = "Examples:\n  gale plan topologies/word-count.yaml --supervisors 2\n  gale plan topologies/word-count.yaml --supervisors 3 --slots-per-supervisor 2 --format json"
     )]
     Plan(PlanArgs),
+    /// Run Nimbus: the API, leader election and the assignment loop.
+    #[command(
+        after_help = "Example:\n  gale nimbus --zookeeper 127.0.0.1:2181 --listen 127.0.0.1:6627"
+    )]
+    Nimbus(crate::cluster::NimbusDaemonArgs),
+    /// Run a Supervisor with worker slots.
+    #[command(
+        after_help = "Example:\n  gale supervisor --zookeeper 127.0.0.1:2181 --id sup-a --ports 6700,6701"
+    )]
+    Supervisor(crate::cluster::SupervisorDaemonArgs),
+    /// Validate a topology locally and submit it to Nimbus; prints the topology id.
+    #[command(
+        after_help = "Example:\n  gale submit topologies/word-count.yaml --set input=/data/book.txt --set output=/data/counts.tsv"
+    )]
+    Submit(crate::cluster::SubmitArgs),
+    /// List running topologies.
+    #[command(after_help = "Example:\n  gale list --nimbus 127.0.0.1:6627")]
+    List(crate::cluster::ListArgs),
+    /// Supervisors, topologies, per-component stats and every executor's placement.
+    #[command(after_help = "Examples:\n  gale status\n  gale status word-count --format json")]
+    Status(crate::cluster::StatusArgs),
+    /// Deactivate, wait, then remove a topology (Storm's kill).
+    #[command(after_help = "Example:\n  gale kill word-count -w 5")]
+    Kill(crate::cluster::KillArgs),
+    /// Resume a deactivated topology's spouts.
+    #[command(after_help = "Example:\n  gale activate word-count")]
+    Activate(crate::cluster::NameArgs),
+    /// Pause a topology's spouts.
+    #[command(after_help = "Example:\n  gale deactivate word-count")]
+    Deactivate(crate::cluster::NameArgs),
+    /// Re-spread a topology over the cluster, optionally with new worker and executor counts.
+    #[command(after_help = "Example:\n  gale rebalance word-count -w 2 -n 3 -e split=4")]
+    Rebalance(crate::cluster::RebalanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,7 +132,7 @@ pub struct UserError(pub String);
 
 /// Maps an error to DESIGN §2's exit codes.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<Unreachable>().is_some() {
+    if e.downcast_ref::<Unreachable>().is_some() || crate::cluster::nimbus_error_is_unreachable(e) {
         2
     } else {
         1
@@ -116,10 +149,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(a) => validate(&a),
         Command::Plan(a) => plan(&a),
         Command::Local(a) => local(&a),
+        Command::Nimbus(a) => crate::cluster::nimbus_daemon(&a),
+        Command::Supervisor(a) => crate::cluster::supervisor_daemon(&a),
+        Command::Submit(a) => crate::cluster::submit(&a),
+        Command::List(a) => crate::cluster::list(&a),
+        Command::Status(a) => crate::cluster::status(&a),
+        Command::Kill(a) => crate::cluster::kill(&a),
+        Command::Activate(a) => crate::cluster::set_active(&a, true),
+        Command::Deactivate(a) => crate::cluster::set_active(&a, false),
+        Command::Rebalance(a) => crate::cluster::rebalance(&a),
     }
 }
 
-fn substitutions(a: &SpecArgs) -> Result<Substitutions> {
+pub(crate) fn substitutions(a: &SpecArgs) -> Result<Substitutions> {
     let mut subs = Substitutions {
         env_filter: a.env_filter,
         ..Default::default()
@@ -139,7 +181,7 @@ fn substitutions(a: &SpecArgs) -> Result<Substitutions> {
     Ok(subs)
 }
 
-fn load(a: &SpecArgs, registry: &Registry) -> Result<Loaded> {
+pub(crate) fn load(a: &SpecArgs, registry: &Registry) -> Result<Loaded> {
     let subs = substitutions(a)?;
     match spec::load_file(&a.file, registry, &subs) {
         Ok(l) => {

@@ -3,6 +3,7 @@
 //! Thin over the libraries: parsing arguments, printing, exit codes. Exit codes (DESIGN §2): 0 on
 //! success, 1 for a user error (bad YAML, a component failing), 2 when a daemon cannot be reached.
 
+mod cluster;
 mod commands;
 
 // mimalloc: lines are allocated by the spout thread and freed by bolt threads, and batches move

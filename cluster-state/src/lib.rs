@@ -1,4 +1,23 @@
-//! Cluster state: the raw coordination store (ZooKeeper and in-memory) and the typed records on top.
+//! Cluster state: the raw coordination store (ZooKeeper and in-memory) and the typed records on
+//! top.
 //!
-//! Empty until cluster mode lands (issue 4). Architecture invariant: this is the only crate that
-//! will know znode paths (DESIGN §6).
+//! Architecture invariant: this is the only crate that knows znode paths ([`state::paths`]) and
+//! how records are encoded (rmp-serde with named fields, [`records`]).
+
+pub mod records;
+pub mod state;
+pub mod store;
+mod zk;
+
+pub use records::*;
+pub use state::{ClusterState, StateError, paths};
+pub use store::{MemStore, NodeKind, Store, StoreError};
+pub use zk::ZkStore;
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -4,6 +4,7 @@
 //! `gale status`; the submission API and the assignment loop that writes to ZooKeeper come with
 //! cluster mode (issue 4).
 
+pub mod daemon;
 pub mod scheduler;
 pub mod view;
 

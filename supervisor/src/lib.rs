@@ -4,7 +4,9 @@
 //! Registration with ZooKeeper, slot management and TCP transport come with cluster mode (issue 4)
 //! and reuse this runtime unchanged.
 
+pub mod daemon;
 pub mod local;
 pub mod runtime;
+pub mod transport;
 
 pub use local::{LocalOptions, Progress, ProgressFn, RunSummary, run_local};

@@ -89,6 +89,8 @@ pub fn run_local(
         resources_dir: opts.resources_dir.clone(),
         cleanup: true,
         stop: opts.stop.clone(),
+        placement: None,
+        active: Arc::new(AtomicBool::new(true)),
     })?;
     let started = worker.started;
     let mut ended = "drained";

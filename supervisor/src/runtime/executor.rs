@@ -18,6 +18,8 @@ pub(crate) struct ExecutorEnv {
     pub stats: Arc<ExecutorStats>,
     /// Spouts stop emitting when set (Ctrl-C, --duration, a failed executor, kill).
     pub stop: Arc<AtomicBool>,
+    /// Spouts emit only while active (Storm's deactivate pauses them).
+    pub active: Arc<AtomicBool>,
     pub go: Arc<GoSignal>,
     pub ready: crossbeam_channel::Sender<Result<(), String>>,
     pub flush_interval: Duration,
@@ -70,9 +72,27 @@ pub(crate) fn run_spout(mut env: ExecutorEnv, mut spouts: Vec<Box<dyn Spout>>) {
     let mut backoff = Backoff::default();
     let mut finished = vec![false; spouts.len()];
     let mut iter: u32 = 0;
+    let mut active = true;
     'outer: loop {
         if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
             break;
+        }
+        let want_active = env.active.load(Ordering::Relaxed);
+        if want_active != active {
+            active = want_active;
+            for s in spouts.iter_mut() {
+                if active {
+                    s.activate();
+                } else {
+                    s.deactivate();
+                }
+            }
+        }
+        if !active {
+            env.router.flush();
+            env.stats.publish(&env.router.counters);
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
         }
         let before = env.router.counters.emitted;
         let mut all_finished = true;

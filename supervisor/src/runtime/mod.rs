@@ -185,6 +185,15 @@ impl Worker {
         self.executors.iter().all(ExecutorHandle::is_finished)
     }
 
+    /// True when an executor panicked (the worker should be restarted).
+    pub fn has_panicked(&self) -> bool {
+        self.errors
+            .snapshot()
+            .1
+            .iter()
+            .any(|e| e.message.starts_with("executor panicked"))
+    }
+
     /// Waits for every executor thread; a panic is recorded as an error of its component.
     pub fn join(&mut self) {
         for h in &mut self.executors {
@@ -202,6 +211,23 @@ impl Worker {
     }
 }
 
+/// Runs an executor body; a panic is reported as an error of its component (and the thread ends,
+/// dropping its queues, so the rest of the worker winds down instead of hanging).
+fn guard(
+    reporter: &(dyn ErrorReporter + Send + Sync),
+    component: &str,
+    task: u32,
+    body: impl FnOnce(),
+) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        reporter.report(
+            component,
+            task,
+            &format!("executor panicked: {}", panic_message(&p)),
+        );
+    }
+}
+
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
@@ -209,6 +235,43 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic".to_owned()
+    }
+}
+
+/// Which executors run in this worker and how to reach the others (cluster mode).
+#[derive(Debug, Default)]
+pub struct Placement {
+    /// Executors this worker runs.
+    pub local: std::collections::BTreeSet<ExecutorId>,
+    /// For each task in another worker, the index of its worker's queue in `remote_queues`.
+    pub remote_task_queue: BTreeMap<u32, usize>,
+    /// One queue per other worker, drained by the transport.
+    pub remote_queues: Vec<Sender<Batch>>,
+}
+
+/// Where batches that arrive from other workers go: the input queue of each local task.
+#[derive(Debug, Default)]
+pub struct Inbound {
+    task_queue: Vec<Option<u32>>,
+    queues: Vec<Sender<Batch>>,
+}
+
+impl Inbound {
+    /// Index of the local queue that `task` reads from.
+    pub fn queue_index(&self, task: u32) -> Option<usize> {
+        self.task_queue
+            .get(task as usize)
+            .copied()
+            .flatten()
+            .map(|q| q as usize)
+    }
+
+    pub fn queue(&self, index: usize) -> Option<&Sender<Batch>> {
+        self.queues.get(index)
+    }
+
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
     }
 }
 
@@ -220,13 +283,28 @@ pub struct WorkerSpec<'a> {
     /// Run cleanup on bolts when they end (local mode; Storm does it only there).
     pub cleanup: bool,
     pub stop: Arc<AtomicBool>,
+    /// `None`: every executor here (local mode).
+    pub placement: Option<Placement>,
+    /// Spouts emit only while this is true (Storm's activate/deactivate).
+    pub active: Arc<AtomicBool>,
 }
 
 /// Starts every executor of the topology in this process (local mode's worker) and returns once all
 /// of them opened; the first open/prepare error stops the others and is returned.
 pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> {
+    start_worker(spec).map(|(w, _)| w)
+}
+
+/// Starts the executors of `spec.placement` (all of them without one) and returns the worker and
+/// the queues that batches from other workers go to.
+pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), RuntimeError> {
     let topo = spec.topology.clone();
     let cfg = RuntimeConfig::from_topology(&topo);
+    let (local_set, remote_task_queue, remote_queues) = match spec.placement.take() {
+        Some(p) => (Some(p.local), p.remote_task_queue, p.remote_queues),
+        None => (None, BTreeMap::new(), Vec::new()),
+    };
+    let is_local = |e: &ExecutorId| local_set.as_ref().is_none_or(|l| l.contains(e));
     // Acker executors are counted in the layout (task ids as Storm's) but not run yet: acking is
     // not implemented, so spout tuples are acked on emit, as Storm does with acking off.
     let ackers = topo.acker_executors();
@@ -254,15 +332,39 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
     let mut receivers: BTreeMap<ExecutorId, Receiver<Batch>> = BTreeMap::new();
     let mut senders: Vec<(ExecutorId, Sender<Batch>)> = Vec::new();
     let mut task_exec: Vec<Option<usize>> = vec![None; max_task as usize + 1];
+    let mut inbound = Inbound {
+        task_queue: vec![None; max_task as usize + 1],
+        queues: Vec::new(),
+    };
     for c in layout.iter().filter(|c| c.kind == ComponentKind::Bolt) {
-        for e in &c.executors {
+        for e in c.executors.iter().filter(|e| is_local(e)) {
             let (tx, rx) = bounded(cfg.queue_batches);
             for t in e.tasks() {
                 task_exec[t as usize] = Some(senders.len());
+                inbound.task_queue[t as usize] = Some(inbound.queues.len() as u32);
             }
+            inbound.queues.push(tx.clone());
             senders.push((*e, tx));
             receivers.insert(*e, rx);
         }
+    }
+    // Tasks of other workers route to their worker's transport queue, after the local queues.
+    let local_queues = senders.len();
+    for (&task, &q) in &remote_task_queue {
+        if let Some(slot) = task_exec.get_mut(task as usize)
+            && q < remote_queues.len()
+        {
+            *slot = Some(local_queues + q);
+        }
+    }
+    for (i, tx) in remote_queues.into_iter().enumerate() {
+        senders.push((
+            ExecutorId {
+                start: u32::MAX,
+                end: i as u32,
+            },
+            tx,
+        ));
     }
 
     let errors = Arc::new(ErrorLog::default());
@@ -285,7 +387,7 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
             });
             break;
         };
-        for e in &c.executors {
+        for e in c.executors.iter().filter(|e| is_local(e)) {
             let router = build_router(
                 &topo,
                 &c.id,
@@ -293,6 +395,7 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
                 &component_tasks,
                 &task_exec,
                 &senders,
+                local_queues,
                 &cfg,
                 reporter.clone(),
             );
@@ -314,6 +417,7 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
                 router,
                 stats: stats.clone(),
                 stop: spec.stop.clone(),
+                active: spec.active.clone(),
                 go: go.clone(),
                 ready: ready_tx.clone(),
                 flush_interval: cfg.flush_interval,
@@ -338,7 +442,11 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
                             }
                         }
                     }
-                    builder.spawn(move || executor::run_spout(env, spouts))
+                    let rep = reporter.clone();
+                    let (comp, first) = (c.id.clone(), e.start);
+                    builder.spawn(move || {
+                        guard(&*rep, &comp, first, || executor::run_spout(env, spouts))
+                    })
                 }
                 Factory::Bolt(f) => {
                     let mut bolts: Vec<Box<dyn Bolt>> = Vec::new();
@@ -359,7 +467,13 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
                         continue;
                     };
                     let cleanup = spec.cleanup;
-                    builder.spawn(move || executor::run_bolt(env, rx, bolts, cleanup))
+                    let rep = reporter.clone();
+                    let (comp, first) = (c.id.clone(), e.start);
+                    builder.spawn(move || {
+                        guard(&*rep, &comp, first, || {
+                            executor::run_bolt(env, rx, bolts, cleanup)
+                        })
+                    })
                 }
             };
             match spawned {
@@ -395,6 +509,7 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
     };
     if let Some(e) = build_error {
         go.set(false);
+        drop(inbound);
         worker.join();
         return Err(e);
     }
@@ -410,6 +525,7 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
     }
     if let Some(message) = failure {
         go.set(false);
+        drop(inbound);
         worker.join();
         let (component, executor) = worker
             .executors
@@ -435,7 +551,7 @@ pub fn start_local_worker(spec: WorkerSpec<'_>) -> Result<Worker, RuntimeError> 
     }
     worker.started = Instant::now();
     go.set(true);
-    Ok(worker)
+    Ok((worker, inbound))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -446,6 +562,7 @@ fn build_router(
     component_tasks: &BTreeMap<String, Vec<u32>>,
     task_exec: &[Option<usize>],
     senders: &[(ExecutorId, Sender<Batch>)],
+    local_queues: usize,
     cfg: &RuntimeConfig,
     reporter: Arc<dyn ErrorReporter + Send + Sync>,
 ) -> Router {
@@ -463,10 +580,25 @@ fn build_router(
                     .iter()
                     .filter_map(|f| decl.fields.index_of(f))
                     .collect();
+                let local: Vec<u32> = targets
+                    .iter()
+                    .copied()
+                    .filter(|t| {
+                        task_exec
+                            .get(*t as usize)
+                            .copied()
+                            .flatten()
+                            .is_some_and(|q| q < local_queues)
+                    })
+                    .collect();
                 Subscriber {
                     load: vec![0; targets.len()],
-                    // In one process every task is local.
-                    local_targets: targets.clone(),
+                    // LOCAL_OR_SHUFFLE: this worker's tasks when it has any.
+                    local_targets: if local.is_empty() {
+                        targets.clone()
+                    } else {
+                        local
+                    },
                     shuffle: Shuffle::new(first_task as u64),
                     grouping: match &s.grouping {
                         Grouping::None => Grouping::Shuffle,

@@ -1,0 +1,521 @@
+//! Cluster commands: the daemons (`nimbus`, `supervisor`) and the operator's commands, which talk
+//! to Nimbus's HTTP API.
+
+use crate::commands::{Format, SpecArgs, Unreachable, UserError, load};
+use anyhow::{Context, Result};
+use clap::Args;
+use cluster_state::{ClusterState, ZkStore};
+use nimbus::daemon::{
+    ActionResponse, NimbusConfig, RebalanceRequest, SubmitRequest, SubmitResponse, TopologyRow,
+};
+use nimbus::view::ClusterView;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use supervisor::daemon::SupervisorConfig;
+use topology_api::Registry;
+
+/// `gale.yaml`, with Storm's key names; every key optional.
+#[derive(Debug, Default, Deserialize)]
+struct FileSettings {
+    #[serde(rename = "storm.zookeeper.servers", default)]
+    zookeeper_servers: Option<Vec<String>>,
+    #[serde(rename = "storm.zookeeper.port", default)]
+    zookeeper_port: Option<u16>,
+    #[serde(rename = "storm.zookeeper.root", default)]
+    zookeeper_root: Option<String>,
+    #[serde(rename = "nimbus.seeds", default)]
+    nimbus_seeds: Option<Vec<String>>,
+    #[serde(rename = "supervisor.slots.ports", default)]
+    slots_ports: Option<Vec<u16>>,
+}
+
+fn file_settings() -> Result<FileSettings> {
+    let p = Path::new("gale.yaml");
+    if !p.exists() {
+        return Ok(FileSettings::default());
+    }
+    let text = std::fs::read_to_string(p).context("cannot read gale.yaml")?;
+    serde_saphyr::from_str(&text)
+        .map_err(|e| UserError(format!("gale.yaml: {}", e.without_snippet())).into())
+}
+
+/// Settings from flags, then environment variables, then gale.yaml, then defaults (DESIGN §2).
+#[derive(Debug, Args, Clone)]
+pub struct ZkArgs {
+    /// ZooKeeper servers, host:port[,host:port...] (env GALE_ZOOKEEPER; default 127.0.0.1:2181).
+    #[arg(long, env = "GALE_ZOOKEEPER")]
+    pub zookeeper: Option<String>,
+    /// ZooKeeper root for Gale's nodes (env GALE_ZK_ROOT; default /gale).
+    #[arg(long, env = "GALE_ZK_ROOT")]
+    pub zk_root: Option<String>,
+}
+
+impl ZkArgs {
+    fn resolve(&self) -> Result<(String, String)> {
+        let f = file_settings()?;
+        let hosts = match &self.zookeeper {
+            Some(h) => h.clone(),
+            None => match f.zookeeper_servers {
+                Some(list) => {
+                    let port = f.zookeeper_port.unwrap_or(2181);
+                    list.iter()
+                        .map(|h| {
+                            if h.contains(':') {
+                                h.clone()
+                            } else {
+                                format!("{h}:{port}")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+                None => "127.0.0.1:2181".into(),
+            },
+        };
+        let root = self
+            .zk_root
+            .clone()
+            .or(f.zookeeper_root)
+            .unwrap_or_else(|| "/gale".into());
+        Ok((hosts, root))
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NimbusArg {
+    /// Nimbus API address host:port (env GALE_NIMBUS; default 127.0.0.1:6627).
+    #[arg(long, env = "GALE_NIMBUS")]
+    pub nimbus: Option<String>,
+}
+
+impl NimbusArg {
+    fn base(&self) -> Result<String> {
+        let addr = match &self.nimbus {
+            Some(a) => a.clone(),
+            None => file_settings()?
+                .nimbus_seeds
+                .and_then(|s| s.into_iter().next())
+                .map(|h| {
+                    if h.contains(':') {
+                        h
+                    } else {
+                        format!("{h}:6627")
+                    }
+                })
+                .unwrap_or_else(|| "127.0.0.1:6627".into()),
+        };
+        Ok(format!("http://{addr}"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct NimbusDaemonArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Address of the API (and, later, the UI).
+    #[arg(long, default_value = "127.0.0.1:6627")]
+    pub listen: SocketAddr,
+    /// ZooKeeper session timeout in seconds (ZooKeeper clamps it to 2-20 ticks).
+    #[arg(long, default_value_t = 4.0)]
+    pub zk_session_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SupervisorDaemonArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Supervisor id (default: HOST-FIRSTPORT).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Address other workers reach this supervisor's workers at; workers listen on it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Worker slot ports (default 6700,6701,6702,6703 or gale.yaml's supervisor.slots.ports).
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Vec<u16>,
+    /// Where shipped resources are unpacked (default a folder under the temp dir).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 4.0)]
+    pub zk_session_timeout: f64,
+}
+
+async fn connect(zk: &ZkArgs, timeout: f64) -> Result<ClusterState<ZkStore>> {
+    let (hosts, root) = zk.resolve()?;
+    let t = Duration::from_secs_f64(timeout.clamp(0.4, 60.0));
+    match ZkStore::connect(&hosts, &root, t).await {
+        Ok(s) => Ok(ClusterState::new(s)),
+        Err(e) => Err(Unreachable(format!(
+            "{e} (start one with scripts/zk.sh, or pass --zookeeper HOST:PORT)"
+        ))
+        .into()),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub fn nimbus_daemon(a: &NimbusDaemonArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let state = Arc::new(connect(&a.zk, a.zk_session_timeout).await?);
+        let cfg = NimbusConfig {
+            listen: a.listen,
+            interval: Duration::from_millis(500),
+            registry: Registry::with_builtins(),
+        };
+        nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn supervisor_daemon(a: &SupervisorDaemonArgs) -> Result<ExitCode> {
+    let ports = if a.ports.is_empty() {
+        file_settings()?
+            .slots_ports
+            .unwrap_or_else(|| vec![6700, 6701, 6702, 6703])
+    } else {
+        a.ports.clone()
+    };
+    let id =
+        a.id.clone()
+            .unwrap_or_else(|| format!("{}-{}", a.host, ports.first().copied().unwrap_or(0)));
+    let work_dir = a
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("gale-supervisor-{id}")));
+    runtime()?.block_on(async {
+        let state = Arc::new(connect(&a.zk, a.zk_session_timeout).await?);
+        let cfg = SupervisorConfig {
+            id,
+            host: a.host.clone(),
+            ports,
+            registry: Registry::with_builtins(),
+            work_dir,
+            sync_interval: Duration::from_millis(500),
+        };
+        supervisor::daemon::run(cfg, state, shutdown_signal()).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+// ---- The operator's commands ----
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent()
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+fn call<T: serde::de::DeserializeOwned>(
+    nimbus: &NimbusArg,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<T> {
+    let base = nimbus.base()?;
+    let url = format!("{base}{path}");
+    let agent = agent();
+    let resp = match (method, body) {
+        ("GET", _) => agent.get(&url).call(),
+        (_, Some(b)) => agent.post(&url).send_json(&b),
+        (_, None) => agent.post(&url).send_empty(),
+    };
+    let mut resp = resp.map_err(|e| Unreachable(format!("cannot reach Nimbus at {base}: {e} (is `gale nimbus` running? set --nimbus or GALE_NIMBUS)")))?;
+    let status = resp.status().as_u16();
+    if status >= 400 {
+        let msg = resp
+            .body_mut()
+            .read_json::<ErrorBody>()
+            .map(|b| b.error)
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        if status == 503 {
+            return Err(Unreachable(msg).into());
+        }
+        return Err(UserError(msg).into());
+    }
+    resp.body_mut()
+        .read_json::<T>()
+        .context("Nimbus sent a response Gale cannot read")
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub nimbus: NimbusArg,
+    /// A folder shipped with the topology (shell components run in it).
+    #[arg(long, value_name = "DIR")]
+    pub resources: Option<PathBuf>,
+}
+
+pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
+    let registry = Registry::with_builtins();
+    // Validate locally first: errors point at the user's file.
+    load(&a.spec, &registry)?;
+    let subs = crate::commands::substitutions(&a.spec)?;
+    let text = std::fs::read_to_string(&a.spec.file)
+        .with_context(|| format!("cannot read {}", a.spec.file.display()))?;
+    let substituted =
+        topology_api::spec::subst::substitute(&text, &subs, &|k| std::env::var(k).ok()).text;
+    let mut resources = Vec::new();
+    let dir = a.resources.clone().or_else(|| {
+        let d = a.spec.file.parent().map(|p| p.join("resources"))?;
+        d.is_dir().then_some(d)
+    });
+    if let Some(dir) = dir {
+        collect_files(&dir, &dir, &mut resources)?;
+    }
+    let req = SubmitRequest {
+        file: a.spec.file.display().to_string(),
+        yaml: substituted,
+        resources,
+    };
+    let r: SubmitResponse = call(
+        &a.nimbus,
+        "POST",
+        "/api/v1/gale/topologies",
+        Some(serde_json::to_value(&req)?),
+    )?;
+    println!("{}", r.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read --resources folder {}", dir.display()))?
+    {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect_files(root, &p, out)?;
+        } else {
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            out.push((
+                rel,
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub nimbus: NimbusArg,
+}
+
+pub fn list(a: &ListArgs) -> Result<ExitCode> {
+    let rows: Vec<TopologyRow> = call(&a.nimbus, "GET", "/api/v1/gale/topologies", None)?;
+    if rows.is_empty() {
+        println!("No topologies running.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:<12} {:>9} {:>11} {:>11} Topology_Id",
+        "Topology_name", "Status", "Num_tasks", "Num_workers", "Uptime_secs"
+    );
+    println!("{}", "-".repeat(100));
+    for r in rows {
+        println!(
+            "{:<24} {:<12} {:>9} {:>11} {:>11} {}",
+            r.name, r.status, r.num_tasks, r.num_workers, r.uptime_secs, r.id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this topology (name or id).
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub nimbus: NimbusArg,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn status(a: &StatusArgs) -> Result<ExitCode> {
+    let mut view: ClusterView = call(&a.nimbus, "GET", "/api/v1/gale/status", None)?;
+    if let Some(n) = &a.name {
+        view.topologies.retain(|t| &t.name == n || &t.id == n);
+        if view.topologies.is_empty() {
+            return Err(UserError(format!("no topology named \"{n}\" (see `gale list`)")).into());
+        }
+    }
+    if a.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Supervisors:");
+    for s in &view.supervisors {
+        println!(
+            "  {:<20} {:<16} ports {:?} used {:?}",
+            s.id, s.host, s.ports, s.used_ports
+        );
+    }
+    for t in &view.topologies {
+        println!(
+            "Topology {} ({}) {} uptime {}s, {} workers, {} executors, {} tasks",
+            t.name, t.id, t.status, t.uptime_secs, t.workers, t.executors, t.tasks
+        );
+        for c in &t.components {
+            let st = c.stats.clone().unwrap_or_default();
+            println!(
+                "  {:<20} {:<6} executors {:>3} tasks {:>3}  emitted {:>10} executed {:>10} acked {:>10} failed {:>6}",
+                c.id, c.kind, c.executors, c.tasks, st.emitted, st.executed, st.acked, st.failed
+            );
+        }
+        for r in &t.assignment {
+            println!(
+                "    {:<20} [{}-{}] -> {} {}:{}",
+                r.component, r.task_start, r.task_end, r.supervisor, r.host, r.port
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    pub name: String,
+    /// Seconds between deactivation and removal (default: the topology's message timeout).
+    #[arg(short = 'w', long = "wait")]
+    pub wait: Option<u64>,
+    #[command(flatten)]
+    pub nimbus: NimbusArg,
+}
+
+pub fn kill(a: &KillArgs) -> Result<ExitCode> {
+    let wait = a
+        .wait
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| "default".into());
+    let r: ActionResponse = call(
+        &a.nimbus,
+        "POST",
+        &format!("/api/v1/topology/{}/kill/{wait}", a.name),
+        None,
+    )?;
+    println!("Killed topology: {} ({})", a.name, r.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub nimbus: NimbusArg,
+}
+
+pub fn set_active(a: &NameArgs, active: bool) -> Result<ExitCode> {
+    let action = if active { "activate" } else { "deactivate" };
+    let r: ActionResponse = call(
+        &a.nimbus,
+        "POST",
+        &format!("/api/v1/topology/{}/{action}", a.name),
+        None,
+    )?;
+    println!(
+        "{} {} ({}): {}",
+        if active { "Activated" } else { "Deactivated" },
+        a.name,
+        r.id,
+        r.status
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct RebalanceArgs {
+    pub name: String,
+    #[arg(short = 'w', long = "wait")]
+    pub wait: Option<u64>,
+    /// New number of workers.
+    #[arg(short = 'n', long = "num-workers")]
+    pub workers: Option<u32>,
+    /// New executor count of a component, COMPONENT=N (repeatable; at most its task count).
+    #[arg(short = 'e', long = "executor", value_name = "COMPONENT=N")]
+    pub executors: Vec<String>,
+    #[command(flatten)]
+    pub nimbus: NimbusArg,
+}
+
+pub fn rebalance(a: &RebalanceArgs) -> Result<ExitCode> {
+    let mut req = RebalanceRequest {
+        workers: a.workers,
+        ..Default::default()
+    };
+    for e in &a.executors {
+        let Some((c, n)) = e.split_once('=') else {
+            return Err(UserError(format!(
+                "-e {e}: expected COMPONENT=EXECUTORS, e.g. -e split=4"
+            ))
+            .into());
+        };
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| UserError(format!("-e {e}: {n} is not a whole number")))?;
+        req.executors.insert(c.trim().to_owned(), n);
+    }
+    let wait = a
+        .wait
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| "default".into());
+    let r: ActionResponse = call(
+        &a.nimbus,
+        "POST",
+        &format!("/api/v1/topology/{}/rebalance/{wait}", a.name),
+        Some(serde_json::to_value(&req)?),
+    )?;
+    println!("Rebalancing topology: {} ({})", a.name, r.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn nimbus_error_is_unreachable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<nimbus::daemon::NimbusError>().is_some()
+}

@@ -1,0 +1,129 @@
+//! The records stored under each path (DESIGN §6), encoded with rmp-serde with named fields so
+//! that fields can be added without breaking older readers.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use topology_api::Topology;
+
+/// `/supervisors/<id>` (ephemeral).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorRecord {
+    pub id: String,
+    pub host: String,
+    pub ports: Vec<u16>,
+    pub used_ports: Vec<u16>,
+    pub start_time_secs: u64,
+    pub version: String,
+}
+
+/// A topology's lifecycle state, as Storm's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TopologyStatus {
+    Active,
+    Inactive,
+    Rebalancing,
+    Killed,
+}
+
+impl TopologyStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TopologyStatus::Active => "ACTIVE",
+            TopologyStatus::Inactive => "INACTIVE",
+            TopologyStatus::Rebalancing => "REBALANCING",
+            TopologyStatus::Killed => "KILLED",
+        }
+    }
+}
+
+/// `/storms/<topology-id>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StormRecord {
+    pub name: String,
+    pub status: TopologyStatus,
+    pub launch_time_secs: u64,
+    pub workers: u32,
+    /// Executors per component (after rebalances).
+    pub component_executors: BTreeMap<String, u32>,
+    /// For KILLED and REBALANCING: when the wait ends (epoch secs).
+    #[serde(default)]
+    pub action_at_secs: Option<u64>,
+    /// Status to return to after a rebalance.
+    #[serde(default)]
+    pub prev_status: Option<TopologyStatus>,
+}
+
+/// `/topologies/<topology-id>`: the normalized topology and the resources shipped with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredTopology {
+    pub topology: Topology,
+    /// Files shipped with `gale submit --resources DIR` (relative path, content).
+    #[serde(default)]
+    pub resources: Vec<(String, Vec<u8>)>,
+}
+
+/// One executor's slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorSlot {
+    pub start: u32,
+    pub end: u32,
+    pub supervisor: String,
+    pub port: u16,
+}
+
+/// `/assignments/<topology-id>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    pub executors: Vec<ExecutorSlot>,
+    /// Host of each supervisor used.
+    pub hosts: BTreeMap<String, String>,
+    /// When each executor was (re)assigned, keyed "start-end".
+    pub start_times: BTreeMap<String, u64>,
+}
+
+/// Counters of one executor in a worker heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorBeat {
+    pub start: u32,
+    pub end: u32,
+    pub component: String,
+    pub emitted: u64,
+    pub executed: u64,
+    pub acked: u64,
+    pub failed: u64,
+}
+
+/// `/workerbeats/<topology-id>/<supervisor>-<port>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerBeat {
+    pub time_secs: u64,
+    pub supervisor: String,
+    pub port: u16,
+    pub uptime_secs: u64,
+    pub executors: Vec<ExecutorBeat>,
+}
+
+/// One reported error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEntry {
+    pub time_secs: u64,
+    pub task: u32,
+    pub host: String,
+    pub port: u16,
+    pub message: String,
+}
+
+/// `/errors/<topology-id>/<component>`: the latest errors, newest last (at most 10 kept).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorsRecord {
+    pub errors: Vec<ErrorEntry>,
+}
+
+/// `/nimbuses/<host:port>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NimbusRecord {
+    pub address: String,
+    pub start_time_secs: u64,
+    pub version: String,
+}

@@ -1,0 +1,297 @@
+//! Typed cluster state over a [`Store`]: every znode path Gale uses is named here and only here.
+
+use crate::records::*;
+use crate::store::{NodeKind, Store, StoreError, put};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The paths of DESIGN §6.
+pub mod paths {
+    pub const SUPERVISORS: &str = "/supervisors";
+    pub const STORMS: &str = "/storms";
+    pub const TOPOLOGIES: &str = "/topologies";
+    pub const ASSIGNMENTS: &str = "/assignments";
+    pub const WORKERBEATS: &str = "/workerbeats";
+    pub const ERRORS: &str = "/errors";
+    pub const NIMBUSES: &str = "/nimbuses";
+    pub const LEADER_LOCK: &str = "/leader-lock";
+
+    pub fn supervisor(id: &str) -> String {
+        format!("{SUPERVISORS}/{id}")
+    }
+    pub fn storm(id: &str) -> String {
+        format!("{STORMS}/{id}")
+    }
+    pub fn topology(id: &str) -> String {
+        format!("{TOPOLOGIES}/{id}")
+    }
+    pub fn assignment(id: &str) -> String {
+        format!("{ASSIGNMENTS}/{id}")
+    }
+    pub fn workerbeats(id: &str) -> String {
+        format!("{WORKERBEATS}/{id}")
+    }
+    pub fn workerbeat(id: &str, supervisor: &str, port: u16) -> String {
+        format!("{WORKERBEATS}/{id}/{supervisor}-{port}")
+    }
+    pub fn errors(id: &str) -> String {
+        format!("{ERRORS}/{id}")
+    }
+    pub fn component_errors(id: &str, component: &str) -> String {
+        format!("{ERRORS}/{id}/{component}")
+    }
+    pub fn nimbus(address: &str) -> String {
+        format!("{NIMBUSES}/{address}")
+    }
+}
+
+/// Why a typed read or write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot decode {path}: {message}")]
+    Decode { path: String, message: String },
+    #[error("cannot encode {path}: {message}")]
+    Encode { path: String, message: String },
+}
+
+impl StateError {
+    /// True when the store could not be reached (as opposed to bad data).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StateError::Store(StoreError::Unavailable(_)))
+    }
+}
+
+fn encode<T: Serialize>(path: &str, v: &T) -> Result<Vec<u8>, StateError> {
+    rmp_serde::to_vec_named(v).map_err(|e| StateError::Encode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(path: &str, b: &[u8]) -> Result<T, StateError> {
+    rmp_serde::from_slice(b).map_err(|e| StateError::Decode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Typed access to the cluster's state.
+#[derive(Debug)]
+pub struct ClusterState<S> {
+    store: S,
+}
+
+impl<S: Store> ClusterState<S> {
+    pub fn new(store: S) -> Self {
+        ClusterState { store }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, StateError> {
+        match self.store.get(path).await? {
+            Some((b, _)) => decode(path, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn write<T: Serialize>(
+        &self,
+        path: &str,
+        v: &T,
+        kind: NodeKind,
+    ) -> Result<(), StateError> {
+        put(&self.store, path, encode(path, v)?, kind).await?;
+        Ok(())
+    }
+
+    async fn read_all<T: DeserializeOwned>(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<(String, T)>, StateError> {
+        let mut out = Vec::new();
+        for child in self.store.children(dir).await? {
+            let p = format!("{dir}/{child}");
+            // A node may vanish between listing and reading; a bad record is skipped with a log
+            // line rather than taking the whole cluster view down.
+            match self.read::<T>(&p).await {
+                Ok(Some(v)) => out.push((child, v)),
+                Ok(None) => {}
+                Err(e @ StateError::Decode { .. }) => {
+                    tracing::warn!(path = %p, error = %e, "Skipping unreadable record")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    // Supervisors.
+
+    /// Registers (or refreshes) a supervisor's ephemeral node.
+    pub async fn register_supervisor(&self, r: &SupervisorRecord) -> Result<(), StateError> {
+        self.write(&paths::supervisor(&r.id), r, NodeKind::Ephemeral)
+            .await
+    }
+
+    pub async fn supervisors(&self) -> Result<Vec<SupervisorRecord>, StateError> {
+        Ok(self
+            .read_all(paths::SUPERVISORS)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    // Topologies.
+
+    pub async fn storms(&self) -> Result<Vec<(String, StormRecord)>, StateError> {
+        self.read_all(paths::STORMS).await
+    }
+
+    pub async fn storm(&self, id: &str) -> Result<Option<StormRecord>, StateError> {
+        self.read(&paths::storm(id)).await
+    }
+
+    pub async fn set_storm(&self, id: &str, r: &StormRecord) -> Result<(), StateError> {
+        self.write(&paths::storm(id), r, NodeKind::Persistent).await
+    }
+
+    pub async fn topology(&self, id: &str) -> Result<Option<StoredTopology>, StateError> {
+        self.read(&paths::topology(id)).await
+    }
+
+    pub async fn set_topology(&self, id: &str, t: &StoredTopology) -> Result<(), StateError> {
+        self.write(&paths::topology(id), t, NodeKind::Persistent)
+            .await
+    }
+
+    pub async fn assignment(&self, id: &str) -> Result<Option<AssignmentRecord>, StateError> {
+        self.read(&paths::assignment(id)).await
+    }
+
+    pub async fn assignments(&self) -> Result<Vec<(String, AssignmentRecord)>, StateError> {
+        self.read_all(paths::ASSIGNMENTS).await
+    }
+
+    pub async fn set_assignment(&self, id: &str, a: &AssignmentRecord) -> Result<(), StateError> {
+        self.write(&paths::assignment(id), a, NodeKind::Persistent)
+            .await
+    }
+
+    pub async fn remove_assignment(&self, id: &str) -> Result<(), StateError> {
+        Ok(self.store.delete(&paths::assignment(id)).await?)
+    }
+
+    /// Removes everything stored for a topology.
+    pub async fn remove_topology(&self, id: &str) -> Result<(), StateError> {
+        for p in [
+            paths::assignment(id),
+            paths::storm(id),
+            paths::topology(id),
+            paths::workerbeats(id),
+            paths::errors(id),
+        ] {
+            self.store.delete(&p).await?;
+        }
+        Ok(())
+    }
+
+    // Heartbeats and errors.
+
+    pub async fn set_workerbeat(&self, id: &str, b: &WorkerBeat) -> Result<(), StateError> {
+        self.write(
+            &paths::workerbeat(id, &b.supervisor, b.port),
+            b,
+            NodeKind::Persistent,
+        )
+        .await
+    }
+
+    pub async fn remove_workerbeat(
+        &self,
+        id: &str,
+        supervisor: &str,
+        port: u16,
+    ) -> Result<(), StateError> {
+        Ok(self
+            .store
+            .delete(&paths::workerbeat(id, supervisor, port))
+            .await?)
+    }
+
+    pub async fn workerbeats(&self, id: &str) -> Result<Vec<WorkerBeat>, StateError> {
+        Ok(self
+            .read_all(&paths::workerbeats(id))
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Appends an error to a component's record, keeping the latest 10.
+    pub async fn report_error(
+        &self,
+        id: &str,
+        component: &str,
+        e: ErrorEntry,
+    ) -> Result<(), StateError> {
+        let p = paths::component_errors(id, component);
+        let mut r: ErrorsRecord = self.read(&p).await?.unwrap_or_default();
+        r.errors.push(e);
+        let n = r.errors.len();
+        if n > 10 {
+            r.errors.drain(..n - 10);
+        }
+        self.write(&p, &r, NodeKind::Persistent).await
+    }
+
+    pub async fn errors(&self, id: &str) -> Result<Vec<(String, ErrorsRecord)>, StateError> {
+        self.read_all(&paths::errors(id)).await
+    }
+
+    // Nimbus.
+
+    /// Announces a Nimbus (ephemeral).
+    pub async fn register_nimbus(&self, r: &NimbusRecord) -> Result<(), StateError> {
+        self.write(&paths::nimbus(&r.address), r, NodeKind::Ephemeral)
+            .await
+    }
+
+    /// Takes leadership if nobody holds it; true if `address` is (now) the leader.
+    pub async fn try_lead(&self, address: &str) -> Result<bool, StateError> {
+        match self
+            .store
+            .create(
+                paths::LEADER_LOCK,
+                address.as_bytes().to_vec(),
+                NodeKind::Ephemeral,
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::NodeExists(_)) => {
+                let holder = self.store.get(paths::LEADER_LOCK).await?;
+                Ok(holder.is_some_and(|(b, _)| b == address.as_bytes()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn leader(&self) -> Result<Option<String>, StateError> {
+        Ok(self
+            .store
+            .get(paths::LEADER_LOCK)
+            .await?
+            .map(|(b, _)| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Resolves when supervisors, storms or assignments may have changed.
+    pub async fn changed(&self, dir: &str) {
+        self.store.changed(dir).await
+    }
+}

@@ -1,0 +1,199 @@
+//! The ZooKeeper-backed [`Store`].
+//!
+//! One `zookeeper_client::Client` is shared; when its session ends (expired, closed) the next call
+//! builds a new one. Ephemeral nodes die with the old session: daemons re-create theirs on every
+//! heartbeat, so they come back after a new session without special handling.
+
+use crate::store::{NodeKind, Store, StoreError};
+use std::time::Duration;
+use zookeeper_client as zk;
+
+#[derive(Debug)]
+pub struct ZkStore {
+    hosts: String,
+    root: String,
+    session_timeout: Duration,
+    client: tokio::sync::Mutex<Option<zk::Client>>,
+}
+
+fn opts(kind: NodeKind) -> zk::CreateOptions<'static> {
+    match kind {
+        NodeKind::Persistent => zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
+        NodeKind::Ephemeral => zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+    }
+}
+
+impl ZkStore {
+    /// Connects to `hosts` (`host:port,...`) and makes sure `root` exists. Fails fast (with
+    /// [`StoreError::Unavailable`]) when no server answers.
+    pub async fn connect(
+        hosts: &str,
+        root: &str,
+        session_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let root = format!("/{}", root.trim_matches('/'));
+        let s = ZkStore {
+            hosts: hosts.to_owned(),
+            root,
+            session_timeout,
+            client: tokio::sync::Mutex::new(None),
+        };
+        let c = s.client().await?;
+        if s.root != "/" {
+            c.mkdir(&s.root, &opts(NodeKind::Persistent))
+                .await
+                .map_err(|e| s.err(&s.root.clone(), e))?;
+        }
+        Ok(s)
+    }
+
+    async fn client(&self) -> Result<zk::Client, StoreError> {
+        let mut g = self.client.lock().await;
+        if let Some(c) = g.as_ref()
+            && !c.state().is_terminated()
+        {
+            return Ok(c.clone());
+        }
+        if g.is_some() {
+            tracing::warn!(hosts = %self.hosts, "ZooKeeper session ended; starting a new one");
+        }
+        let connect = zk::Client::connector()
+            .with_session_timeout(self.session_timeout)
+            .with_connection_timeout(Duration::from_secs(2))
+            .with_fail_eagerly()
+            .connect(&self.hosts);
+        let c = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no ZooKeeper answered at {} within 10 s",
+                    self.hosts
+                ))
+            })?
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to ZooKeeper at {}: {e}",
+                    self.hosts
+                ))
+            })?;
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    fn full(&self, path: &str) -> String {
+        if self.root == "/" {
+            path.to_owned()
+        } else if path == "/" {
+            self.root.clone()
+        } else {
+            format!("{}{}", self.root, path)
+        }
+    }
+
+    fn err(&self, path: &str, e: zk::Error) -> StoreError {
+        match e {
+            zk::Error::NoNode => StoreError::NoNode(path.to_owned()),
+            zk::Error::NodeExists => StoreError::NodeExists(path.to_owned()),
+            zk::Error::BadVersion => StoreError::BadVersion(path.to_owned()),
+            zk::Error::ConnectionLoss
+            | zk::Error::SessionExpired
+            | zk::Error::ClientClosed
+            | zk::Error::Timeout
+            | zk::Error::NoHosts => StoreError::Unavailable(e.to_string()),
+            other => StoreError::Other(other.to_string()),
+        }
+    }
+
+    async fn delete_tree(&self, c: &zk::Client, full: &str) -> Result<(), StoreError> {
+        let children = match c.list_children(full).await {
+            Ok(ch) => ch,
+            Err(zk::Error::NoNode) => return Ok(()),
+            Err(e) => return Err(self.err(full, e)),
+        };
+        for ch in children {
+            Box::pin(self.delete_tree(c, &format!("{full}/{ch}"))).await?;
+        }
+        match c.delete(full, None).await {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(e) => Err(self.err(full, e)),
+        }
+    }
+}
+
+impl Store for ZkStore {
+    async fn create(&self, path: &str, data: Vec<u8>, kind: NodeKind) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let full = self.full(path);
+        match c.create(&full, &data, &opts(kind)).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => {
+                if let Some(i) = full.rfind('/')
+                    && i > 0
+                {
+                    match c.mkdir(&full[..i], &opts(NodeKind::Persistent)).await {
+                        Ok(()) | Err(zk::Error::NodeExists) => {}
+                        Err(e) => return Err(self.err(path, e)),
+                    }
+                }
+                c.create(&full, &data, &opts(kind))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.err(path, e))
+            }
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, StoreError> {
+        let c = self.client().await?;
+        match c.get_data(&self.full(path)).await {
+            Ok((data, stat)) => Ok(Some((data, stat.version))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    async fn set(&self, path: &str, data: Vec<u8>, version: Option<i32>) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.set_data(&self.full(path), &data, version)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(path, e))
+    }
+
+    async fn children(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        let c = self.client().await?;
+        match c.list_children(&self.full(path)).await {
+            Ok(mut ch) => {
+                ch.sort();
+                Ok(ch)
+            }
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        self.delete_tree(&c, &self.full(path)).await
+    }
+
+    async fn changed(&self, path: &str) {
+        let Ok(c) = self.client().await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return;
+        };
+        let full = self.full(path);
+        match c.list_and_watch_children(&full).await {
+            Ok((_, w)) => {
+                w.changed().await;
+            }
+            Err(_) => match c.check_and_watch_stat(&full).await {
+                Ok((_, w)) => {
+                    w.changed().await;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            },
+        }
+    }
+}

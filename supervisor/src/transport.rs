@@ -1,0 +1,335 @@
+//! TCP between workers: batches as length-prefixed rmp-serde frames.
+//!
+//! A frame is a big-endian `u32` length and an rmp-serde [`WireBatch`]. One sender thread per
+//! remote worker drains a bounded queue (so a slow link blocks the executors feeding it:
+//! backpressure, not memory) and reconnects with backoff while the peer is not up. The listener
+//! runs a reader thread per connection; a malformed or oversized frame closes that connection
+//! with a logged reason and nothing else.
+
+use crate::runtime::{Batch, Delivery, Inbound};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use topology_api::{AckIds, StreamSource, Topology, Tuple, Values};
+
+/// Largest frame accepted; a bigger length prefix closes the connection.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// One batch on the wire. Each tuple names its source by index into `sources`.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WireBatch {
+    pub sources: Vec<(String, String)>,
+    pub tuples: Vec<WireTuple>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct WireTuple {
+    pub task: u32,
+    pub source_task: u32,
+    pub source: u16,
+    pub values: Values,
+    pub ack_ids: AckIds,
+}
+
+/// Encodes a batch into a frame (length prefix included) in `out`.
+pub fn encode(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut wire = WireBatch::default();
+    let mut seen: Vec<&'static StreamSource> = Vec::new();
+    for d in batch {
+        let src = d.tuple.source();
+        let idx = match seen.iter().position(|s| std::ptr::eq(*s, src)) {
+            Some(i) => i,
+            None => {
+                seen.push(src);
+                wire.sources
+                    .push((src.component.clone(), src.stream.clone()));
+                seen.len() - 1
+            }
+        };
+        let source_task = d.tuple.source_task();
+        let ack_ids = d.tuple.ack_ids().clone();
+        wire.tuples.push(WireTuple {
+            task: d.task,
+            source_task,
+            source: idx as u16,
+            values: d.tuple.into_values(),
+            ack_ids,
+        });
+    }
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+    rmp_serde::encode::write(out, &wire).map_err(|e| e.to_string())?;
+    let len = out.len() - 4;
+    if len > MAX_FRAME {
+        return Err(format!(
+            "batch of {len} bytes exceeds the {MAX_FRAME}-byte frame limit"
+        ));
+    }
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Decodes a frame body.
+pub fn decode(body: &[u8]) -> Result<WireBatch, String> {
+    rmp_serde::from_slice(body).map_err(|e| format!("malformed frame: {e}"))
+}
+
+/// Starts a sender thread per remote worker; returns their queues, in `addrs` order.
+pub fn start_senders(
+    addrs: &[SocketAddr],
+    capacity: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Sender<Batch>>, Vec<JoinHandle<()>>) {
+    let mut queues = Vec::new();
+    let mut handles = Vec::new();
+    for addr in addrs {
+        let (tx, rx) = bounded(capacity.max(2));
+        queues.push(tx);
+        let addr = *addr;
+        let stop = stop.clone();
+        if let Ok(h) = std::thread::Builder::new()
+            .name(format!("gale-send-{addr}"))
+            .spawn(move || send_loop(addr, rx, stop))
+        {
+            handles.push(h);
+        }
+    }
+    (queues, handles)
+}
+
+fn send_loop(addr: SocketAddr, rx: Receiver<Batch>, stop: Arc<AtomicBool>) {
+    let mut conn: Option<TcpStream> = None;
+    let mut frame = Vec::with_capacity(64 << 10);
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let batch = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => continue,
+            // Every executor feeding this peer has ended.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Err(e) = encode(batch, &mut frame) {
+            tracing::error!(peer = %addr, error = %e, "Dropping a batch that cannot be encoded");
+            continue;
+        }
+        loop {
+            if conn.is_none() {
+                match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        tracing::debug!(peer = %addr, "Connected to worker");
+                        conn = Some(s);
+                        backoff = Duration::from_millis(20);
+                    }
+                    Err(e) => {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        tracing::debug!(peer = %addr, error = %e, "Worker not reachable yet; retrying");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            }
+            let Some(s) = conn.as_mut() else { continue };
+            match s.write_all(&frame) {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(peer = %addr, error = %e, "Connection to worker lost; reconnecting");
+                    conn = None;
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Accepts connections from other workers and feeds their batches to the local executors.
+pub fn start_listener(
+    listener: TcpListener,
+    topology: Arc<Topology>,
+    inbound: Arc<Inbound>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("gale-listen".into())
+        .spawn(move || {
+            let mut readers: Vec<JoinHandle<()>> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, peer)) => {
+                        let (t, i, st) = (topology.clone(), inbound.clone(), stop.clone());
+                        if let Ok(h) = std::thread::Builder::new()
+                            .name(format!("gale-recv-{peer}"))
+                            .spawn(move || read_loop(s, peer, &t, &i, &st))
+                        {
+                            readers.push(h);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Accept failed");
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                readers.retain(|h| !h.is_finished());
+            }
+            drop(listener);
+            for h in readers {
+                let _ = h.join();
+            }
+        })
+}
+
+fn read_loop(
+    mut s: TcpStream,
+    peer: SocketAddr,
+    topology: &Topology,
+    inbound: &Inbound,
+    stop: &AtomicBool,
+) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf: Vec<u8> = Vec::with_capacity(128 << 10);
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut sources: HashMap<(String, String), Option<&'static StreamSource>> = HashMap::new();
+    loop {
+        // Complete frames in `buf` first.
+        while buf.len() >= 4 {
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if len > MAX_FRAME {
+                tracing::warn!(%peer, len, "Closing connection: frame larger than {MAX_FRAME} bytes");
+                return;
+            }
+            if buf.len() < 4 + len {
+                break;
+            }
+            let wire = match decode(&buf[4..4 + len]) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "Closing connection");
+                    return;
+                }
+            };
+            buf.drain(..4 + len);
+            if !dispatch(wire, topology, inbound, &mut sources) {
+                return;
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "Connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Hands a decoded batch to the local queues; false when the worker is shutting down.
+fn dispatch(
+    wire: WireBatch,
+    topology: &Topology,
+    inbound: &Inbound,
+    cache: &mut HashMap<(String, String), Option<&'static StreamSource>>,
+) -> bool {
+    let resolved: Vec<Option<&'static StreamSource>> = wire
+        .sources
+        .into_iter()
+        .map(|key| {
+            *cache.entry(key).or_insert_with_key(|(c, st)| {
+                topology
+                    .stream_fields(c, st)
+                    .map(|f| StreamSource::intern(c, st, f))
+            })
+        })
+        .collect();
+    let mut per_queue: Vec<Vec<Delivery>> =
+        (0..inbound.queue_count()).map(|_| Vec::new()).collect();
+    for t in wire.tuples {
+        let (Some(Some(src)), Some(q)) =
+            (resolved.get(t.source as usize), inbound.queue_index(t.task))
+        else {
+            tracing::warn!(
+                task = t.task,
+                "Dropping a tuple for a task or stream this worker does not have"
+            );
+            continue;
+        };
+        per_queue[q].push(Delivery {
+            task: t.task,
+            tuple: Tuple::new(src, t.source_task, t.values).with_ack_ids(t.ack_ids),
+        });
+    }
+    for (q, items) in per_queue.into_iter().enumerate() {
+        if items.is_empty() {
+            continue;
+        }
+        let Some(tx) = inbound.queue(q) else { continue };
+        // Frames carry at most one sender-side batch, so this stays within the batch size.
+        if tx.send(items).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topology_api::{Fields, Value, values};
+
+    #[test]
+    fn frames_round_trip() {
+        let src = StreamSource::intern("split", "default", &Fields::new(["word"]));
+        let batch = vec![
+            Delivery {
+                task: 3,
+                tuple: Tuple::new(src, 1, values!["storm"]),
+            },
+            Delivery {
+                task: 4,
+                tuple: Tuple::new(src, 2, values!["gale", 7]),
+            },
+        ];
+        let mut f = Vec::new();
+        encode(batch, &mut f).expect("encodes");
+        let len = u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize;
+        assert_eq!(len, f.len() - 4);
+        let w = decode(&f[4..]).expect("decodes");
+        assert_eq!(w.sources, vec![("split".to_owned(), "default".to_owned())]);
+        assert_eq!(w.tuples[1].values[1], Value::Int(7));
+        assert_eq!(w.tuples[0].task, 3);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&b""[..], b"\xff\xff\xff", b"\x92\x90", &[0x93; 64]] {
+            assert!(decode(bytes).is_err() || decode(bytes).is_ok());
+        }
+        assert!(decode(b"\xc1").is_err());
+    }
+}
