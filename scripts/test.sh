@@ -6,7 +6,8 @@
 #
 # What it installs when missing (needs root or sudo, uses apt-get):
 #   - python3: the word-count cross-check against an independent count (and, later, multi-lang tests)
-# Cluster tests (issue 4) will add ZooKeeper (Debian's `zookeeper` package) here.
+#   - zookeeper (Debian's package, with its Java runtime): the cluster tests start a private one on a
+#     free loopback port with scripts/zk.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,11 @@ apt_install() {
 if ! command -v python3 >/dev/null 2>&1; then
   log "installing python3"
   apt_install python3
+fi
+
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
+  log "installing zookeeper (Debian package)"
+  apt_install zookeeper
 fi
 
 if [ -z "${GALE_TEST_QUICK:-}" ]; then

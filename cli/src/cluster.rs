@@ -298,12 +298,23 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
     let substituted =
         topology_api::spec::subst::substitute(&text, &subs, &|k| std::env::var(k).ok()).text;
     let mut resources = Vec::new();
-    let dir = a.resources.clone().or_else(|| {
-        let d = a.spec.file.parent().map(|p| p.join("resources"))?;
-        d.is_dir().then_some(d)
+    // As local mode (DESIGN §5): --resources, else resources/ beside the YAML, else its folder.
+    let yaml_dir = match a.spec.file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = a.resources.clone().unwrap_or_else(|| {
+        let r = yaml_dir.join("resources");
+        if r.is_dir() { r } else { yaml_dir.clone() }
     });
-    if let Some(dir) = dir {
-        collect_files(&dir, &dir, &mut resources)?;
+    collect_files(&dir, &dir, &mut resources)?;
+    let total: usize = resources.iter().map(|(_, d)| d.len()).sum();
+    if total > MAX_RESOURCES {
+        return Err(UserError(format!(
+            "{} holds {total} bytes; resources shipped with a topology are limited to {MAX_RESOURCES} bytes (pass a smaller --resources DIR)",
+            dir.display()
+        ))
+        .into());
     }
     let req = SubmitRequest {
         file: a.spec.file.display().to_string(),
@@ -320,6 +331,9 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Largest resources folder `gale submit` ships (it travels through ZooKeeper).
+const MAX_RESOURCES: usize = 8 << 20;
+
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
     for entry in std::fs::read_dir(dir)
         .with_context(|| format!("cannot read --resources folder {}", dir.display()))?
@@ -327,7 +341,14 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> R
         let p = entry?.path();
         if p.is_dir() {
             collect_files(root, &p, out)?;
-        } else {
+        } else if p.is_file() {
+            if std::fs::metadata(&p).map(|m| m.len() as usize).unwrap_or(0) > MAX_RESOURCES {
+                return Err(UserError(format!(
+                    "{} is larger than the {MAX_RESOURCES}-byte resources limit",
+                    p.display()
+                ))
+                .into());
+            }
             let rel = p
                 .strip_prefix(root)
                 .unwrap_or(&p)

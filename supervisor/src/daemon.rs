@@ -268,7 +268,9 @@ fn start(
             end: e.end,
         })
         .collect();
-    // Other workers, and which of their tasks are where.
+    // Executors of other workers. Each gets its own connection (and sender thread): with one
+    // connection per worker pair, a full queue at the receiver stalls every tuple behind it in the
+    // stream, and two workers feeding each other (A's bolt -> B, B's bolt -> A) deadlock.
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut remote_task_queue = BTreeMap::new();
     for e in a
@@ -288,13 +290,8 @@ fn start(
         else {
             return Err(format!("cannot resolve worker address {host}:{}", e.port));
         };
-        let q = match addrs.iter().position(|x| *x == addr) {
-            Some(q) => q,
-            None => {
-                addrs.push(addr);
-                addrs.len() - 1
-            }
-        };
+        addrs.push(addr);
+        let q = addrs.len() - 1;
         for t in e.start..=e.end {
             remote_task_queue.insert(t, q);
         }

@@ -1,0 +1,423 @@
+//! Cluster behaviour with real processes: a private ZooKeeper (scripts/zk.sh) on a loopback port,
+//! real `gale nimbus` and `gale supervisor` processes, killed for the fault tests. Every process
+//! started here is stopped by PID when the test ends, pass or fail.
+
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Cluster tests share two cores: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+struct Cluster {
+    dir: PathBuf,
+    zk: String,
+    nimbus_addr: String,
+    nimbus: Option<Child>,
+    supervisors: BTreeMap<String, Child>,
+}
+
+impl Cluster {
+    fn start(name: &str, supervisors: &[&str]) -> Cluster {
+        assert!(
+            Path::new("/usr/share/java/zookeeper.jar").exists(),
+            "ZooKeeper is not installed: run scripts/test.sh, which installs Debian's zookeeper package"
+        );
+        let dir = std::env::temp_dir().join(format!("gale-cluster-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = Command::new("bash")
+            .arg(root().join("scripts/zk.sh"))
+            .arg("start")
+            .arg(dir.join("zk"))
+            .output()
+            .expect("zk.sh runs");
+        assert!(
+            out.status.success(),
+            "ZooKeeper did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let zk = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut c = Cluster {
+            dir,
+            zk,
+            nimbus_addr: format!("127.0.0.1:{}", free_port()),
+            nimbus: None,
+            supervisors: BTreeMap::new(),
+        };
+        c.start_nimbus();
+        for s in supervisors {
+            c.start_supervisor(s);
+        }
+        c
+    }
+
+    fn spawn(&self, args: &[&str], log: &str) -> Child {
+        let log = std::fs::File::create(self.dir.join(log)).expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_gale"))
+            .args(args)
+            .env("GALE_ZOOKEEPER", &self.zk)
+            .env("GALE_NIMBUS", &self.nimbus_addr)
+            .env("GALE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gale starts")
+    }
+
+    fn start_nimbus(&mut self) {
+        let addr = self.nimbus_addr.clone();
+        let child = self.spawn(&["nimbus", "--listen", &addr], "nimbus.log");
+        self.nimbus = Some(child);
+        wait_until(Duration::from_secs(20), "Nimbus answers", || {
+            self.gale(&["list"]).status.success()
+        });
+    }
+
+    fn kill_nimbus(&mut self) {
+        if let Some(mut n) = self.nimbus.take() {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+
+    fn start_supervisor(&mut self, id: &str) {
+        let ports = format!("{},{}", free_port(), free_port());
+        let work = self.dir.join(format!("work-{id}"));
+        let child = self.spawn(
+            &[
+                "supervisor",
+                "--id",
+                id,
+                "--ports",
+                &ports,
+                "--work-dir",
+                work.to_str().expect("path"),
+            ],
+            &format!("supervisor-{id}.log"),
+        );
+        self.supervisors.insert(id.to_owned(), child);
+        wait_until(Duration::from_secs(20), "supervisor registers", || {
+            self.status()["supervisors"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x["id"] == id))
+        });
+    }
+
+    /// SIGKILL, as a crashed machine.
+    fn kill_supervisor(&mut self, id: &str) {
+        if let Some(mut c) = self.supervisors.remove(id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn gale(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_gale"))
+            .args(args)
+            .current_dir(root())
+            .env("GALE_ZOOKEEPER", &self.zk)
+            .env("GALE_NIMBUS", &self.nimbus_addr)
+            .env("GALE_LOG", "warn")
+            .output()
+            .expect("gale runs")
+    }
+
+    fn status(&self) -> Json {
+        let o = self.gale(&["status", "--format", "json"]);
+        if !o.status.success() {
+            return Json::Null;
+        }
+        serde_json::from_slice(&o.stdout).unwrap_or(Json::Null)
+    }
+
+    fn topology(&self, name: &str) -> Json {
+        self.status()["topologies"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == name).cloned())
+            .unwrap_or(Json::Null)
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                s += &format!(
+                    "--- {}\n{}\n",
+                    p.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        for (_, mut c) in std::mem::take(&mut self.supervisors) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.kill_nimbus();
+        let _ = Command::new("bash")
+            .arg(root().join("scripts/zk.sh"))
+            .arg("stop")
+            .arg(self.dir.join("zk"))
+            .output();
+    }
+}
+
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {limit:?} waiting until {what}");
+}
+
+fn stat(t: &Json, component: &str, key: &str) -> u64 {
+    t["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == component))
+        .and_then(|c| c["stats"][key].as_u64())
+        .unwrap_or(0)
+}
+
+fn supervisors_used(t: &Json) -> std::collections::BTreeSet<String> {
+    t["assignment"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["supervisor"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn write_input(dir: &Path, lines: usize) -> (PathBuf, BTreeMap<String, u64>) {
+    let words = [
+        "storm",
+        "gale",
+        "wind",
+        "nimbus",
+        "supervisor",
+        "tuple",
+        "spout",
+        "bolt",
+        "naïve",
+        "言葉",
+    ];
+    let mut text = String::new();
+    let mut counts = BTreeMap::new();
+    let mut x: u64 = 12345;
+    for _ in 0..lines {
+        let mut line = Vec::new();
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = words[(x % words.len() as u64) as usize];
+            line.push(w);
+            *counts.entry(w.to_owned()).or_insert(0) += 1;
+        }
+        text += &line.join(" ");
+        text.push('\n');
+    }
+    let p = dir.join("input.txt");
+    std::fs::write(&p, text).expect("input");
+    (p, counts)
+}
+
+#[test]
+fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cluster::start("wc", &["sup-a", "sup-b"]);
+    let (input, want) = write_input(&c.dir, 30_000);
+    let total: u64 = want.values().sum();
+    let output = c.dir.join("counts.tsv");
+    let o = c.gale(&[
+        "submit",
+        "topologies/word-count.yaml",
+        "--set",
+        &format!("input={}", input.display()),
+        "--set",
+        &format!("output={}", output.display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(id.starts_with("word-count-"), "{id}");
+
+    // Spread over both supervisors.
+    wait_until(
+        Duration::from_secs(30),
+        "both supervisors run workers",
+        || supervisors_used(&c.topology("word-count")).len() == 2,
+    );
+    let list = String::from_utf8_lossy(&c.gale(&["list"]).stdout).into_owned();
+    assert!(
+        list.contains("word-count") && list.contains("ACTIVE") && list.contains(&id),
+        "{list}"
+    );
+
+    // Every word processed once: the sink executed exactly `total` tuples.
+    wait_until(Duration::from_secs(60), "the sink saw every word", || {
+        stat(&c.topology("word-count"), "sink", "executed") == total
+    });
+    let t = c.topology("word-count");
+    assert_eq!(stat(&t, "split", "emitted"), total);
+    assert_eq!(stat(&t, "sentences", "emitted"), 30_000);
+
+    // Kill: deactivate, wait 1 s, remove; the sink writes its file at cleanup.
+    let o = c.gale(&["kill", "word-count", "-w", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(Duration::from_secs(30), "the topology is gone", || {
+        String::from_utf8_lossy(&c.gale(&["list"]).stdout).contains("No topologies running.")
+            && c.status()["topologies"]
+                .as_array()
+                .is_some_and(|t| t.is_empty())
+    });
+    wait_until(Duration::from_secs(10), "the sink file exists", || {
+        output.exists()
+    });
+    let got: BTreeMap<String, u64> = std::fs::read_to_string(&output)
+        .expect("sink file")
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once('\t')
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn rebalance_changes_workers_and_executors() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cluster::start("rebalance", &["sup-a", "sup-b"]);
+    let o = c.gale(&["submit", "topologies/lecture-example.yaml"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(Duration::from_secs(30), "2 workers", || {
+        c.topology("mytopology")["workers"] == 2
+    });
+    let o = c.gale(&[
+        "rebalance",
+        "mytopology",
+        "-w",
+        "1",
+        "-n",
+        "1",
+        "-e",
+        "yellow-bolt=3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(
+        Duration::from_secs(30),
+        "1 worker and 3 yellow executors",
+        || {
+            let t = c.topology("mytopology");
+            let yellow = t["components"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|x| x["id"] == "yellow-bolt").cloned())
+                .unwrap_or(Json::Null);
+            t["status"] == "ACTIVE"
+                && t["workers"] == 1
+                && yellow["executors"] == 3
+                && yellow["tasks"] == 6
+        },
+    );
+    // Executors may rise only up to the task count.
+    let o = c.gale(&["rebalance", "mytopology", "-e", "yellow-bolt=7"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("between 1 and 6"));
+    let o = c.gale(&["kill", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no topology named \"nope\""));
+}
+
+#[test]
+fn killed_supervisor_executors_move_to_the_survivor() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::start("failover", &["sup-a", "sup-b"]);
+    let o = c.gale(&["submit", "topologies/lecture-example.yaml"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(Duration::from_secs(30), "both supervisors used", || {
+        supervisors_used(&c.topology("mytopology")).len() == 2
+    });
+    c.kill_supervisor("sup-b");
+    let took = wait_until(
+        Duration::from_secs(15),
+        "every executor is on sup-a",
+        || {
+            let t = c.topology("mytopology");
+            let used = supervisors_used(&t);
+            used.len() == 1
+                && used.contains("sup-a")
+                && t["assignment"].as_array().is_some_and(|a| a.len() == 12)
+        },
+    );
+    eprintln!(
+        "reassignment after kill -9 took {:.1} s",
+        took.as_secs_f64()
+    );
+    // And the moved executors really run: emitted keeps growing.
+    let before = stat(&c.topology("mytopology"), "green-bolt", "emitted");
+    wait_until(
+        Duration::from_secs(20),
+        "the topology keeps processing",
+        || stat(&c.topology("mytopology"), "green-bolt", "emitted") > before,
+    );
+}
+
+#[test]
+fn topologies_outlive_nimbus_and_a_restarted_nimbus_resumes() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::start("nimbus", &["sup-a"]);
+    let o = c.gale(&["submit", "topologies/lecture-example.yaml"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(Duration::from_secs(30), "running", || {
+        stat(&c.topology("mytopology"), "yellow-bolt", "executed") > 0
+    });
+    c.kill_nimbus();
+    let o = c.gale(&["list"]);
+    assert_eq!(o.status.code(), Some(2), "no Nimbus: exit code 2");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach Nimbus"));
+    let before = {
+        // Read the worker's heartbeat through a new Nimbus later; meanwhile the worker runs on.
+        std::thread::sleep(Duration::from_secs(2));
+        Instant::now()
+    };
+    c.start_nimbus();
+    let t = c.topology("mytopology");
+    assert_eq!(t["status"], "ACTIVE");
+    let seen = stat(&t, "yellow-bolt", "executed");
+    wait_until(
+        Duration::from_secs(20),
+        "the topology is still processing",
+        || stat(&c.topology("mytopology"), "yellow-bolt", "executed") > seen,
+    );
+    assert!(before.elapsed() < Duration::from_secs(60));
+}
