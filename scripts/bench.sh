@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Gale's benchmark (DESIGN §11): word count in local mode against the peers in ../shared/peers/,
-# on the same generated text, in the same run. Prints one line per measurement:
+# Gale's benchmark (DESIGN §11): word count in local mode and on a 2-supervisor cluster (TCP between
+# workers, on this machine) against the peers in ../shared/peers/, on the same generated text, in the
+# same run. Prints one line per measurement:
 #   bench: NAME words=N wall_s=S words_per_s=R rss_mb=M runs=3 (median of runs)
 # and Gale's ratio to each peer.
 #
@@ -81,11 +82,57 @@ gale_run() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# The cluster: ZooKeeper, Nimbus and 2 Supervisors on this machine, TCP between the workers.
+CLUSTER_DIR="$OUT/cluster"
+export GALE_CLUSTER_DIR="$CLUSTER_DIR" GALE_BIN="$GALE"
+scripts/cluster.sh stop >/dev/null 2>&1 || true
+scripts/cluster.sh start 2 >&2
+eval "$(scripts/cluster.sh status | tail -1)"
+trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+
+# cluster_run: submit word count, wait until the sink has seen every word; prints "wall_s rss_mb"
+# (wall from submit to the last word counted, as heartbeats report it, every 0.5 s; RSS: both
+# supervisors, which host the workers).
+cluster_run() {
+  local out="$OUT/cluster-counts.tsv"
+  rm -f "$out"
+  local s e
+  s=$(date +%s.%N)
+  "$GALE" submit topologies/word-count.yaml --set input="$INPUT" --set output="$out" >/dev/null
+  python3 - "$GALE" "$WORDS" <<'PY'
+import json, subprocess, sys, time
+gale, words = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 600
+while time.time() < deadline:
+    out = subprocess.run([gale, "status", "word-count", "--format", "json"], capture_output=True, text=True)
+    if out.returncode == 0:
+        t = json.loads(out.stdout)["topologies"][0]
+        sink = next(c for c in t["components"] if c["id"] == "sink")
+        if sink["stats"]["executed"] >= words:
+            sys.exit(0)
+    time.sleep(0.1)
+sys.exit("cluster word count did not finish in 600 s")
+PY
+  e=$(date +%s.%N)
+  local rss=0
+  for f in "$CLUSTER_DIR"/supervisor-*.pid; do
+    rss=$((rss + $(ps -o rss= -p "$(cat "$f")" 2>/dev/null || echo 0)))
+  done
+  "$GALE" kill word-count -w 0 >/dev/null
+  for _ in $(seq 1 100); do
+    "$GALE" list | grep -q "No topologies running." && break
+    sleep 0.2
+  done
+  python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.4f} {int(sys.argv[3])/1024:.1f}')" "$s" "$e" "$rss"
+}
+
 declare -A WALLS RSS
 for i in $(seq 1 "$RUNS"); do
   log "run $i/$RUNS"
   read -r w r < <(gale_run)
   WALLS[gale-local]+="$w "; RSS[gale-local]+="$r "
+  read -r w r < <(cluster_run)
+  WALLS[gale-cluster]+="$w "; RSS[gale-cluster]+="$r "
   for p in "${PEERS[@]}"; do
     line=$("$PEERS_SRC/run.sh" "$p" "$INPUT")
     w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
@@ -95,14 +142,17 @@ for i in $(seq 1 "$RUNS"); do
 done
 
 declare -A WPS
-for name in gale-local "${PEERS[@]}"; do
+for name in gale-local gale-cluster "${PEERS[@]}"; do
   w=$(tr ' ' '\n' <<<"${WALLS[$name]}" | grep . | median)
   r=$(tr ' ' '\n' <<<"${RSS[$name]}" | grep . | median)
   wps=$(python3 -c "print(round($WORDS / $w))")
   WPS[$name]=$wps
-  label=$name; [ "$name" = gale-local ] || label="peer-$name"
+  label=$name; [[ "$name" = gale-* ]] || label="peer-$name"
   echo "bench: $label words=$WORDS wall_s=$w words_per_s=$wps rss_mb=$r runs=$RUNS"
 done
 for p in "${PEERS[@]}"; do
-  python3 -c "print(f'bench: ratio gale-local/{\"$p\"} ratio={${WPS[gale-local]} / ${WPS[$p]}:.3f}')"
+  for g in gale-local gale-cluster; do
+    python3 -c "print(f'bench: ratio $g/$p ratio={${WPS[$g]} / ${WPS[$p]}:.3f}')"
+  done
 done
+python3 -c "print(f'bench: ratio gale-cluster/gale-local ratio={${WPS[gale-cluster]} / ${WPS[gale-local]}:.3f}')"
