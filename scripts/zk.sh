@@ -4,6 +4,8 @@
 #   scripts/zk.sh start DIR [PORT]   # PORT 0 or absent: a free port. Prints "127.0.0.1:PORT"
 #   scripts/zk.sh stop DIR
 #
+# ZK_ADDRESS binds another address than 127.0.0.1 (the network-namespace test uses its own).
+#
 # Needs Debian's `zookeeper` package (scripts/test.sh installs it) and Java.
 set -euo pipefail
 cmd=${1:-}; dir=${2:-}
@@ -16,10 +18,10 @@ free_port() {
 
 # `srvr` answers with the mode only once the database is loaded (`ruok` can answer earlier).
 srvr() {
-  python3 - "$1" <<'PY' 2>/dev/null || true
+  python3 - "$1" "$2" <<'PY' 2>/dev/null || true
 import socket, sys
 try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
     s.sendall(b"srvr")
     print(s.makefile().read())
 except OSError:
@@ -30,6 +32,7 @@ PY
 case "$cmd" in
   start)
     [ -f /usr/share/java/zookeeper.jar ] || { echo "ZooKeeper is not installed: run scripts/test.sh (or apt-get install zookeeper)" >&2; exit 2; }
+    addr=${ZK_ADDRESS:-127.0.0.1}
     port=${3:-0}; [ "$port" != 0 ] || port=$(free_port)
     mkdir -p "$dir/data"
     cat > "$dir/zoo.cfg" <<CFG
@@ -38,7 +41,7 @@ initLimit=10
 syncLimit=5
 dataDir=$dir/data
 clientPort=$port
-clientPortAddress=127.0.0.1
+clientPortAddress=$addr
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,mntr,stat
 forceSync=no
@@ -47,8 +50,8 @@ CFG
     nohup java -Xmx256m -cp "$CP" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" >"$dir/zk.log" 2>&1 &
     echo $! > "$dir/zk.pid"
     for _ in $(seq 1 150); do
-      if srvr "$port" | grep -q 'Mode: standalone'; then
-        echo "127.0.0.1:$port"
+      if srvr "$addr" "$port" | grep -q 'Mode: standalone'; then
+        echo "$addr:$port"
         exit 0
       fi
       kill -0 "$(cat "$dir/zk.pid")" 2>/dev/null || { echo "ZooKeeper exited; see $dir/zk.log" >&2; tail -5 "$dir/zk.log" >&2; exit 1; }

@@ -323,6 +323,27 @@ fn rebalance_changes_workers_and_executors() {
     wait_until(Duration::from_secs(30), "2 workers", || {
         c.topology("mytopology")["workers"] == 2
     });
+    // Hostile bytes at a worker's port close that connection only.
+    let port = c.topology("mytopology")["assignment"][0]["port"]
+        .as_u64()
+        .expect("a worker port") as u16;
+    for bytes in [
+        &b"\x00\x00\x00\x05garbage"[..],
+        b"\xff\xff\xff\xffoversized",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("worker port");
+        s.write_all(bytes).expect("write");
+    }
+    let before = stat(&c.topology("mytopology"), "green-bolt", "executed");
+    wait_until(
+        Duration::from_secs(20),
+        "the worker keeps processing",
+        || stat(&c.topology("mytopology"), "green-bolt", "executed") > before,
+    );
+    let logs = c.logs();
+    assert!(logs.contains("Closing connection"), "{logs}");
     let o = c.gale(&[
         "rebalance",
         "mytopology",
@@ -420,4 +441,198 @@ fn topologies_outlive_nimbus_and_a_restarted_nimbus_resumes() {
         || stat(&c.topology("mytopology"), "yellow-bolt", "executed") > seen,
     );
     assert!(before.elapsed() < Duration::from_secs(60));
+}
+
+/// Two hosts: supervisors in two network namespaces joined by a veth pair, so tuples cross a real
+/// network link. The namespaces, their addresses (10.213.0.1 and .2, which exist only inside them)
+/// and every process are created and removed by this test.
+#[test]
+fn supervisors_in_two_network_namespaces() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    let (ns_a, ns_b) = (format!("gale-a-{pid}"), format!("gale-b-{pid}"));
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !ip(&["netns", "add", &ns_a]) {
+        eprintln!(
+            "SKIPPED supervisors_in_two_network_namespaces: `ip netns add` is not permitted here (needs root and iproute2)"
+        );
+        return;
+    }
+    struct Netns(Vec<String>, Vec<Child>, PathBuf);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            for c in &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("bash")
+                .arg(root().join("scripts/zk.sh"))
+                .arg("stop")
+                .arg(self.2.join("zk"))
+                .output();
+            for ns in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("gale-netns-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut guard = Netns(vec![ns_a.clone()], Vec::new(), dir.clone());
+    assert!(ip(&["netns", "add", &ns_b]), "second namespace");
+    guard.0.push(ns_b.clone());
+    let (va, vb) = (
+        format!("gva{}", pid % 100_000),
+        format!("gvb{}", pid % 100_000),
+    );
+    for step in [
+        vec!["link", "add", &va, "type", "veth", "peer", "name", &vb],
+        vec!["link", "set", &va, "netns", &ns_a],
+        vec!["link", "set", &vb, "netns", &ns_b],
+        vec!["-n", &ns_a, "addr", "add", "10.213.0.1/24", "dev", &va],
+        vec!["-n", &ns_b, "addr", "add", "10.213.0.2/24", "dev", &vb],
+        vec!["-n", &ns_a, "link", "set", &va, "up"],
+        vec!["-n", &ns_b, "link", "set", &vb, "up"],
+        vec!["-n", &ns_a, "link", "set", "lo", "up"],
+        vec!["-n", &ns_b, "link", "set", "lo", "up"],
+    ] {
+        assert!(ip(&step), "ip {step:?}");
+    }
+    let zk_out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns_a,
+            "env",
+            "ZK_ADDRESS=10.213.0.1",
+            "bash",
+        ])
+        .arg(root().join("scripts/zk.sh"))
+        .arg("start")
+        .arg(dir.join("zk"))
+        .arg("2181")
+        .output()
+        .expect("zk.sh");
+    assert!(
+        zk_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&zk_out.stderr)
+    );
+    let zk = "10.213.0.1:2181";
+    let nimbus = "10.213.0.1:6627";
+    let spawn = |ns: &str, args: &[&str], log: &str| -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_gale")])
+            .args(args)
+            .env("GALE_ZOOKEEPER", zk)
+            .env("GALE_NIMBUS", nimbus)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log)).expect("log"))
+            .spawn()
+            .expect("spawn")
+    };
+    guard
+        .1
+        .push(spawn(&ns_a, &["nimbus", "--listen", nimbus], "nimbus.log"));
+    guard.1.push(spawn(
+        &ns_a,
+        &[
+            "supervisor",
+            "--id",
+            "host-a",
+            "--host",
+            "10.213.0.1",
+            "--ports",
+            "6700",
+        ],
+        "sup-a.log",
+    ));
+    guard.1.push(spawn(
+        &ns_b,
+        &[
+            "supervisor",
+            "--id",
+            "host-b",
+            "--host",
+            "10.213.0.2",
+            "--ports",
+            "6700",
+        ],
+        "sup-b.log",
+    ));
+    let gale = |args: &[&str]| -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &ns_a, env!("CARGO_BIN_EXE_gale")])
+            .args(args)
+            .current_dir(root())
+            .env("GALE_NIMBUS", nimbus)
+            .env("GALE_LOG", "warn")
+            .output()
+            .expect("gale")
+    };
+    let status = || -> Json {
+        let o = gale(&["status", "--format", "json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or(Json::Null)
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "both supervisors registered",
+        || {
+            status()["supervisors"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2)
+        },
+    );
+    let (input, want) = write_input(&dir, 20_000);
+    let total: u64 = want.values().sum();
+    let output = dir.join("counts.tsv");
+    let o = gale(&[
+        "submit",
+        "topologies/word-count.yaml",
+        "--set",
+        &format!("input={}", input.display()),
+        "--set",
+        &format!("output={}", output.display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let topo = || {
+        status()["topologies"]
+            .as_array()
+            .and_then(|t| t.first().cloned())
+            .unwrap_or(Json::Null)
+    };
+    wait_until(Duration::from_secs(30), "workers on both hosts", || {
+        let t = topo();
+        let hosts: std::collections::BTreeSet<String> = t["assignment"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["host"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        hosts.len() == 2
+    });
+    wait_until(Duration::from_secs(60), "every word counted", || {
+        stat(&topo(), "sink", "executed") == total
+    });
+    assert!(gale(&["kill", "word-count", "-w", "1"]).status.success());
+    wait_until(Duration::from_secs(30), "sink file written", || {
+        output.exists()
+    });
+    let got: BTreeMap<String, u64> = std::fs::read_to_string(&output)
+        .expect("counts")
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once('\t')
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+        })
+        .collect();
+    assert_eq!(got, want);
 }
