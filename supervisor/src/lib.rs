@@ -4,6 +4,7 @@
 //! Registration with ZooKeeper, slot management and TCP transport come with cluster mode (issue 4)
 //! and reuse this runtime unchanged.
 
+pub mod acker;
 pub mod daemon;
 pub mod local;
 pub mod runtime;

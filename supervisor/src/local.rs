@@ -149,7 +149,6 @@ fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
     let secs = elapsed.as_secs_f64().max(1e-9);
     w.layout
         .iter()
-        .filter(|c| c.kind != ComponentKind::System)
         .map(|c| {
             let mut sum = Counters::default();
             for h in w.executors.iter().filter(|h| h.component == c.id) {

@@ -264,6 +264,7 @@ fn dispatch(
                 topology
                     .stream_fields(c, st)
                     .map(|f| StreamSource::intern(c, st, f))
+                    .or_else(|| topology_api::system_source(c, st))
             })
         })
         .collect();

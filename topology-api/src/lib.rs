@@ -25,5 +25,8 @@ pub use component::{
 pub use grouping::Grouping;
 pub use registry::Registry;
 pub use spec::Topology;
-pub use tuple::{AckIds, DEFAULT_STREAM, MessageId, StreamSource, Tuple};
+pub use tuple::{
+    ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, AckIds, DEFAULT_STREAM, MessageId,
+    SYSTEM_COMPONENT, StreamSource, Tuple, system_source,
+};
 pub use value::{Fields, SmolStr, Value, Values};

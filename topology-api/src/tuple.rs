@@ -48,6 +48,25 @@ impl StreamSource {
     }
 }
 
+/// Component id of system tuples (ticks, acker messages).
+pub const SYSTEM_COMPONENT: &str = "__system";
+/// Streams of the acking protocol (Storm's names).
+pub const ACK_INIT_STREAM: &str = "__ack_init";
+pub const ACK_ACK_STREAM: &str = "__ack_ack";
+pub const ACK_FAIL_STREAM: &str = "__ack_fail";
+
+/// The interned source of a system stream, for tuples that arrive from another worker. `None` for
+/// streams that are not system streams.
+pub fn system_source(component: &str, stream: &str) -> Option<&'static StreamSource> {
+    let fields = match stream {
+        ACK_INIT_STREAM | ACK_ACK_STREAM => Fields::new(["id", "val"]),
+        ACK_FAIL_STREAM => Fields::new(["id"]),
+        "__tick" => Fields::new(["tick"]),
+        _ => return None,
+    };
+    Some(StreamSource::intern(component, stream, &fields))
+}
+
 /// Acking identity of a tuple: for each spout tuple (root id) it belongs to, the random id of the
 /// edge this tuple is. Empty when acking is off or the tuple is unanchored.
 pub type AckIds = SmallVec<[(u64, u64); 1]>;
@@ -91,6 +110,10 @@ impl Tuple {
     pub fn with_ack_ids(mut self, ids: AckIds) -> Self {
         self.ack_ids = ids;
         self
+    }
+
+    pub fn set_ack_ids(&mut self, ids: AckIds) {
+        self.ack_ids = ids;
     }
 
     pub fn values(&self) -> &[Value] {

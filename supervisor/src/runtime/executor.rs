@@ -3,12 +3,29 @@
 use super::router::{ErrorReporter, Router};
 use super::stats::ExecutorStats;
 use super::{Batch, GoSignal};
-use crossbeam_channel::{Receiver, TryRecvError};
+use crate::acker::{AckerBook, Outcome};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use topology_api::layout::ExecutorId;
-use topology_api::{Bolt, BoltCollector, Spout, SpoutCollector, TopologyContext};
+use topology_api::{
+    ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, MessageId,
+    SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Tuple, Value, Values, system_source,
+};
+
+/// A spout executor's acking settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reliability {
+    /// `topology.message.timeout.secs`: a tree not complete by then fails.
+    pub timeout: Duration,
+    /// `topology.max.spout.pending`: in-flight trees per spout task.
+    pub max_pending: Option<u64>,
+}
+
+/// A spout tree in flight: the task's index in the executor, its message id, when it started.
+type Pending = FxHashMap<u64, (usize, MessageId, Instant)>;
 
 /// Everything an executor thread owns besides its components.
 pub(crate) struct ExecutorEnv {
@@ -52,7 +69,40 @@ impl Backoff {
     }
 }
 
-pub(crate) fn run_spout(mut env: ExecutorEnv, mut spouts: Vec<Box<dyn Spout>>) {
+/// Handles acks and fails that ackers sent back.
+fn settle(
+    batch: Batch,
+    spouts: &mut [Box<dyn Spout>],
+    pending: &mut Pending,
+    per_task: &mut [u64],
+    env: &mut ExecutorEnv,
+) {
+    for d in batch {
+        let Some(root) = d.tuple.get(0).and_then(Value::as_int) else {
+            continue;
+        };
+        let Some((i, id, start)) = pending.remove(&(root as u64)) else {
+            continue;
+        };
+        per_task[i] = per_task[i].saturating_sub(1);
+        if d.tuple.source_stream() == ACK_ACK_STREAM {
+            spouts[i].ack(&id);
+            env.router.counters.acked += 1;
+            env.router.counters.complete_us += start.elapsed().as_micros() as u64;
+            env.router.counters.completed += 1;
+        } else {
+            spouts[i].fail(&id);
+            env.router.counters.failed += 1;
+        }
+    }
+}
+
+pub(crate) fn run_spout(
+    mut env: ExecutorEnv,
+    mut spouts: Vec<Box<dyn Spout>>,
+    rx: Option<Receiver<Batch>>,
+    rel: Reliability,
+) {
     let first = env.executor.start;
     let mut opened = Ok(());
     for (i, s) in spouts.iter_mut().enumerate() {
@@ -73,9 +123,32 @@ pub(crate) fn run_spout(mut env: ExecutorEnv, mut spouts: Vec<Box<dyn Spout>>) {
     let mut finished = vec![false; spouts.len()];
     let mut iter: u32 = 0;
     let mut active = true;
+    let mut pending: Pending = FxHashMap::default();
+    let mut per_task = vec![0u64; spouts.len()];
+    let mut last_timeout_scan = Instant::now();
     'outer: loop {
         if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
             break;
+        }
+        if let Some(rx) = &rx {
+            while let Ok(batch) = rx.try_recv() {
+                settle(batch, &mut spouts, &mut pending, &mut per_task, &mut env);
+            }
+        }
+        if !pending.is_empty() && last_timeout_scan.elapsed() >= Duration::from_millis(100) {
+            last_timeout_scan = Instant::now();
+            let expired: Vec<u64> = pending
+                .iter()
+                .filter(|(_, (_, _, t))| t.elapsed() >= rel.timeout)
+                .map(|(r, _)| *r)
+                .collect();
+            for r in expired {
+                if let Some((i, id, _)) = pending.remove(&r) {
+                    per_task[i] = per_task[i].saturating_sub(1);
+                    spouts[i].fail(&id);
+                    env.router.counters.failed += 1;
+                }
+            }
         }
         let want_active = env.active.load(Ordering::Relaxed);
         if want_active != active {
@@ -100,16 +173,31 @@ pub(crate) fn run_spout(mut env: ExecutorEnv, mut spouts: Vec<Box<dyn Spout>>) {
             if finished[i] {
                 continue;
             }
+            if rel.max_pending.is_some_and(|m| per_task[i] >= m) {
+                // topology.max.spout.pending: wait for acks before emitting more.
+                all_finished = false;
+                continue;
+            }
             env.router.current_task = first + i as u32;
             s.next_tuple(&mut SpoutCollector::new(&mut env.router));
             if !env.router.immediate_acks.is_empty() {
-                // Acking is off: Storm acks a spout tuple as soon as it is emitted.
+                // Acking is off (or nobody subscribes): Storm acks a spout tuple at once.
                 for id in env.router.immediate_acks.drain(..) {
                     s.ack(&id);
                     env.router.counters.acked += 1;
                 }
             }
-            if s.is_finished() {
+            if let Some(acking) = env.router.acking.as_mut()
+                && !acking.started.is_empty()
+            {
+                let now = Instant::now();
+                for (root, task, id) in acking.started.drain(..) {
+                    let idx = (task - first) as usize;
+                    per_task[idx] += 1;
+                    pending.insert(root, (idx, id, now));
+                }
+            }
+            if s.is_finished() && per_task[i] == 0 {
                 finished[i] = true;
             } else {
                 all_finished = false;
@@ -130,7 +218,19 @@ pub(crate) fn run_spout(mut env: ExecutorEnv, mut spouts: Vec<Box<dyn Spout>>) {
         } else {
             env.router.flush();
             env.stats.publish(&env.router.counters);
-            backoff.wait();
+            match &rx {
+                // Waiting for acks: sleep on the queue they arrive on.
+                Some(rx) if !pending.is_empty() => {
+                    match rx.recv_timeout(Duration::from_millis(1)) {
+                        Ok(batch) => {
+                            settle(batch, &mut spouts, &mut pending, &mut per_task, &mut env)
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => backoff.wait(),
+                    }
+                }
+                _ => backoff.wait(),
+            }
         }
     }
     for s in spouts.iter_mut() {
@@ -191,11 +291,13 @@ pub(crate) fn run_bolt(
             };
             env.router.current_task = d.task;
             let settled = env.router.counters.acked + env.router.counters.failed;
+            env.router.begin_input(&d.tuple);
             bolt.execute(&d.tuple, &mut BoltCollector::new(&mut env.router));
             if auto_ack[idx] && env.router.counters.acked + env.router.counters.failed == settled {
-                env.router.counters.acked += 1;
+                topology_api::OutputSink::ack(&mut env.router, &d.tuple);
             }
         }
+        env.router.flush_acks();
         env.router.counters.executed += n;
         if env.router.last_flush.elapsed() >= env.flush_interval {
             env.router.flush();
@@ -205,6 +307,76 @@ pub(crate) fn run_bolt(
     if cleanup {
         for b in bolts.iter_mut() {
             b.cleanup();
+        }
+    }
+    env.router.flush();
+    env.stats.publish(&env.router.counters);
+}
+
+/// An acker executor (Storm's `__acker`) around [`crate::acker::AckerBook`]: a completed or
+/// failed tree's spout task is told at once; trees older than the message timeout are dropped
+/// (their spout has failed them by then).
+pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Duration) {
+    let _ = env.ready.send(Ok(()));
+    if !env.go.wait() {
+        return;
+    }
+    let source = |stream: &str| {
+        system_source(SYSTEM_COMPONENT, stream).expect("acking streams are system streams")
+    };
+    let (ack_src, fail_src) = (source(ACK_ACK_STREAM), source(ACK_FAIL_STREAM));
+    let me = env.executor.start;
+    let mut book = AckerBook::new();
+    let epoch = Instant::now();
+    let mut last_sweep = Instant::now();
+    loop {
+        let batch = match rx.try_recv() {
+            Ok(b) => b,
+            Err(TryRecvError::Empty) => {
+                env.router.flush();
+                env.stats.publish(&env.router.counters);
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(b) => b,
+                    Err(RecvTimeoutError::Timeout) => Vec::new(),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let n = batch.len() as u64;
+        let now_ms = epoch.elapsed().as_millis() as u64;
+        for d in batch {
+            let t = &d.tuple;
+            let Some(root) = t.get(0).and_then(Value::as_int).map(|r| r as u64) else {
+                continue;
+            };
+            let val = t.get(1).and_then(Value::as_int).unwrap_or(0) as u64;
+            let outcome = match t.source_stream() {
+                ACK_INIT_STREAM => book.init(root, val, t.source_task(), now_ms),
+                ACK_FAIL_STREAM => book.fail(root, now_ms),
+                _ => book.ack(root, val, now_ms),
+            };
+            let (reply, spout) = match outcome {
+                Some(Outcome::Acked { spout_task, .. }) => (ack_src, spout_task),
+                Some(Outcome::Failed { spout_task, .. }) => (fail_src, spout_task),
+                None => continue,
+            };
+            let mut v = Values::new();
+            v.push(Value::Int(root as i64));
+            env.router.send_to(spout, Tuple::new(reply, me, v));
+            env.router.counters.emitted += 1;
+        }
+        env.router.counters.executed += n;
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            book.expire(
+                epoch.elapsed().as_millis() as u64,
+                timeout.as_millis() as u64,
+            );
+        }
+        if env.router.last_flush.elapsed() >= env.flush_interval {
+            env.router.flush();
+            env.stats.publish(&env.router.counters);
         }
     }
     env.router.flush();

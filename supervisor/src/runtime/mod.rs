@@ -14,7 +14,7 @@ pub use queue::{Batch, Delivery};
 pub use stats::{Counters, ExecutorStats};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use router::{ErrorReporter, OutBuf, OutStream, Router, Subscriber};
+use router::{Acking, ErrorReporter, OutBuf, OutStream, Rng, Router, Subscriber};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -22,10 +22,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::grouping::{Grouping, Shuffle};
-use topology_api::layout::{ComponentKind, ComponentTasks, ExecutorId, task_layout};
+use topology_api::layout::{ACKER_ID, ComponentKind, ComponentTasks, ExecutorId, task_layout};
 use topology_api::registry::Factory;
 use topology_api::spec::keys;
-use topology_api::{Bolt, Registry, Spout, StreamSource, Topology, TopologyContext};
+use topology_api::{
+    ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, Fields, Registry, SYSTEM_COMPONENT,
+    Spout, StreamSource, Topology, TopologyContext, system_source,
+};
 
 /// Gale's defaults for Storm's batching and queue keys (docs/configuration.md).
 pub const DEFAULT_PRODUCER_BATCH_SIZE: u64 = 500;
@@ -305,16 +308,23 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
         None => (None, BTreeMap::new(), Vec::new()),
     };
     let is_local = |e: &ExecutorId| local_set.as_ref().is_none_or(|l| l.contains(e));
-    // Acker executors are counted in the layout (task ids as Storm's) but not run yet: acking is
-    // not implemented, so spout tuples are acked on emit, as Storm does with acking off.
     let ackers = topo.acker_executors();
-    if ackers > 0 {
-        tracing::warn!(
-            ackers,
-            "Acking is not implemented yet: spout tuples are acked when emitted, as with topology.acker.executors: 0"
-        );
-    }
     let layout = task_layout(&topo, ackers);
+    let acker_tasks: Vec<u32> = layout
+        .iter()
+        .filter(|c| c.id == ACKER_ID)
+        .flat_map(|c| c.task_ids())
+        .collect();
+    let spout_tasks: Vec<u32> = layout
+        .iter()
+        .filter(|c| c.kind == ComponentKind::Spout)
+        .flat_map(|c| c.task_ids())
+        .collect();
+    let message_timeout = Duration::from_secs(topo.config_u64(keys::MESSAGE_TIMEOUT_SECS, 30));
+    let max_pending = topo
+        .config
+        .get(keys::MAX_SPOUT_PENDING)
+        .and_then(|v| v.as_u64());
     let component_tasks: Arc<BTreeMap<String, Vec<u32>>> = Arc::new(
         layout
             .iter()
@@ -336,9 +346,21 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
         task_queue: vec![None; max_task as usize + 1],
         queues: Vec::new(),
     };
-    for c in layout.iter().filter(|c| c.kind == ComponentKind::Bolt) {
+    // Bolts always have an input queue; with acking, spouts (acks and fails) and ackers do too.
+    for c in layout
+        .iter()
+        .filter(|c| c.kind == ComponentKind::Bolt || ackers > 0)
+    {
         for e in c.executors.iter().filter(|e| is_local(e)) {
-            let (tx, rx) = bounded(cfg.queue_batches);
+            // A spout's queue only carries acks and fails. It is unbounded: ackers must never
+            // block on a spout that is itself blocked sending into a full downstream queue (that
+            // cycle deadlocks). Its size is bounded by the trees in flight, which the bounded
+            // queues downstream already bound.
+            let (tx, rx) = if c.kind == ComponentKind::Spout {
+                crossbeam_channel::unbounded()
+            } else {
+                bounded(cfg.queue_batches)
+            };
             for t in e.tasks() {
                 task_exec[t as usize] = Some(senders.len());
                 inbound.task_queue[t as usize] = Some(inbound.queues.len() as u32);
@@ -388,6 +410,18 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
             break;
         };
         for e in c.executors.iter().filter(|e| is_local(e)) {
+            let acking = (ackers > 0).then(|| Acking {
+                acker_tasks: acker_tasks.clone(),
+                rng: Rng(seed(e.start)),
+                anchored: Default::default(),
+                started: Vec::new(),
+                init: system(ACK_INIT_STREAM),
+                ack: system(ACK_ACK_STREAM),
+                fail: system(ACK_FAIL_STREAM),
+                current: None,
+                current_xor: 0,
+                pending_acks: Default::default(),
+            });
             let router = build_router(
                 &topo,
                 &c.id,
@@ -398,6 +432,8 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                 local_queues,
                 &cfg,
                 reporter.clone(),
+                &acker_tasks,
+                acking,
             );
             let contexts: Vec<TopologyContext> = e
                 .tasks()
@@ -444,8 +480,15 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                     }
                     let rep = reporter.clone();
                     let (comp, first) = (c.id.clone(), e.start);
+                    let rx = receivers.remove(e);
+                    let reliability = executor::Reliability {
+                        timeout: message_timeout,
+                        max_pending,
+                    };
                     builder.spawn(move || {
-                        guard(&*rep, &comp, first, || executor::run_spout(env, spouts))
+                        guard(&*rep, &comp, first, || {
+                            executor::run_spout(env, spouts, rx, reliability)
+                        })
                     })
                 }
                 Factory::Bolt(f) => {
@@ -490,6 +533,65 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                 Err(err) => {
                     build_error = Some(RuntimeError::Spawn(err));
                     break 'build;
+                }
+            }
+        }
+    }
+    // Acker executors: plain XOR bookkeeping, replies go straight to spout tasks.
+    if build_error.is_none() {
+        for c in layout.iter().filter(|c| c.id == ACKER_ID) {
+            for e in c.executors.iter().filter(|e| is_local(e)) {
+                let Some(rx) = receivers.remove(e) else {
+                    continue;
+                };
+                let router = build_router(
+                    &topo,
+                    ACKER_ID,
+                    e.start,
+                    &component_tasks,
+                    &task_exec,
+                    &senders,
+                    local_queues,
+                    &cfg,
+                    reporter.clone(),
+                    &spout_tasks,
+                    None,
+                );
+                let stats = Arc::new(ExecutorStats::default());
+                let env = executor::ExecutorEnv {
+                    component: ACKER_ID.to_owned(),
+                    executor: *e,
+                    router,
+                    stats: stats.clone(),
+                    stop: spec.stop.clone(),
+                    active: spec.active.clone(),
+                    go: go.clone(),
+                    ready: ready_tx.clone(),
+                    flush_interval: cfg.flush_interval,
+                    contexts: Vec::new(),
+                    reporter: reporter.clone(),
+                };
+                let rep = reporter.clone();
+                let first = e.start;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("gale-acker-{}", e.start))
+                    .spawn(move || {
+                        guard(&*rep, ACKER_ID, first, || {
+                            executor::run_acker(env, rx, message_timeout)
+                        })
+                    });
+                match spawned {
+                    Ok(j) => {
+                        expected += 1;
+                        handles.push(ExecutorHandle {
+                            component: ACKER_ID.to_owned(),
+                            kind: ComponentKind::System,
+                            executor: *e,
+                            stats,
+                            join: Some(j),
+                        });
+                    }
+                    Err(err) => build_error = Some(RuntimeError::Spawn(err)),
                 }
             }
         }
@@ -565,6 +667,8 @@ fn build_router(
     local_queues: usize,
     cfg: &RuntimeConfig,
     reporter: Arc<dyn ErrorReporter + Send + Sync>,
+    system_targets: &[u32],
+    acking: Option<Acking>,
 ) -> Router {
     let def = topo.component(component);
     let mut streams = Vec::new();
@@ -628,9 +732,19 @@ fn build_router(
     let mut out_of_exec: BTreeMap<usize, u32> = BTreeMap::new();
     let mut outs: Vec<OutBuf> = Vec::new();
     let mut task_dest = vec![u32::MAX; task_exec.len()];
-    for s in &streams {
-        for sub in &s.subscribers {
-            for &t in &sub.targets {
+    let subscribed = streams
+        .iter()
+        .flat_map(|s| s.subscribers.iter())
+        .flat_map(|sub| sub.targets.iter().copied());
+    // Acking messages go to acker tasks (from spouts and bolts) or spout tasks (from ackers).
+    let system = if acking.is_some() || component == ACKER_ID {
+        system_targets
+    } else {
+        &[]
+    };
+    {
+        for t in subscribed.chain(system.iter().copied()) {
+            {
                 let Some(Some(ei)) = task_exec.get(t as usize) else {
                     continue;
                 };
@@ -658,5 +772,20 @@ fn build_router(
         last_flush: Instant::now(),
         reporter,
         downstream_lost: false,
+        acking,
     }
+}
+
+fn system(stream: &str) -> &'static StreamSource {
+    system_source(SYSTEM_COMPONENT, stream)
+        .unwrap_or_else(|| StreamSource::intern(SYSTEM_COMPONENT, stream, &Fields::default()))
+}
+
+/// A different random seed per executor and run.
+fn seed(first_task: u32) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((first_task as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15
 }

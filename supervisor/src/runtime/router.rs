@@ -8,9 +8,100 @@
 use super::queue::{Batch, Delivery};
 use super::stats::Counters;
 use crossbeam_channel::Sender;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::time::Instant;
 use topology_api::grouping::{self, Grouping, Shuffle};
-use topology_api::{Emission, MessageId, OutputSink, StreamSource, Tuple, Values};
+use topology_api::{AckIds, Emission, MessageId, OutputSink, StreamSource, Tuple, Value, Values};
+
+/// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    #[inline]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        // Never 0: 0 is "nothing pending" in the XOR bookkeeping.
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1
+    }
+}
+
+/// How the copies of one emission get their acking ids.
+enum AckTag {
+    Off,
+    /// A reliable spout emit: each copy is an edge of the new tree `root`.
+    Root {
+        root: u64,
+        xor: u64,
+        copies: u32,
+        rng: Rng,
+    },
+    /// An anchored bolt emit: each copy is a new edge of every anchor's trees.
+    Anchored {
+        roots: SmallVec<[u64; 2]>,
+        xor: u64,
+        rng: Rng,
+    },
+}
+
+impl AckTag {
+    #[inline]
+    fn ids(&mut self) -> AckIds {
+        match self {
+            AckTag::Off => AckIds::new(),
+            AckTag::Root {
+                root,
+                xor,
+                copies,
+                rng,
+            } => {
+                let e = rng.next();
+                *xor ^= e;
+                *copies += 1;
+                let mut ids = AckIds::new();
+                ids.push((*root, e));
+                ids
+            }
+            AckTag::Anchored { roots, xor, rng } => {
+                let e = rng.next();
+                *xor ^= e;
+                roots.iter().map(|r| (*r, e)).collect()
+            }
+        }
+    }
+}
+
+/// The acking state of one executor (Storm's XOR scheme; see docs/guaranteed-processing.md).
+pub(crate) struct Acking {
+    /// `__acker` task ids, ascending; a tree's acker is `acker_tasks[root % n]`.
+    pub acker_tasks: Vec<u32>,
+    pub rng: Rng,
+    /// For each input tuple (keyed by its first (root, edge)) the XOR of the edges anchored to it.
+    pub anchored: FxHashMap<(u64, u64), u64>,
+    /// Trees started since the executor last looked: (root, spout task, message id).
+    pub started: Vec<(u64, u32, MessageId)>,
+    pub init: &'static StreamSource,
+    pub ack: &'static StreamSource,
+    pub fail: &'static StreamSource,
+    /// The input being executed (its first (root, edge)) and the XOR of edges anchored to it so
+    /// far: the common case needs no map operation.
+    pub current: Option<(u64, u64)>,
+    pub current_xor: u64,
+    /// Acks waiting to be sent, XORed per root: one message per tree per batch instead of one per
+    /// tuple (XOR is associative, so the acker's arithmetic is unchanged).
+    pub pending_acks: FxHashMap<u64, u64>,
+}
+
+impl Acking {
+    pub fn acker_for(&self, root: u64) -> u32 {
+        self.acker_tasks[grouping::reduce(root, self.acker_tasks.len())]
+    }
+}
 
 /// A subscriber of one stream.
 pub(crate) struct Subscriber {
@@ -60,6 +151,8 @@ pub(crate) struct Router {
     pub reporter: std::sync::Arc<dyn ErrorReporter + Send + Sync>,
     /// Set when a receiving executor has gone away (it failed); the executor stops emitting to it.
     pub downstream_lost: bool,
+    /// `Some` when the topology has ackers.
+    pub acking: Option<Acking>,
 }
 
 impl Router {
@@ -101,8 +194,82 @@ impl Router {
         }
     }
 
-    /// Sends every non-empty buffer.
+    /// Sends an acking message to the tree's acker: 0 = init (root, xor), 1 = ack (root, xor),
+    /// 2 = fail (root).
+    fn send_system(&mut self, kind: u8, root: u64, val: u64) {
+        let Some(acking) = self.acking.as_ref() else {
+            return;
+        };
+        let task = acking.acker_for(root);
+        let (source, values) = match kind {
+            0 => (acking.init, two(root, val)),
+            1 => (acking.ack, two(root, val)),
+            _ => {
+                let mut v = Values::new();
+                v.push(Value::Int(root as i64));
+                (acking.fail, v)
+            }
+        };
+        let tuple = Tuple::new(source, self.current_task, values);
+        Self::push(
+            &mut self.outs,
+            &self.task_dest,
+            self.batch_size,
+            &mut self.downstream_lost,
+            task,
+            tuple,
+        );
+    }
+
+    /// Marks `input` as the tuple about to be executed. An earlier input that was not acked yet
+    /// keeps its anchored edges in the map.
+    #[inline]
+    pub fn begin_input(&mut self, input: &Tuple) {
+        if let Some(acking) = self.acking.as_mut() {
+            if let Some(prev) = acking.current.take()
+                && acking.current_xor != 0
+            {
+                *acking.anchored.entry(prev).or_insert(0) ^=
+                    std::mem::take(&mut acking.current_xor);
+            }
+            acking.current_xor = 0;
+            acking.current = input.ack_ids().first().copied();
+        }
+    }
+
+    /// Sends the acks gathered since the last call, one message per tree.
+    pub fn flush_acks(&mut self) {
+        let Some(acking) = self.acking.as_mut() else {
+            return;
+        };
+        if acking.pending_acks.is_empty() {
+            return;
+        }
+        let acks: Vec<(u64, u64)> = acking
+            .pending_acks
+            .drain()
+            .filter(|(_, x)| *x != 0)
+            .collect();
+        for (root, x) in acks {
+            self.send_system(1, root, x);
+        }
+    }
+
+    /// Sends a tuple to one task, outside any subscription (acker replies to spouts).
+    pub fn send_to(&mut self, task: u32, tuple: Tuple) {
+        Self::push(
+            &mut self.outs,
+            &self.task_dest,
+            self.batch_size,
+            &mut self.downstream_lost,
+            task,
+            tuple,
+        );
+    }
+
+    /// Sends every non-empty buffer (gathered acks first).
     pub fn flush(&mut self) {
+        self.flush_acks();
         for ob in &mut self.outs {
             if !ob.buf.is_empty() {
                 Self::send(ob, self.batch_size, &mut self.downstream_lost);
@@ -114,7 +281,7 @@ impl Router {
     /// The common case, kept apart so the tuple is built once, straight into the batch: one
     /// subscriber, one receiving task, nobody asking which task it was.
     #[inline]
-    fn route_single(&mut self, si: usize, values: Values) -> Result<(), Values> {
+    fn route_single(&mut self, si: usize, values: Values, tag: &mut AckTag) -> Result<(), Values> {
         let Router {
             streams,
             task_dest,
@@ -147,7 +314,7 @@ impl Router {
         };
         ob.buf.push(Delivery {
             task,
-            tuple: Tuple::new(stream.source, *current_task, values),
+            tuple: Tuple::new(stream.source, *current_task, values).with_ack_ids(tag.ids()),
         });
         if ob.buf.len() >= *batch_size {
             Self::send(ob, *batch_size, downstream_lost);
@@ -161,9 +328,10 @@ impl Router {
         values: Values,
         direct_task: Option<u32>,
         mut task_ids: Option<&mut Vec<u32>>,
+        tag: &mut AckTag,
     ) {
         let values = if direct_task.is_none() && task_ids.is_none() {
-            match self.route_single(si, values) {
+            match self.route_single(si, values, tag) {
                 Ok(()) => return,
                 Err(v) => v,
             }
@@ -198,6 +366,7 @@ impl Router {
             if let Some(ids) = task_ids.as_deref_mut() {
                 ids.push(task);
             }
+            let tuple = tuple.with_ack_ids(tag.ids());
             Self::push(outs, task_dest, *batch_size, downstream_lost, task, tuple);
             return;
         }
@@ -214,7 +383,8 @@ impl Router {
                 } else {
                     tuple_slot.clone()
                 };
-                if let Some(t) = t {
+                if let Some(mut t) = t {
+                    t.set_ack_ids(tag.ids());
                     Self::push(outs, task_dest, *batch_size, downstream_lost, task, t);
                 }
             };
@@ -293,22 +463,127 @@ impl OutputSink for Router {
             return;
         }
         self.counters.emitted += 1;
+        let Some(acking) = self.acking.as_mut() else {
+            if let Some(id) = e.message_id {
+                self.immediate_acks.push(id);
+            }
+            self.route(si, e.values, e.direct_task, task_ids, &mut AckTag::Off);
+            return;
+        };
         if let Some(id) = e.message_id {
-            self.immediate_acks.push(id);
+            // A reliable spout emit starts a tree.
+            let mut rng = acking.rng;
+            let root = rng.next();
+            let mut tag = AckTag::Root {
+                root,
+                xor: 0,
+                copies: 0,
+                rng,
+            };
+            self.route(si, e.values, e.direct_task, task_ids, &mut tag);
+            let AckTag::Root {
+                xor, copies, rng, ..
+            } = tag
+            else {
+                return;
+            };
+            let Some(acking) = self.acking.as_mut() else {
+                return;
+            };
+            acking.rng = rng;
+            if copies == 0 {
+                // Nobody subscribes: the tree is complete at once (Storm does the same).
+                self.immediate_acks.push(id);
+                return;
+            }
+            let task = self.current_task;
+            acking.started.push((root, task, id));
+            self.send_system(0, root, xor);
+            return;
         }
-        self.route(si, e.values, e.direct_task, task_ids);
+        let mut roots: SmallVec<[u64; 2]> = SmallVec::new();
+        for a in e.anchors {
+            for (r, _) in a.ack_ids() {
+                if !roots.contains(r) {
+                    roots.push(*r);
+                }
+            }
+        }
+        if roots.is_empty() {
+            self.route(si, e.values, e.direct_task, task_ids, &mut AckTag::Off);
+            return;
+        }
+        let mut tag = AckTag::Anchored {
+            roots,
+            xor: 0,
+            rng: acking.rng,
+        };
+        self.route(si, e.values, e.direct_task, task_ids, &mut tag);
+        let AckTag::Anchored { xor, rng, .. } = tag else {
+            return;
+        };
+        let Some(acking) = self.acking.as_mut() else {
+            return;
+        };
+        acking.rng = rng;
+        for a in e.anchors {
+            if let Some(key) = a.ack_ids().first() {
+                if acking.current == Some(*key) {
+                    acking.current_xor ^= xor;
+                } else {
+                    *acking.anchored.entry(*key).or_insert(0) ^= xor;
+                }
+            }
+        }
     }
 
-    fn ack(&mut self, _input: &Tuple) {
+    fn ack(&mut self, input: &Tuple) {
         self.counters.acked += 1;
+        let Some(acking) = self.acking.as_mut() else {
+            return;
+        };
+        let Some(key) = input.ack_ids().first() else {
+            return;
+        };
+        let children = if acking.current == Some(*key) {
+            acking.current = None;
+            std::mem::take(&mut acking.current_xor)
+        } else {
+            acking.anchored.remove(key).unwrap_or(0)
+        };
+        for (root, edge) in input.ack_ids() {
+            *acking.pending_acks.entry(*root).or_insert(0) ^= edge ^ children;
+        }
     }
 
-    fn fail(&mut self, _input: &Tuple) {
+    fn fail(&mut self, input: &Tuple) {
         self.counters.failed += 1;
+        let Some(acking) = self.acking.as_mut() else {
+            return;
+        };
+        let Some(key) = input.ack_ids().first() else {
+            return;
+        };
+        if acking.current == Some(*key) {
+            acking.current = None;
+            acking.current_xor = 0;
+        }
+        acking.anchored.remove(key);
+        let ids: AckIds = input.ack_ids().clone();
+        for (root, _) in ids {
+            self.send_system(2, root, 0);
+        }
     }
 
     fn report_error(&mut self, message: &str) {
         self.reporter
             .report(&self.component, self.current_task, message);
     }
+}
+
+fn two(a: u64, b: u64) -> Values {
+    let mut v = Values::new();
+    v.push(Value::Int(a as i64));
+    v.push(Value::Int(b as i64));
+    v
 }

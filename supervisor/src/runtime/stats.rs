@@ -11,6 +11,8 @@ pub struct ExecutorStats {
     pub executed: AtomicU64,
     pub acked: AtomicU64,
     pub failed: AtomicU64,
+    pub complete_us: AtomicU64,
+    pub completed: AtomicU64,
 }
 
 /// The executor thread's private copy; `publish` makes it visible.
@@ -20,6 +22,10 @@ pub struct Counters {
     pub executed: u64,
     pub acked: u64,
     pub failed: u64,
+    /// Spouts with acking: sum of complete latencies (emit -> tree acked) in microseconds, and
+    /// how many trees that sum covers.
+    pub complete_us: u64,
+    pub completed: u64,
 }
 
 impl ExecutorStats {
@@ -28,6 +34,8 @@ impl ExecutorStats {
         self.executed.store(c.executed, Ordering::Relaxed);
         self.acked.store(c.acked, Ordering::Relaxed);
         self.failed.store(c.failed, Ordering::Relaxed);
+        self.complete_us.store(c.complete_us, Ordering::Relaxed);
+        self.completed.store(c.completed, Ordering::Relaxed);
     }
 
     pub fn read(&self) -> Counters {
@@ -36,6 +44,8 @@ impl ExecutorStats {
             executed: self.executed.load(Ordering::Relaxed),
             acked: self.acked.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            complete_us: self.complete_us.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
         }
     }
 }
