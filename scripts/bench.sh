@@ -60,7 +60,7 @@ else
   log "../shared/peers not found: measuring Gale alone"
 fi
 
-# gale_run NAME [extra --set args...]: one run; prints "wall_s rss_mb"
+# gale_run [extra args...]: one run; prints "wall_s rss_mb"
 gale_run() {
   local out="$OUT/counts.tsv"
   rm -f "$out"
@@ -70,6 +70,7 @@ gale_run() {
     --set input="$INPUT" --set output="$out" "$@" >"$OUT/gale.log" 2>&1 \
     || { tail -20 "$OUT/gale.log" >&2; exit 1; }
   e=$(date +%s.%N)
+  grep -o 'sentences: mean complete latency [0-9.]* ms' "$OUT/gale.log" | awk '{print $5}' > "$OUT/complete_ms" || true
   # Every word must have been counted.
   local total
   total=$(awk -F'\t' '{s+=$2} END {print s+0}' "$out")
@@ -81,14 +82,6 @@ gale_run() {
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-# The cluster: ZooKeeper, Nimbus and 2 Supervisors on this machine, TCP between the workers.
-CLUSTER_DIR="$OUT/cluster"
-export GALE_CLUSTER_DIR="$CLUSTER_DIR" GALE_BIN="$GALE"
-scripts/cluster.sh stop >/dev/null 2>&1 || true
-scripts/cluster.sh start 2 >&2
-eval "$(scripts/cluster.sh status | tail -1)"
-trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
 
 # cluster_run: submit word count, wait until the sink has seen every word; prints "wall_s rss_mb"
 # (wall from submit to the last word counted, as heartbeats report it, every 0.5 s; RSS: both
@@ -127,12 +120,14 @@ PY
 }
 
 declare -A WALLS RSS
+LAT=""
 for i in $(seq 1 "$RUNS"); do
   log "run $i/$RUNS"
   read -r w r < <(gale_run)
   WALLS[gale-local]+="$w "; RSS[gale-local]+="$r "
-  read -r w r < <(cluster_run)
-  WALLS[gale-cluster]+="$w "; RSS[gale-cluster]+="$r "
+  read -r w r < <(gale_run --set ackers=2)
+  WALLS[gale-local-acking]+="$w "; RSS[gale-local-acking]+="$r "
+  LAT+="$(cat "$OUT/complete_ms" 2>/dev/null || echo 0) "
   for p in "${PEERS[@]}"; do
     line=$("$PEERS_SRC/run.sh" "$p" "$INPUT")
     w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
@@ -141,8 +136,22 @@ for i in $(seq 1 "$RUNS"); do
   done
 done
 
+# The cluster: ZooKeeper, Nimbus and 2 Supervisors on this machine, TCP between the workers.
+CLUSTER_DIR="$OUT/cluster"
+export GALE_CLUSTER_DIR="$CLUSTER_DIR" GALE_BIN="$GALE"
+scripts/cluster.sh stop >/dev/null 2>&1 || true
+scripts/cluster.sh start 2 >&2
+eval "$(scripts/cluster.sh status | tail -1)"
+trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+
+log "cluster runs (the cluster is up only now, so it does not disturb the runs above)"
+for i in $(seq 1 "$RUNS"); do
+  read -r w r < <(cluster_run)
+  WALLS[gale-cluster]+="$w "; RSS[gale-cluster]+="$r "
+done
+
 declare -A WPS
-for name in gale-local gale-cluster "${PEERS[@]}"; do
+for name in gale-local gale-local-acking gale-cluster "${PEERS[@]}"; do
   w=$(tr ' ' '\n' <<<"${WALLS[$name]}" | grep . | median)
   r=$(tr ' ' '\n' <<<"${RSS[$name]}" | grep . | median)
   wps=$(python3 -c "print(round($WORDS / $w))")
@@ -156,3 +165,5 @@ for p in "${PEERS[@]}"; do
   done
 done
 python3 -c "print(f'bench: ratio gale-cluster/gale-local ratio={${WPS[gale-cluster]} / ${WPS[gale-local]}:.3f}')"
+lat=$(tr ' ' '\n' <<<"$LAT" | grep . | median)
+python3 -c "print(f'bench: ratio gale-local-acking/gale-local ratio={${WPS[gale-local-acking]} / ${WPS[gale-local]}:.3f} mean_complete_latency_ms=$lat')"

@@ -378,6 +378,17 @@ fn print_summary(s: &RunSummary) {
             c.id, c.kind, c.executors, c.emitted, c.executed, c.acked, c.failed, c.throughput
         );
     }
+    for c in s
+        .components
+        .iter()
+        .filter(|c| c.complete_latency_ms.is_some())
+    {
+        println!(
+            "  {}: mean complete latency {:.3} ms",
+            c.id,
+            c.complete_latency_ms.unwrap_or_default()
+        );
+    }
     if s.error_count > 0 {
         println!("  {} component error(s); last ones:", s.error_count);
         for e in s.errors.iter().rev().take(5) {

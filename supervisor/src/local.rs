@@ -62,6 +62,9 @@ pub struct ComponentSummary {
     pub failed: u64,
     /// Tuples per second: executed for bolts, emitted for spouts.
     pub throughput: f64,
+    /// Spouts with acking: mean time from emit to the tree's ack, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_latency_ms: Option<f64>,
 }
 
 /// What a local run did (the shape of `--metrics-json`).
@@ -157,6 +160,8 @@ fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
                 sum.executed += s.executed;
                 sum.acked += s.acked;
                 sum.failed += s.failed;
+                sum.complete_us += s.complete_us;
+                sum.completed += s.completed;
             }
             let basis = if c.kind == ComponentKind::Spout {
                 sum.emitted
@@ -173,6 +178,8 @@ fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
                 acked: sum.acked,
                 failed: sum.failed,
                 throughput: basis as f64 / secs,
+                complete_latency_ms: (sum.completed > 0)
+                    .then(|| sum.complete_us as f64 / sum.completed as f64 / 1000.0),
             }
         })
         .collect()

@@ -5,7 +5,6 @@ use super::stats::ExecutorStats;
 use super::{Batch, GoSignal};
 use crate::acker::{AckerBook, Outcome};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,8 +23,70 @@ pub(crate) struct Reliability {
     pub max_pending: Option<u64>,
 }
 
-/// A spout tree in flight: the task's index in the executor, its message id, when it started.
-type Pending = FxHashMap<u64, (usize, MessageId, Instant)>;
+/// The trees a spout executor has in flight, in the order they started.
+///
+/// Root ids carry the executor's sequence number in their low 32 bits (the high 32 bits are
+/// random, so roots still spread evenly over the ackers), which makes this a ring indexed by
+/// sequence: no hashing per tuple, and the oldest trees (the only ones that can time out) are at
+/// the front.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    base: u32,
+    slots: std::collections::VecDeque<Option<(usize, MessageId, Instant)>>,
+    live: usize,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Registers a tree; `root`'s low 32 bits must be the next sequence number.
+    fn insert(&mut self, root: u64, entry: (usize, MessageId, Instant)) {
+        let seq = root as u32;
+        if self.slots.is_empty() {
+            self.base = seq;
+        }
+        let idx = seq.wrapping_sub(self.base) as usize;
+        while self.slots.len() <= idx {
+            self.slots.push_back(None);
+        }
+        if self.slots[idx].replace(entry).is_none() {
+            self.live += 1;
+        }
+    }
+
+    fn remove(&mut self, root: u64) -> Option<(usize, MessageId, Instant)> {
+        let idx = (root as u32).wrapping_sub(self.base) as usize;
+        let e = self.slots.get_mut(idx)?.take()?;
+        self.live -= 1;
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+        Some(e)
+    }
+
+    /// Removes and returns the trees older than `timeout`.
+    fn expired(&mut self, now: Instant, timeout: Duration) -> Vec<(usize, MessageId)> {
+        let mut out = Vec::new();
+        while let Some(front) = self.slots.front_mut() {
+            match front {
+                Some((_, _, t)) if now.duration_since(*t) >= timeout => {
+                    if let Some((i, id, _)) = front.take() {
+                        out.push((i, id));
+                        self.live -= 1;
+                    }
+                }
+                Some(_) => break,
+                None => {}
+            }
+            self.slots.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+        out
+    }
+}
 
 /// Everything an executor thread owns besides its components.
 pub(crate) struct ExecutorEnv {
@@ -77,18 +138,19 @@ fn settle(
     per_task: &mut [u64],
     env: &mut ExecutorEnv,
 ) {
+    let now = Instant::now();
     for d in batch {
         let Some(root) = d.tuple.get(0).and_then(Value::as_int) else {
             continue;
         };
-        let Some((i, id, start)) = pending.remove(&(root as u64)) else {
+        let Some((i, id, start)) = pending.remove(root as u64) else {
             continue;
         };
         per_task[i] = per_task[i].saturating_sub(1);
         if d.tuple.source_stream() == ACK_ACK_STREAM {
             spouts[i].ack(&id);
             env.router.counters.acked += 1;
-            env.router.counters.complete_us += start.elapsed().as_micros() as u64;
+            env.router.counters.complete_us += now.duration_since(start).as_micros() as u64;
             env.router.counters.completed += 1;
         } else {
             spouts[i].fail(&id);
@@ -123,7 +185,7 @@ pub(crate) fn run_spout(
     let mut finished = vec![false; spouts.len()];
     let mut iter: u32 = 0;
     let mut active = true;
-    let mut pending: Pending = FxHashMap::default();
+    let mut pending = Pending::default();
     let mut per_task = vec![0u64; spouts.len()];
     let mut last_timeout_scan = Instant::now();
     'outer: loop {
@@ -137,17 +199,10 @@ pub(crate) fn run_spout(
         }
         if !pending.is_empty() && last_timeout_scan.elapsed() >= Duration::from_millis(100) {
             last_timeout_scan = Instant::now();
-            let expired: Vec<u64> = pending
-                .iter()
-                .filter(|(_, (_, _, t))| t.elapsed() >= rel.timeout)
-                .map(|(r, _)| *r)
-                .collect();
-            for r in expired {
-                if let Some((i, id, _)) = pending.remove(&r) {
-                    per_task[i] = per_task[i].saturating_sub(1);
-                    spouts[i].fail(&id);
-                    env.router.counters.failed += 1;
-                }
+            for (i, id) in pending.expired(last_timeout_scan, rel.timeout) {
+                per_task[i] = per_task[i].saturating_sub(1);
+                spouts[i].fail(&id);
+                env.router.counters.failed += 1;
             }
         }
         let want_active = env.active.load(Ordering::Relaxed);

@@ -413,6 +413,7 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
             let acking = (ackers > 0).then(|| Acking {
                 acker_tasks: acker_tasks.clone(),
                 rng: Rng(seed(e.start)),
+                seq: 0,
                 anchored: Default::default(),
                 started: Vec::new(),
                 init: system(ACK_INIT_STREAM),

@@ -81,6 +81,8 @@ pub(crate) struct Acking {
     /// `__acker` task ids, ascending; a tree's acker is `acker_tasks[root % n]`.
     pub acker_tasks: Vec<u32>,
     pub rng: Rng,
+    /// Sequence number of the next tree this executor starts (the low 32 bits of its root).
+    pub seq: u32,
     /// For each input tuple (keyed by its first (root, edge)) the XOR of the edges anchored to it.
     pub anchored: FxHashMap<(u64, u64), u64>,
     /// Trees started since the executor last looked: (root, spout task, message id).
@@ -473,7 +475,9 @@ impl OutputSink for Router {
         if let Some(id) = e.message_id {
             // A reliable spout emit starts a tree.
             let mut rng = acking.rng;
-            let root = rng.next();
+            // Random high half (spreads roots over ackers), sequence low half (see `Pending`).
+            let root = (rng.next() & 0xffff_ffff_0000_0000) | acking.seq as u64;
+            acking.seq = acking.seq.wrapping_add(1);
             let mut tag = AckTag::Root {
                 root,
                 xor: 0,

@@ -6,7 +6,7 @@ use crate::component::{
 use crate::spec::keys;
 use crate::tuple::MessageId;
 use crate::value::{Fields, SmolStr, Value, Values, small_str};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -27,7 +27,11 @@ pub struct FileLineSpout {
     task_index: u64,
     tasks: u64,
     reliable: bool,
-    pending: HashMap<u64, SmolStr>,
+    /// Emitted, not yet acked lines of this task, by position: line numbers of one task step by
+    /// `tasks`, so slot `i` holds line `pending_base + i * tasks` (no hashing per line).
+    pending: VecDeque<Option<SmolStr>>,
+    pending_base: u64,
+    pending_live: usize,
     replay: VecDeque<u64>,
     eof: bool,
 }
@@ -54,15 +58,51 @@ impl FileLineSpout {
             task_index: 0,
             tasks: 1,
             reliable: false,
-            pending: HashMap::new(),
+            pending: VecDeque::new(),
+            pending_base: 0,
+            pending_live: 0,
             replay: VecDeque::new(),
             eof: false,
         })
     }
 
+    fn slot(&self, no: u64) -> Option<usize> {
+        let off = no.checked_sub(self.pending_base)?;
+        (off % self.tasks == 0).then_some((off / self.tasks) as usize)
+    }
+
+    fn pending_line(&self, no: u64) -> Option<&SmolStr> {
+        self.pending.get(self.slot(no)?)?.as_ref()
+    }
+
+    fn settle(&mut self, no: u64) -> bool {
+        let Some(i) = self.slot(no) else { return false };
+        let Some(slot) = self.pending.get_mut(i) else {
+            return false;
+        };
+        if slot.take().is_none() {
+            return false;
+        }
+        self.pending_live -= 1;
+        while matches!(self.pending.front(), Some(None)) {
+            self.pending.pop_front();
+            self.pending_base += self.tasks;
+        }
+        true
+    }
+
     fn emit_line(&mut self, out: &mut SpoutCollector<'_>, no: u64, line: SmolStr) {
         if self.reliable {
-            self.pending.insert(no, line.clone());
+            if self.pending.is_empty() {
+                self.pending_base = no;
+            }
+            if let Some(i) = self.slot(no) {
+                while self.pending.len() <= i {
+                    self.pending.push_back(None);
+                }
+                self.pending[i] = Some(line.clone());
+                self.pending_live += 1;
+            }
         }
         let mut v = Values::new();
         v.push(Value::Str(line));
@@ -101,7 +141,7 @@ impl Spout for FileLineSpout {
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) {
         if let Some(no) = self.replay.pop_front() {
-            if let Some(line) = self.pending.get(&no).cloned() {
+            if let Some(line) = self.pending_line(no).cloned() {
                 let mut v = Values::new();
                 v.push(Value::Str(line));
                 out.emit_with_id(v, MessageId::Int(no));
@@ -152,19 +192,19 @@ impl Spout for FileLineSpout {
 
     fn ack(&mut self, id: &MessageId) {
         if let MessageId::Int(no) = id {
-            self.pending.remove(no);
+            self.settle(*no);
         }
     }
 
     fn fail(&mut self, id: &MessageId) {
         if let MessageId::Int(no) = id
-            && self.pending.contains_key(no)
+            && self.pending_line(*no).is_some()
         {
             self.replay.push_back(*no);
         }
     }
 
     fn is_finished(&self) -> bool {
-        self.eof && self.pending.is_empty() && self.replay.is_empty()
+        self.eof && self.pending_live == 0 && self.replay.is_empty()
     }
 }
