@@ -262,3 +262,65 @@ fn summary_counts_match() {
     assert_eq!(by["r"].executed, 777);
     assert_eq!(by["r"].acked, 777, "bolts auto-ack");
 }
+
+/// Counts tick tuples per task.
+struct TickCounter {
+    task: u32,
+    ticks: Arc<Mutex<BTreeMap<u32, u32>>>,
+}
+
+impl Bolt for TickCounter {
+    fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
+    fn prepare(
+        &mut self,
+        ctx: &topology_api::TopologyContext,
+    ) -> Result<(), topology_api::ComponentError> {
+        self.task = ctx.task_id;
+        Ok(())
+    }
+    fn execute(&mut self, t: &Tuple, _out: &mut BoltCollector<'_>) {
+        if t.is_tick() {
+            *self
+                .ticks
+                .lock()
+                .expect("lock")
+                .entry(self.task)
+                .or_default() += 1;
+        }
+    }
+}
+
+#[test]
+fn tick_tuples_reach_every_task() {
+    let ticks: Arc<Mutex<BTreeMap<u32, u32>>> = Arc::default();
+    let mut reg = Registry::with_builtins();
+    let t2 = ticks.clone();
+    reg.register_bolt("Ticks", move |_| {
+        Ok(Box::new(TickCounter {
+            task: 0,
+            ticks: t2.clone(),
+        }))
+    });
+    let yaml = "name: t\nconfig:\n  topology.tick.tuple.freq.secs: 1\n  topology.acker.executors: 0\nspouts:\n  - {id: s, className: TestWordSpout}\nbolts:\n  - {id: b, className: Ticks, parallelism: 2, numTasks: 3}\nstreams:\n  - {from: s, to: b, grouping: {type: SHUFFLE}}\n";
+    let l = load_bytes(
+        "t.yaml",
+        yaml.as_bytes(),
+        &reg,
+        &Substitutions::default(),
+        &|_| None,
+    )
+    .expect("valid");
+    let s = run_local(
+        l.topology,
+        &reg,
+        LocalOptions {
+            duration: Some(Duration::from_millis(2500)),
+            ..Default::default()
+        },
+    )
+    .expect("runs");
+    assert_eq!(s.ended, "duration");
+    let t = ticks.lock().expect("lock");
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert!(t.values().all(|n| (1..=3).contains(n)), "{t:?}");
+}

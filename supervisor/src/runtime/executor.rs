@@ -309,6 +309,7 @@ pub(crate) fn run_bolt(
     rx: Receiver<Batch>,
     mut bolts: Vec<Box<dyn Bolt>>,
     cleanup: bool,
+    tick: Option<Duration>,
 ) {
     let first = env.executor.start;
     let mut prepared = Ok(());
@@ -324,40 +325,53 @@ pub(crate) fn run_bolt(
         return;
     }
     let auto_ack: Vec<bool> = bolts.iter().map(|b| b.auto_ack()).collect();
+    // Storm's tick tuples: every `tick` each task gets a tuple from `__system` on `__tick`.
+    let tick_src = system_source(SYSTEM_COMPONENT, "__tick");
+    let mut next_tick = tick.map(|t| Instant::now() + t);
     loop {
+        if let (Some(at), Some(every), Some(src)) = (next_tick, tick, tick_src)
+            && Instant::now() >= at
+        {
+            next_tick = Some(at + every);
+            let ticks: Batch = (first..first + bolts.len() as u32)
+                .map(|task| {
+                    let mut v = Values::new();
+                    v.push(Value::Int(every.as_secs() as i64));
+                    super::Delivery {
+                        task,
+                        tuple: Tuple::new(src, 0, v),
+                    }
+                })
+                .collect();
+            run_batch(&mut env, &mut bolts, &auto_ack, ticks);
+            continue;
+        }
         let batch = match rx.try_recv() {
             Ok(b) => b,
             Err(TryRecvError::Empty) => {
                 // Out of input: send what is buffered now rather than wait for a full batch.
                 env.router.flush();
                 env.stats.publish(&env.router.counters);
-                match rx.recv() {
-                    Ok(b) => b,
-                    Err(_) => break,
+                let got = match next_tick {
+                    Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now()))
+                    {
+                        Ok(b) => Some(b),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    },
+                    None => match rx.recv() {
+                        Ok(b) => Some(b),
+                        Err(_) => break,
+                    },
+                };
+                match got {
+                    Some(b) => b,
+                    None => continue,
                 }
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        let n = batch.len() as u64;
-        for d in batch {
-            let idx = (d.task - first) as usize;
-            let Some(bolt) = bolts.get_mut(idx) else {
-                continue;
-            };
-            env.router.current_task = d.task;
-            let settled = env.router.counters.acked + env.router.counters.failed;
-            env.router.begin_input(&d.tuple);
-            bolt.execute(&d.tuple, &mut BoltCollector::new(&mut env.router));
-            if auto_ack[idx] && env.router.counters.acked + env.router.counters.failed == settled {
-                topology_api::OutputSink::ack(&mut env.router, &d.tuple);
-            }
-        }
-        env.router.flush_acks();
-        env.router.counters.executed += n;
-        if env.router.last_flush.elapsed() >= env.flush_interval {
-            env.router.flush();
-            env.stats.publish(&env.router.counters);
-        }
+        run_batch(&mut env, &mut bolts, &auto_ack, batch);
     }
     if cleanup {
         for b in bolts.iter_mut() {
@@ -366,6 +380,32 @@ pub(crate) fn run_bolt(
     }
     env.router.flush();
     env.stats.publish(&env.router.counters);
+}
+
+/// Executes one batch of input on a bolt executor's tasks.
+#[inline]
+fn run_batch(env: &mut ExecutorEnv, bolts: &mut [Box<dyn Bolt>], auto_ack: &[bool], batch: Batch) {
+    let first = env.executor.start;
+    let n = batch.len() as u64;
+    for d in batch {
+        let idx = (d.task - first) as usize;
+        let Some(bolt) = bolts.get_mut(idx) else {
+            continue;
+        };
+        env.router.current_task = d.task;
+        let settled = env.router.counters.acked + env.router.counters.failed;
+        env.router.begin_input(&d.tuple);
+        bolt.execute(&d.tuple, &mut BoltCollector::new(&mut env.router));
+        if auto_ack[idx] && env.router.counters.acked + env.router.counters.failed == settled {
+            topology_api::OutputSink::ack(&mut env.router, &d.tuple);
+        }
+    }
+    env.router.flush_acks();
+    env.router.counters.executed += n;
+    if env.router.last_flush.elapsed() >= env.flush_interval {
+        env.router.flush();
+        env.stats.publish(&env.router.counters);
+    }
 }
 
 /// An acker executor (Storm's `__acker`) around [`crate::acker::AckerBook`]: a completed or

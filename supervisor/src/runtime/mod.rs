@@ -511,11 +511,16 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                         continue;
                     };
                     let cleanup = spec.cleanup;
+                    let tick = topo
+                        .config
+                        .get(keys::TICK_TUPLE_FREQ_SECS)
+                        .and_then(|v| v.as_u64())
+                        .map(Duration::from_secs);
                     let rep = reporter.clone();
                     let (comp, first) = (c.id.clone(), e.start);
                     builder.spawn(move || {
                         guard(&*rep, &comp, first, || {
-                            executor::run_bolt(env, rx, bolts, cleanup)
+                            executor::run_bolt(env, rx, bolts, cleanup, tick)
                         })
                     })
                 }
@@ -774,6 +779,7 @@ fn build_router(
         reporter,
         downstream_lost: false,
         acking,
+        debug: topo.config_bool(keys::DEBUG),
     }
 }
 

@@ -155,6 +155,8 @@ pub(crate) struct Router {
     pub downstream_lost: bool,
     /// `Some` when the topology has ackers.
     pub acking: Option<Acking>,
+    /// `topology.debug`: log every emitted tuple, as Storm does.
+    pub debug: bool,
 }
 
 impl Router {
@@ -465,6 +467,16 @@ impl OutputSink for Router {
             return;
         }
         self.counters.emitted += 1;
+        if self.debug {
+            let values: Vec<String> = e.values.iter().map(ToString::to_string).collect();
+            tracing::info!(
+                component = %self.component,
+                task = self.current_task,
+                stream = e.stream,
+                "Emitting: [{}]",
+                values.join(", ")
+            );
+        }
         let Some(acking) = self.acking.as_mut() else {
             if let Some(id) = e.message_id {
                 self.immediate_acks.push(id);
