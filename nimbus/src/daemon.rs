@@ -465,7 +465,18 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             storm.status.as_str(),
             now.saturating_sub(storm.launch_time_secs),
         );
-        let beats = state.workerbeats(id).await?;
+        // Only workers of the current assignment count: a dead supervisor's last beat stays in
+        // ZooKeeper until the topology goes.
+        let beats: Vec<_> = state
+            .workerbeats(id)
+            .await?
+            .into_iter()
+            .filter(|b| {
+                assignment
+                    .values()
+                    .any(|s| s.supervisor == b.supervisor && s.port == b.port)
+            })
+            .collect();
         for c in &mut v.components {
             let mut st = ComponentStats::default();
             for b in &beats {
