@@ -702,3 +702,56 @@ fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
     let dups: u64 = got.values().sum::<u64>() - total;
     eprintln!("duplicates counted after the crash: {dups}");
 }
+
+/// ZooKeeper stopped for 10 s and started again, and Nimbus killed and restarted: the daemons
+/// recover by themselves and every line is acked in the end.
+#[test]
+fn every_line_is_acked_through_zookeeper_and_nimbus_outages() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::start("zkfault", &["sup-a", "sup-b"]);
+    let lines = 40_000;
+    let (input, _want) = write_input(&c.dir, lines);
+    std::fs::create_dir_all(c.dir.join("topo")).expect("dir");
+    let yaml = c.dir.join("topo/reliable.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "name: reliable\nconfig:\n  topology.workers: 2\n  topology.acker.executors: 2\n  topology.max.spout.pending: 50\n  topology.message.timeout.secs: 5\nspouts:\n  - id: lines\n    className: FileLineSpout\n    properties: [{{name: path, value: \"{}\"}}]\nbolts:\n  - {{id: split, className: SplitSentenceBolt, parallelism: 2}}\n  - {{id: count, className: WordCountBolt, parallelism: 2}}\nstreams:\n  - {{from: lines, to: split, grouping: {{type: SHUFFLE}}}}\n  - {{from: split, to: count, grouping: {{type: FIELDS, args: [word]}}}}\n",
+            input.display()
+        ),
+    )
+    .expect("yaml");
+    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(Duration::from_secs(30), "acking under way", || stat(&c.topology("reliable"), "lines", "acked") > 0);
+
+    // ZooKeeper down for 10 s.
+    let port = c.zk.rsplit(':').next().expect("port").to_owned();
+    let zk_dir = c.dir.join("zk");
+    let run_zk = |args: &[&str]| {
+        Command::new("bash").arg(root().join("scripts/zk.sh")).args(args).output().expect("zk.sh")
+    };
+    assert!(run_zk(&["stop", zk_dir.to_str().expect("path")]).status.success());
+    std::thread::sleep(Duration::from_secs(10));
+    let o = run_zk(&["start", zk_dir.to_str().expect("path"), &port]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back = Instant::now();
+    wait_until(Duration::from_secs(60), "both supervisors registered again", || {
+        c.status()["supervisors"].as_array().is_some_and(|s| s.len() == 2)
+    });
+    eprintln!("daemons back in ZooKeeper {:.1} s after it restarted", back.elapsed().as_secs_f64());
+
+    // Nimbus killed and restarted.
+    c.kill_nimbus();
+    std::thread::sleep(Duration::from_secs(2));
+    c.start_nimbus();
+    wait_until(Duration::from_secs(120), "every line acked", || {
+        stat(&c.topology("reliable"), "lines", "acked") >= lines as u64
+    });
+    let t = c.topology("reliable");
+    eprintln!(
+        "after the outages: acked {} failed {} of {lines} lines",
+        stat(&t, "lines", "acked"),
+        stat(&t, "lines", "failed")
+    );
+}
