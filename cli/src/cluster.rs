@@ -430,6 +430,11 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
                 c.id, c.kind, c.executors, c.tasks, st.emitted, st.executed, st.acked, st.failed
             );
         }
+        for c in &t.components {
+            if let Some(e) = &c.last_error {
+                println!("  last error of {}: {e}", c.id);
+            }
+        }
         for r in &t.assignment {
             println!(
                 "    {:<20} [{}-{}] -> {} {}:{}",

@@ -374,6 +374,32 @@ fn rebalance_changes_workers_and_executors() {
     let o = c.gale(&["rebalance", "mytopology", "-e", "yellow-bolt=7"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("between 1 and 6"));
+    // A worker that cannot start is reported against its component in `gale status`.
+    std::fs::create_dir_all(c.dir.join("broken")).expect("dir");
+    let broken = c.dir.join("broken/broken.yaml");
+    std::fs::write(
+        &broken,
+        "name: broken\nspouts:\n  - id: lines\n    className: FileLineSpout\n    properties: [{name: path, value: /nonexistent/input.txt}]\nbolts:\n  - {id: log, className: LogInfoBolt}\nstreams:\n  - {from: lines, to: log, grouping: {type: SHUFFLE}}\n",
+    )
+    .expect("yaml");
+    assert!(
+        c.gale(&["submit", broken.to_str().expect("path")])
+            .status
+            .success()
+    );
+    wait_until(Duration::from_secs(30), "the error shows in status", || {
+        let t = c.topology("broken");
+        t["components"].as_array().is_some_and(|cs| {
+            cs.iter().any(|x| {
+                x["id"] == "lines"
+                    && x["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("/nonexistent/input.txt"))
+            })
+        })
+    });
+    let text = String::from_utf8_lossy(&c.gale(&["status", "broken"]).stdout).into_owned();
+    assert!(text.contains("last error of lines"), "{text}");
     let o = c.gale(&["kill", "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no topology named \"nope\""));
@@ -661,26 +687,41 @@ fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
     .expect("yaml");
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait_until(Duration::from_secs(30), "acking under way on both supervisors", || {
-        let t = c.topology("reliable");
-        supervisors_used(&t).len() == 2 && stat(&t, "lines", "acked") > 0
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "acking under way on both supervisors",
+        || {
+            let t = c.topology("reliable");
+            supervisors_used(&t).len() == 2 && stat(&t, "lines", "acked") > 0
+        },
+    );
     let t = c.topology("reliable");
     let acked_before = stat(&t, "lines", "acked");
-    assert!(acked_before < lines as u64, "the stream was already done; make the input larger");
+    assert!(
+        acked_before < lines as u64,
+        "the stream was already done; make the input larger"
+    );
     let spout_host = t["assignment"]
         .as_array()
         .and_then(|a| a.iter().find(|r| r["component"] == "lines"))
         .and_then(|r| r["supervisor"].as_str())
         .unwrap_or("sup-a")
         .to_owned();
-    let victim = if spout_host == "sup-a" { "sup-b" } else { "sup-a" };
+    let victim = if spout_host == "sup-a" {
+        "sup-b"
+    } else {
+        "sup-a"
+    };
     c.kill_supervisor(victim);
     let start = Instant::now();
-    wait_until(Duration::from_secs(120), "every line acked after the crash", || {
-        let t = c.topology("reliable");
-        supervisors_used(&t).len() == 1 && stat(&t, "lines", "acked") >= lines as u64
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "every line acked after the crash",
+        || {
+            let t = c.topology("reliable");
+            supervisors_used(&t).len() == 1 && stat(&t, "lines", "acked") >= lines as u64
+        },
+    );
     let t = c.topology("reliable");
     eprintln!(
         "killed {victim} after {acked_before} of {lines} lines were acked; all {lines} acked again {:.1} s later (failed {}, sink executed {} for {total} words)",
@@ -689,15 +730,24 @@ fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
         stat(&t, "sink", "executed"),
     );
     assert!(c.gale(&["kill", "reliable", "-w", "1"]).status.success());
-    wait_until(Duration::from_secs(30), "sink file written", || output.exists());
+    wait_until(Duration::from_secs(30), "sink file written", || {
+        output.exists()
+    });
     let got: BTreeMap<String, u64> = std::fs::read_to_string(&output)
         .expect("counts")
         .lines()
-        .filter_map(|l| l.rsplit_once('\t').map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0))))
+        .filter_map(|l| {
+            l.rsplit_once('\t')
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+        })
         .collect();
     // At least once: every word counted at least as often as it occurs.
     for (w, n) in &want {
-        assert!(got.get(w).copied().unwrap_or(0) >= *n, "{w}: {:?} < {n}", got.get(w));
+        assert!(
+            got.get(w).copied().unwrap_or(0) >= *n,
+            "{w}: {:?} < {n}",
+            got.get(w)
+        );
     }
     let dups: u64 = got.values().sum::<u64>() - total;
     eprintln!("duplicates counted after the crash: {dups}");
@@ -723,23 +773,42 @@ fn every_line_is_acked_through_zookeeper_and_nimbus_outages() {
     .expect("yaml");
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait_until(Duration::from_secs(30), "acking under way", || stat(&c.topology("reliable"), "lines", "acked") > 0);
+    wait_until(Duration::from_secs(30), "acking under way", || {
+        stat(&c.topology("reliable"), "lines", "acked") > 0
+    });
 
     // ZooKeeper down for 10 s.
     let port = c.zk.rsplit(':').next().expect("port").to_owned();
     let zk_dir = c.dir.join("zk");
     let run_zk = |args: &[&str]| {
-        Command::new("bash").arg(root().join("scripts/zk.sh")).args(args).output().expect("zk.sh")
+        Command::new("bash")
+            .arg(root().join("scripts/zk.sh"))
+            .args(args)
+            .output()
+            .expect("zk.sh")
     };
-    assert!(run_zk(&["stop", zk_dir.to_str().expect("path")]).status.success());
+    assert!(
+        run_zk(&["stop", zk_dir.to_str().expect("path")])
+            .status
+            .success()
+    );
     std::thread::sleep(Duration::from_secs(10));
     let o = run_zk(&["start", zk_dir.to_str().expect("path"), &port]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let back = Instant::now();
-    wait_until(Duration::from_secs(60), "both supervisors registered again", || {
-        c.status()["supervisors"].as_array().is_some_and(|s| s.len() == 2)
-    });
-    eprintln!("daemons back in ZooKeeper {:.1} s after it restarted", back.elapsed().as_secs_f64());
+    wait_until(
+        Duration::from_secs(60),
+        "both supervisors registered again",
+        || {
+            c.status()["supervisors"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2)
+        },
+    );
+    eprintln!(
+        "daemons back in ZooKeeper {:.1} s after it restarted",
+        back.elapsed().as_secs_f64()
+    );
 
     // Nimbus killed and restarted.
     c.kill_nimbus();

@@ -489,6 +489,16 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             }
             c.stats = Some(st);
         }
+        for (component, rec) in state.errors(id).await? {
+            let Some(e) = rec.errors.last() else { continue };
+            let msg = format!("task {} on {}:{}: {}", e.task, e.host, e.port, e.message);
+            match v.components.iter_mut().find(|c| c.id == component) {
+                Some(c) => c.last_error = Some(msg),
+                None => {
+                    tracing::debug!(component, "Error for a component not in the layout: {msg}")
+                }
+            }
+        }
         topologies.push(v);
     }
     Ok(ClusterView {

@@ -41,6 +41,9 @@ pub struct ComponentView {
     pub tasks: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<ComponentStats>,
+    /// The latest error a task of this component reported (cluster status only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +118,7 @@ pub fn topology_view(
                 executors: c.executors.len() as u32,
                 tasks: c.num_tasks,
                 stats: None,
+                last_error: None,
             })
             .collect(),
         assignment: rows,

@@ -42,11 +42,16 @@ pub struct SupervisorConfig {
     pub sync_interval: Duration,
 }
 
-/// The state of one slot.
+/// The state of one slot. (Starting and Stopping happen within one sync pass.)
 enum Slot {
     Empty,
     Running(Box<RunningWorker>),
+    /// The worker failed to start; it is retried after a pause, not on every pass.
+    Failed(Instant),
 }
+
+/// How long a slot whose worker failed to start waits before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 struct RunningWorker {
     topology_id: String,
@@ -150,6 +155,9 @@ async fn sync<S: Store>(
                 let _ = state.remove_workerbeat(&id, &cfg.id, port).await;
             }
         }
+        if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
+            *slot = Slot::Empty;
+        }
         // Empty -> Starting -> Running.
         if let (Slot::Empty, Some((id, a))) = (&*slot, want) {
             let Some(stored) = state.topology(id).await? else {
@@ -164,11 +172,20 @@ async fn sync<S: Store>(
                     *slot = Slot::Running(Box::new(w));
                 }
                 Err(e) => {
-                    tracing::error!(topology = %id, port, error = %e, "Worker failed to start");
+                    tracing::error!(topology = %id, port, error = %e, "Worker failed to start; retrying in 5 s");
+                    *slot = Slot::Failed(Instant::now());
+                    // Filed under the component that failed when the error names one.
+                    let component = stored
+                        .topology
+                        .components()
+                        .map(|c| c.id.as_str())
+                        .find(|c| e.starts_with(&format!("component \"{c}\"")))
+                        .unwrap_or("__worker")
+                        .to_owned();
                     let _ = state
                         .report_error(
                             id,
-                            "__worker",
+                            &component,
                             ErrorEntry {
                                 time_secs: now_secs(),
                                 task: 0,
