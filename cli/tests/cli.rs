@@ -355,3 +355,67 @@ fn storms_flux_examples_with_builtins_run_locally() {
         assert!(text(&o.stdout).contains("duration"), "{f}");
     }
 }
+
+#[test]
+fn python_split_bolt_over_multilang_counts_exactly() {
+    let py = Command::new("python3").arg("--version").output();
+    assert!(
+        py.is_ok_and(|o| o.status.success()),
+        "python3 is needed for the multi-lang tests: run scripts/test.sh, which installs it"
+    );
+    let d = tmpdir("multilang");
+    let mut input = String::new();
+    for i in 0..2000 {
+        input += &format!("the quick brown fox {i} jumps over the lazy dog\n");
+    }
+    let inp = d.join("in.txt");
+    let out = d.join("out.tsv");
+    std::fs::write(&inp, &input).expect("input");
+    for ackers in ["0", "1"] {
+        let o = run(&[
+            "local",
+            "examples/multilang/word-count-python.yaml",
+            "--set",
+            &format!("input={}", inp.display()),
+            "--set",
+            &format!("output={}", out.display()),
+            "--set",
+            &format!("ackers={ackers}"),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert_eq!(
+            read_tsv(&out),
+            independent_count(input.as_bytes()),
+            "ackers={ackers}"
+        );
+    }
+}
+
+#[test]
+fn a_crashing_multilang_subprocess_is_reported_not_fatal() {
+    let d = tmpdir("multilang-crash");
+    std::fs::create_dir_all(d.join("resources")).expect("dir");
+    // Answers the handshake, then dies on the first tuple.
+    std::fs::write(
+        d.join("resources/crash.py"),
+        "import json, os, sys\nsys.stdin.readline(); sys.stdin.readline()\nprint(json.dumps({'pid': os.getpid()})); print('end'); sys.stdout.flush()\nsys.stdin.readline()\nsys.stderr.write('boom: crashing on purpose\\n'); sys.exit(3)\n",
+    )
+    .expect("script");
+    let yaml = d.join("crash.yaml");
+    std::fs::write(
+        &yaml,
+        "name: crash\nspouts:\n  - {id: s, className: TestWordSpout, properties: [{name: intervalMillis, value: 20}]}\nbolts:\n  - id: py\n    className: ShellBolt\n    constructorArgs: [[python3, crash.py], [word]]\nstreams:\n  - {from: s, to: py, grouping: {type: SHUFFLE}}\n",
+    )
+    .expect("yaml");
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path"), "--duration", "1.5"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("component error"), "{out}");
+    assert!(
+        out.contains("boom: crashing on purpose") || out.contains("closed its output"),
+        "{out}"
+    );
+}

@@ -3,11 +3,13 @@
 
 mod file_line_spout;
 mod random;
+mod shell;
 mod sinks;
 mod words;
 
 pub use file_line_spout::FileLineSpout;
 pub use random::{RandomSentenceSpout, TestWordSpout};
+pub use shell::ShellBolt;
 pub use sinks::{LogInfoBolt, TsvSinkBolt};
 pub use words::{SplitSentenceBolt, WordCountBolt};
 
@@ -28,6 +30,7 @@ pub fn register(r: &mut Registry) {
     r.register_bolt("WordCountBolt", |_| Ok(Box::new(WordCountBolt::default())));
     r.register_bolt("LogInfoBolt", |_| Ok(Box::new(LogInfoBolt::default())));
     r.register_bolt("TsvSinkBolt", |a| Ok(Box::new(TsvSinkBolt::from_args(a)?)));
+    r.register_bolt("ShellBolt", |a| Ok(Box::new(ShellBolt::from_args(a)?)));
 
     r.alias("org.apache.storm.testing.TestWordSpout", "TestWordSpout");
     r.alias("org.apache.storm.testing.TestWordCounter", "WordCountBolt");
@@ -39,6 +42,11 @@ pub fn register(r: &mut Registry) {
         "org.apache.storm.starter.spout.RandomSentenceSpout",
         "RandomSentenceSpout",
     );
+    r.alias(
+        "org.apache.storm.flux.wrappers.bolts.FluxShellBolt",
+        "ShellBolt",
+    );
+    r.alias("org.apache.storm.task.ShellBolt", "ShellBolt");
 }
 
 /// A small, fast, non-cryptographic generator (xorshift64*) for the random spouts; no dependency
