@@ -5,7 +5,8 @@
 #   GALE_TEST_QUICK=1 scripts/test.sh   # tests only
 #
 # What it installs when missing (needs root or sudo, uses apt-get):
-#   - python3: the word-count cross-check against an independent count (and, later, multi-lang tests)
+#   - python3: the word-count cross-check against an independent count, and the multi-lang bolts
+#   - nodejs: the multi-lang Node.js spout
 #   - zookeeper (Debian's package, with its Java runtime): the cluster tests start a private one on a
 #     free loopback port with scripts/zk.sh
 set -euo pipefail
@@ -26,6 +27,11 @@ apt_install() {
 if ! command -v python3 >/dev/null 2>&1; then
   log "installing python3"
   apt_install python3
+fi
+
+if ! command -v node >/dev/null 2>&1; then
+  log "installing nodejs"
+  apt_install nodejs
 fi
 
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then

@@ -419,3 +419,58 @@ fn a_crashing_multilang_subprocess_is_reported_not_fatal() {
         "{out}"
     );
 }
+
+#[test]
+fn node_spout_and_python_bolt_over_multilang() {
+    for tool in ["node", "python3"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            ok,
+            "{tool} is needed for the multi-lang tests: run scripts/test.sh, which installs it"
+        );
+    }
+    let d = tmpdir("node-python");
+    let out = d.join("counts.tsv");
+    let o = gale()
+        .args([
+            "local",
+            "examples/multilang/node-python-word-count.yaml",
+            "--duration",
+            "4",
+            "--set",
+            &format!("output={}", out.display()),
+            "--metrics-json",
+        ])
+        .arg(d.join("m.json"))
+        .env("SENTENCE_COUNT", "500")
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("m.json")).expect("metrics"))
+            .expect("json");
+    let spout = m["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == "sentence-spout").cloned())
+        .expect("spout");
+    assert_eq!(
+        spout["acked"], 500,
+        "every sentence acked through the Python bolt"
+    );
+    let counts = read_tsv(&out);
+    // 500 sentences cycling over 5: each appears 100 times; "the" occurs 4 times per cycle.
+    assert_eq!(counts.get("the"), Some(&400));
+    assert_eq!(counts.get("cow"), Some(&100));
+    assert_eq!(counts.values().sum::<i64>(), 100 * (6 + 8 + 6 + 6 + 6));
+}
+
+#[test]
+fn storms_multilang_flux_example_validates() {
+    let p = root().join("../shared/reference/flux-examples/multilang.yaml");
+    let o = run(&["validate", p.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}

@@ -9,7 +9,7 @@ mod words;
 
 pub use file_line_spout::FileLineSpout;
 pub use random::{RandomSentenceSpout, TestWordSpout};
-pub use shell::ShellBolt;
+pub use shell::{ShellBolt, ShellSpout};
 pub use sinks::{LogInfoBolt, TsvSinkBolt};
 pub use words::{SplitSentenceBolt, WordCountBolt};
 
@@ -31,6 +31,7 @@ pub fn register(r: &mut Registry) {
     r.register_bolt("LogInfoBolt", |_| Ok(Box::new(LogInfoBolt::default())));
     r.register_bolt("TsvSinkBolt", |a| Ok(Box::new(TsvSinkBolt::from_args(a)?)));
     r.register_bolt("ShellBolt", |a| Ok(Box::new(ShellBolt::from_args(a)?)));
+    r.register_spout("ShellSpout", |a| Ok(Box::new(ShellSpout::from_args(a)?)));
 
     r.alias("org.apache.storm.testing.TestWordSpout", "TestWordSpout");
     r.alias("org.apache.storm.testing.TestWordCounter", "WordCountBolt");
@@ -47,6 +48,11 @@ pub fn register(r: &mut Registry) {
         "ShellBolt",
     );
     r.alias("org.apache.storm.task.ShellBolt", "ShellBolt");
+    r.alias(
+        "org.apache.storm.flux.wrappers.spouts.FluxShellSpout",
+        "ShellSpout",
+    );
+    r.alias("org.apache.storm.spout.ShellSpout", "ShellSpout");
 }
 
 /// A small, fast, non-cryptographic generator (xorshift64*) for the random spouts; no dependency

@@ -10,9 +10,10 @@
 //! fails, and the subprocess is started again for the next tuple.
 
 use crate::component::{
-    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
+    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector,
+    TopologyContext,
 };
-use crate::tuple::Tuple;
+use crate::tuple::{MessageId, Tuple};
 use crate::value::{Fields, SmolStr, Value, Values};
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
@@ -88,110 +89,136 @@ impl ShellBolt {
 
     fn start(&mut self) -> Result<Proc, String> {
         let ctx = self.ctx.as_ref().ok_or("not prepared")?;
-        let mut child = Command::new(&self.command[0])
-            .args(&self.command[1..])
-            .current_dir(&ctx.resources_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {:?} in {}: {e}",
-                    self.command,
-                    ctx.resources_dir.display()
-                )
-            })?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let stderr_pipe = child.stderr.take().ok_or("no stderr")?;
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        let tail = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                if t.len() >= 20 {
-                    t.pop_front();
-                }
-                t.push_back(line);
-            }
-        });
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut msg = String::new();
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(Err("the subprocess closed its output (exited?)".into()));
-                        return;
-                    }
-                    Ok(_) => {}
-                }
-                if line.trim_end() == "end" {
-                    let parsed = serde_json::from_str::<Json>(&msg).map_err(|e| {
-                        format!(
-                            "garbage from the subprocess ({e}): {}",
-                            msg.chars().take(200).collect::<String>()
-                        )
-                    });
-                    msg.clear();
-                    let bad = parsed.is_err();
-                    if tx.send(parsed).is_err() || bad {
-                        return;
-                    }
-                } else {
-                    msg.push_str(&line);
-                    if msg.len() > MAX_MESSAGE {
-                        let _ = tx.send(Err(format!("a message longer than {MAX_MESSAGE} bytes")));
-                        return;
-                    }
-                }
-            }
-        });
-        let pid_dir =
-            std::env::temp_dir().join(format!("gale-pids-{}-{}", ctx.component_id, ctx.task_id));
-        let _ = std::fs::create_dir_all(&pid_dir);
-        let task_component: serde_json::Map<String, Json> = ctx
-            .component_tasks
-            .iter()
-            .flat_map(|(c, ts)| {
-                ts.iter()
-                    .map(move |t| (t.to_string(), Json::from(c.clone())))
-            })
-            .collect();
-        let handshake = json!({
-            "conf": Json::Object((*ctx.config).clone()),
-            "pidDir": pid_dir.display().to_string(),
-            "context": {
-                "task->component": task_component,
-                "taskid": ctx.task_id,
-                "componentid": ctx.component_id,
-                "stormid": ctx.topology_name,
-            }
-        });
-        let mut p = Proc {
-            child,
-            stdin,
-            messages: rx,
-            stderr,
-        };
-        send(&mut p.stdin, &handshake)?;
-        match p.messages.recv_timeout(self.timeout) {
-            Ok(Ok(m)) if m.get("pid").is_some() => Ok(p),
-            Ok(Ok(m)) => Err(format!(
-                "expected {{\"pid\": N}} after the handshake, got {m}"
-            )),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err("no answer to the handshake".into()),
-        }
+        start_proc(&self.command, ctx, self.timeout)
     }
 
     fn tail(p: &Proc) -> String {
-        let t = p.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        p.tail()
+    }
+}
+
+impl Proc {
+    fn tail(&self) -> String {
+        let t = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
         t.iter().cloned().collect::<Vec<_>>().join(" | ")
+    }
+
+    fn recv(&self, timeout: Duration) -> Result<Json, String> {
+        match self.messages.recv_timeout(timeout) {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(e)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => {
+                Err(format!("no answer within {} s", timeout.as_secs()))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err("the subprocess is gone".into()),
+        }
+    }
+}
+
+/// Starts a multi-lang subprocess in the resources folder and does the handshake.
+fn start_proc(
+    command: &[String],
+    ctx: &TopologyContext,
+    timeout: Duration,
+) -> Result<Proc, String> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .current_dir(&ctx.resources_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {:?} in {}: {e}",
+                command,
+                ctx.resources_dir.display()
+            )
+        })?;
+    let stdin = child.stdin.take().ok_or("no stdin")?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let stderr_pipe = child.stderr.take().ok_or("no stderr")?;
+    let stderr = Arc::new(Mutex::new(VecDeque::new()));
+    let tail = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() >= 20 {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    });
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut msg = String::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Err("the subprocess closed its output (exited?)".into()));
+                    return;
+                }
+                Ok(_) => {}
+            }
+            if line.trim_end() == "end" {
+                let parsed = serde_json::from_str::<Json>(&msg).map_err(|e| {
+                    format!(
+                        "garbage from the subprocess ({e}): {}",
+                        msg.chars().take(200).collect::<String>()
+                    )
+                });
+                msg.clear();
+                let bad = parsed.is_err();
+                if tx.send(parsed).is_err() || bad {
+                    return;
+                }
+            } else {
+                msg.push_str(&line);
+                if msg.len() > MAX_MESSAGE {
+                    let _ = tx.send(Err(format!("a message longer than {MAX_MESSAGE} bytes")));
+                    return;
+                }
+            }
+        }
+    });
+    let pid_dir =
+        std::env::temp_dir().join(format!("gale-pids-{}-{}", ctx.component_id, ctx.task_id));
+    let _ = std::fs::create_dir_all(&pid_dir);
+    let task_component: serde_json::Map<String, Json> = ctx
+        .component_tasks
+        .iter()
+        .flat_map(|(c, ts)| {
+            ts.iter()
+                .map(move |t| (t.to_string(), Json::from(c.clone())))
+        })
+        .collect();
+    let handshake = json!({
+        "conf": Json::Object((*ctx.config).clone()),
+        "pidDir": pid_dir.display().to_string(),
+        "context": {
+            "task->component": task_component,
+            "taskid": ctx.task_id,
+            "componentid": ctx.component_id,
+            "stormid": ctx.topology_name,
+        }
+    });
+    let mut p = Proc {
+        child,
+        stdin,
+        messages: rx,
+        stderr,
+    };
+    send(&mut p.stdin, &handshake)?;
+    match p.messages.recv_timeout(timeout) {
+        Ok(Ok(m)) if m.get("pid").is_some() => Ok(p),
+        Ok(Ok(m)) => Err(format!(
+            "expected {{\"pid\": N}} after the handshake, got {m}"
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no answer to the handshake".into()),
     }
 }
 
@@ -372,5 +399,154 @@ impl ShellBolt {
                 other => return Err(format!("unknown command \"{other}\" in {m}")),
             }
         }
+    }
+}
+
+/// Runs a multi-lang spout: constructorArgs = [command line list, output fields list].
+///
+/// Each `next_tuple` sends `{"command": "next"}` and handles the spout's emits until its `sync`;
+/// `ack`/`fail` send `{"command": "ack"|"fail", "id"}` and wait for `sync` too. Message ids are
+/// kept as the JSON the spout gave, and handed back as such.
+pub struct ShellSpout {
+    command: Vec<String>,
+    fields: Vec<String>,
+    ctx: Option<TopologyContext>,
+    proc: Option<Proc>,
+    timeout: Duration,
+}
+
+impl ShellSpout {
+    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+        let b = ShellBolt::from_args(args)?;
+        Ok(ShellSpout {
+            command: b.command.clone(),
+            fields: b.fields.clone(),
+            ctx: None,
+            proc: None,
+            timeout: b.timeout,
+        })
+    }
+
+    /// Sends `msg` and handles messages until `sync`.
+    fn exchange(
+        &mut self,
+        msg: &Json,
+        mut out: Option<&mut SpoutCollector<'_>>,
+    ) -> Result<(), String> {
+        if self.proc.is_none() {
+            let ctx = self.ctx.as_ref().ok_or("not opened")?;
+            self.proc = Some(start_proc(&self.command, ctx, self.timeout)?);
+        }
+        let timeout = self.timeout;
+        let p = self.proc.as_mut().ok_or("no subprocess")?;
+        send(&mut p.stdin, msg)?;
+        loop {
+            let m = p.recv(timeout)?;
+            match m.get("command").and_then(Json::as_str).unwrap_or("") {
+                "sync" => return Ok(()),
+                "emit" => {
+                    let Some(out) = out.as_deref_mut() else {
+                        return Err("emit outside next_tuple".into());
+                    };
+                    let values: Values = m
+                        .get("tuple")
+                        .and_then(Json::as_array)
+                        .map(|a| a.iter().map(from_json).collect())
+                        .unwrap_or_default();
+                    let stream = m
+                        .get("stream")
+                        .and_then(Json::as_str)
+                        .unwrap_or(crate::tuple::DEFAULT_STREAM);
+                    let id = m
+                        .get("id")
+                        .filter(|v| !v.is_null())
+                        .map(|v| MessageId::Str(v.to_string()));
+                    let direct = m.get("task").and_then(Json::as_u64).map(|t| t as u32);
+                    let need_ids = m
+                        .get("need_task_ids")
+                        .and_then(Json::as_bool)
+                        .unwrap_or(true);
+                    let tasks = out.emit_returning_tasks(stream, values, id, direct);
+                    if need_ids {
+                        send(&mut p.stdin, &Json::from(tasks))?;
+                    }
+                }
+                "log" => {
+                    let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
+                    tracing::info!(command = ?self.command, "{text}");
+                }
+                "error" => {
+                    let text = m.get("msg").and_then(Json::as_str).unwrap_or("").to_owned();
+                    match out.as_deref_mut() {
+                        Some(out) => out.report_error(&text),
+                        None => tracing::warn!(command = ?self.command, "{text}"),
+                    }
+                }
+                "metrics" => {}
+                other => return Err(format!("unknown command \"{other}\" in {m}")),
+            }
+        }
+    }
+
+    fn report(&mut self, e: String, out: Option<&mut SpoutCollector<'_>>) {
+        let tail = self.proc.as_ref().map(Proc::tail).unwrap_or_default();
+        let msg = format!("subprocess {:?}: {e}; stderr: {tail}", self.command);
+        match out {
+            Some(o) => o.report_error(&msg),
+            None => tracing::warn!("{msg}"),
+        }
+        // Dropping the process kills it; the next call starts a new one.
+        self.proc = None;
+    }
+
+    fn id_json(id: &MessageId) -> Json {
+        match id {
+            MessageId::Str(s) => {
+                serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.clone()))
+            }
+            MessageId::Int(i) => Json::from(*i),
+        }
+    }
+}
+
+impl Spout for ShellSpout {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(Fields::new(self.fields.iter().cloned()));
+    }
+
+    fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
+        if let Some(t) = ctx
+            .config
+            .get("topology.multilang.timeout.secs")
+            .and_then(Json::as_u64)
+        {
+            self.timeout = Duration::from_secs(t.max(1));
+        }
+        self.ctx = Some(ctx.clone());
+        self.proc =
+            Some(start_proc(&self.command, ctx, self.timeout).map_err(ComponentError::Other)?);
+        Ok(())
+    }
+
+    fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) {
+        if let Err(e) = self.exchange(&json!({"command": "next"}), Some(out)) {
+            self.report(e, Some(out));
+        }
+    }
+
+    fn ack(&mut self, id: &MessageId) {
+        if let Err(e) = self.exchange(&json!({"command": "ack", "id": Self::id_json(id)}), None) {
+            self.report(e, None);
+        }
+    }
+
+    fn fail(&mut self, id: &MessageId) {
+        if let Err(e) = self.exchange(&json!({"command": "fail", "id": Self::id_json(id)}), None) {
+            self.report(e, None);
+        }
+    }
+
+    fn close(&mut self) {
+        self.proc = None;
     }
 }
