@@ -48,11 +48,19 @@ fi
 
 log "cargo test (workspace)"
 start=$(date +%s)
-cargo test --workspace --quiet 2>&1 | tee /tmp/gale-test-output.$$ | grep -vE '^\s*$' | grep -vE '^\.+ *[0-9]+/[0-9]+$' || true
-status=${PIPESTATUS[0]}
-passed=$(grep -Eo 'ok\. [0-9]+ passed' /tmp/gale-test-output.$$ | awk '{s+=$2} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' /tmp/gale-test-output.$$ | awk '{s+=$1} END {print s+0}')
-rm -f /tmp/gale-test-output.$$
+out=$(mktemp)
+set +e
+cargo test --workspace --quiet --no-fail-fast >"$out" 2>&1
+status=$?
+set -e
+# The runner's own lines, without the progress dots.
+grep -vE '^\s*$' "$out" | grep -vE '^\.+ *[0-9]+/[0-9]+$' || true
+passed=$(grep -Eo 'ok\. [0-9]+ passed|FAILED\. [0-9]+ passed' "$out" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$out" | awk '{s+=$1} END {print s+0}')
+rm -f "$out"
 log "tests took $(( $(date +%s) - start ))s"
 echo "tests: ${passed} passed, ${failed} failed"
-exit "$status"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
+  echo "== some tests FAILED (cargo test exit $status)" >&2
+  exit 1
+fi

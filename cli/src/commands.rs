@@ -378,6 +378,12 @@ fn print_summary(s: &RunSummary) {
             c.id, c.kind, c.executors, c.emitted, c.executed, c.acked, c.failed, c.throughput
         );
     }
+    if let Some(l) = &s.latency {
+        println!(
+            "  end-to-end latency over {} tuples: p50 {:.3} ms, p99 {:.3} ms, p999 {:.3} ms, max {:.3} ms",
+            l.count, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    }
     for c in s
         .components
         .iter()

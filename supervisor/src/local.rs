@@ -67,11 +67,23 @@ pub struct ComponentSummary {
     pub complete_latency_ms: Option<f64>,
 }
 
+/// End-to-end latency, spout emit to the last bolt, over every tuple the terminal bolts executed.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
 /// What a local run did (the shape of `--metrics-json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     pub topology: String,
     pub elapsed_secs: f64,
+    /// `None` when no tuple reached a terminal bolt.
+    pub latency: Option<Latency>,
     /// How the run ended: "drained", "duration", "stopped" or "failed".
     pub ended: &'static str,
     pub components: Vec<ComponentSummary>,
@@ -134,6 +146,7 @@ pub fn run_local(
     Ok(RunSummary {
         topology: name,
         elapsed_secs: elapsed.as_secs_f64(),
+        latency: latency(&worker),
         ended,
         components: summarize(&worker, elapsed),
         errors,
@@ -183,4 +196,32 @@ fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
             }
         })
         .collect()
+}
+
+/// Merges the terminal executors' latency histograms.
+fn latency(w: &Worker) -> Option<Latency> {
+    let mut all: Option<hdrhistogram::Histogram<u64>> = None;
+    for h in &w.executors {
+        let g = h.stats.latency.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(x) = g.as_ref() {
+            match all.as_mut() {
+                Some(a) => {
+                    let _ = a.add(x);
+                }
+                None => all = Some(x.clone()),
+            }
+        }
+    }
+    let h = all?;
+    if h.is_empty() {
+        return None;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Some(Latency {
+        count: h.len(),
+        p50_ms: ms(h.value_at_quantile(0.5)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        p999_ms: ms(h.value_at_quantile(0.999)),
+        max_ms: ms(h.max()),
+    })
 }

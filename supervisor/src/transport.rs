@@ -35,6 +35,8 @@ pub struct WireTuple {
     pub source: u16,
     pub values: Values,
     pub ack_ids: AckIds,
+    #[serde(default)]
+    pub born_us: u64,
 }
 
 /// Encodes a batch into a frame (length prefix included) in `out`.
@@ -54,12 +56,14 @@ pub fn encode(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
         };
         let source_task = d.tuple.source_task();
         let ack_ids = d.tuple.ack_ids().clone();
+        let born_us = d.tuple.born_us();
         wire.tuples.push(WireTuple {
             task: d.task,
             source_task,
             source: idx as u16,
             values: d.tuple.into_values(),
             ack_ids,
+            born_us,
         });
     }
     out.clear();
@@ -282,7 +286,9 @@ fn dispatch(
         };
         per_queue[q].push(Delivery {
             task: t.task,
-            tuple: Tuple::new(src, t.source_task, t.values).with_ack_ids(t.ack_ids),
+            tuple: Tuple::new(src, t.source_task, t.values)
+                .with_ack_ids(t.ack_ids)
+                .with_born(t.born_us),
         });
     }
     for (q, items) in per_queue.into_iter().enumerate() {

@@ -27,6 +27,6 @@ pub use registry::Registry;
 pub use spec::Topology;
 pub use tuple::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, AckIds, DEFAULT_STREAM, MessageId,
-    SYSTEM_COMPONENT, StreamSource, Tuple, system_source,
+    SYSTEM_COMPONENT, StreamSource, Tuple, now_us, system_source,
 };
 pub use value::{Fields, SmolStr, Value, Values};

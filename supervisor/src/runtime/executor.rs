@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use topology_api::layout::ExecutorId;
 use topology_api::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, MessageId,
-    SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Tuple, Value, Values, system_source,
+    SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Tuple, Value, Values, now_us,
+    system_source,
 };
 
 /// A spout executor's acking settings.
@@ -234,6 +235,7 @@ pub(crate) fn run_spout(
                 continue;
             }
             env.router.current_task = first + i as u32;
+            env.router.current_born = now_us();
             s.next_tuple(&mut SpoutCollector::new(&mut env.router));
             if !env.router.immediate_acks.is_empty() {
                 // Acking is off (or nobody subscribes): Storm acks a spout tuple at once.
@@ -325,6 +327,11 @@ pub(crate) fn run_bolt(
         return;
     }
     let auto_ack: Vec<bool> = bolts.iter().map(|b| b.auto_ack()).collect();
+    // Terminal executors (they feed nobody) measure end-to-end latency.
+    let terminal = env.router.streams.iter().all(|s| s.subscribers.is_empty());
+    let mut latency = terminal
+        .then(|| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok())
+        .flatten();
     // Storm's tick tuples: every `tick` each task gets a tuple from `__system` on `__tick`.
     let tick_src = system_source(SYSTEM_COMPONENT, "__tick");
     let mut next_tick = tick.map(|t| Instant::now() + t);
@@ -343,7 +350,7 @@ pub(crate) fn run_bolt(
                     }
                 })
                 .collect();
-            run_batch(&mut env, &mut bolts, &auto_ack, ticks);
+            run_batch(&mut env, &mut bolts, &auto_ack, ticks, &mut latency);
             continue;
         }
         let batch = match rx.try_recv() {
@@ -371,7 +378,7 @@ pub(crate) fn run_bolt(
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        run_batch(&mut env, &mut bolts, &auto_ack, batch);
+        run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
     }
     if cleanup {
         for b in bolts.iter_mut() {
@@ -380,19 +387,39 @@ pub(crate) fn run_bolt(
     }
     env.router.flush();
     env.stats.publish(&env.router.counters);
+    if let Some(h) = latency {
+        *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+    }
 }
 
 /// Executes one batch of input on a bolt executor's tasks.
 #[inline]
-fn run_batch(env: &mut ExecutorEnv, bolts: &mut [Box<dyn Bolt>], auto_ack: &[bool], batch: Batch) {
+fn run_batch(
+    env: &mut ExecutorEnv,
+    bolts: &mut [Box<dyn Bolt>],
+    auto_ack: &[bool],
+    batch: Batch,
+    latency: &mut Option<hdrhistogram::Histogram<u64>>,
+) {
     let first = env.executor.start;
     let n = batch.len() as u64;
+    // One clock read per batch: latency is exact to within the batch's own processing time.
+    if let Some(h) = latency.as_mut() {
+        let now = now_us();
+        for d in &batch {
+            let born = d.tuple.born_us();
+            if born > 0 {
+                h.saturating_record(now.saturating_sub(born));
+            }
+        }
+    }
     for d in batch {
         let idx = (d.task - first) as usize;
         let Some(bolt) = bolts.get_mut(idx) else {
             continue;
         };
         env.router.current_task = d.task;
+        env.router.current_born = d.tuple.born_us();
         let settled = env.router.counters.acked + env.router.counters.failed;
         env.router.begin_input(&d.tuple);
         bolt.execute(&d.tuple, &mut BoltCollector::new(&mut env.router));

@@ -48,8 +48,17 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     pub fn from_topology(t: &Topology) -> Self {
+        // `gale.mode`: `latency` sends every tuple at once (batch 1, no flush wait);
+        // `throughput` (the default) batches. Explicit Storm keys win over the preset.
+        let latency_mode =
+            t.config.get(keys::GALE_MODE).and_then(|v| v.as_str()) == Some("latency");
+        let (default_batch, default_flush) = if latency_mode {
+            (1, 0)
+        } else {
+            (DEFAULT_PRODUCER_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MILLIS)
+        };
         let batch = t
-            .config_u64(keys::PRODUCER_BATCH_SIZE, DEFAULT_PRODUCER_BATCH_SIZE)
+            .config_u64(keys::PRODUCER_BATCH_SIZE, default_batch)
             .clamp(1, 1 << 20) as usize;
         let buffer = t
             .config_u64(
@@ -60,10 +69,9 @@ impl RuntimeConfig {
         RuntimeConfig {
             batch_size: batch,
             queue_batches: buffer.div_ceil(batch).max(2),
-            flush_interval: Duration::from_millis(t.config_u64(
-                keys::BATCH_FLUSH_INTERVAL_MILLIS,
-                DEFAULT_FLUSH_INTERVAL_MILLIS,
-            )),
+            flush_interval: Duration::from_millis(
+                t.config_u64(keys::BATCH_FLUSH_INTERVAL_MILLIS, default_flush),
+            ),
         }
     }
 }
@@ -780,6 +788,7 @@ fn build_router(
         downstream_lost: false,
         acking,
         debug: topo.config_bool(keys::DEBUG),
+        current_born: 0,
     }
 }
 

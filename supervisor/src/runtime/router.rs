@@ -157,6 +157,8 @@ pub(crate) struct Router {
     pub acking: Option<Acking>,
     /// `topology.debug`: log every emitted tuple, as Storm does.
     pub debug: bool,
+    /// Birth stamp for what is emitted now: the spout's emit time, or the current input's.
+    pub current_born: u64,
 }
 
 impl Router {
@@ -293,6 +295,7 @@ impl Router {
             batch_size,
             current_task,
             downstream_lost,
+            current_born,
             ..
         } = self;
         let stream = &mut streams[si];
@@ -318,7 +321,13 @@ impl Router {
         };
         ob.buf.push(Delivery {
             task,
-            tuple: Tuple::new(stream.source, *current_task, values).with_ack_ids(tag.ids()),
+            tuple: Tuple::from_parts(
+                stream.source,
+                *current_task,
+                values,
+                tag.ids(),
+                *current_born,
+            ),
         });
         if ob.buf.len() >= *batch_size {
             Self::send(ob, *batch_size, downstream_lost);
@@ -342,6 +351,7 @@ impl Router {
         } else {
             values
         };
+        let born = self.current_born;
         let Router {
             streams,
             task_dest,
@@ -352,7 +362,7 @@ impl Router {
             ..
         } = self;
         let stream = &mut streams[si];
-        let tuple = Tuple::new(stream.source, *current_task, values);
+        let tuple = Tuple::new(stream.source, *current_task, values).with_born(born);
         if let Some(task) = direct_task {
             let ok = stream
                 .subscribers

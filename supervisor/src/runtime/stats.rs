@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct ExecutorStats {
+    /// End-to-end latency (spout emit -> this executor) of the tuples a terminal executor (one
+    /// that emits to nobody) executed, in microseconds; filled when the executor ends.
+    pub latency: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
     pub emitted: AtomicU64,
     pub executed: AtomicU64,
     pub acked: AtomicU64,

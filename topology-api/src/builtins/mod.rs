@@ -17,8 +17,8 @@ use crate::registry::Registry;
 
 /// Registers every built-in and its aliases.
 pub fn register(r: &mut Registry) {
-    r.register_spout("RandomSentenceSpout", |_| {
-        Ok(Box::new(RandomSentenceSpout::default()))
+    r.register_spout("RandomSentenceSpout", |a| {
+        Ok(Box::new(RandomSentenceSpout::from_args(a)?))
     });
     r.register_spout("FileLineSpout", |a| {
         Ok(Box::new(FileLineSpout::from_args(a)?))

@@ -15,17 +15,41 @@ const SENTENCES: &[&str] = &[
     "i am at two with nature",
 ];
 
-/// Endless random sentences from a fixed list, field `sentence`, as fast as they are taken.
+/// Endless random sentences from a fixed list, field `sentence`, as fast as they are taken, or at
+/// most `ratePerSecond` per task (property) for measurements at a fixed offered rate.
 #[derive(Debug)]
 pub struct RandomSentenceSpout {
     rng: XorShift,
+    rate: Option<f64>,
+    start: Option<Instant>,
+    sent: u64,
 }
 
 impl Default for RandomSentenceSpout {
     fn default() -> Self {
         RandomSentenceSpout {
             rng: XorShift::seeded(1),
+            rate: None,
+            start: None,
+            sent: 0,
         }
+    }
+}
+
+impl RandomSentenceSpout {
+    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+        let rate = match args.properties.get("ratePerSecond") {
+            None => None,
+            Some(v) => Some(v.as_f64().filter(|r| *r > 0.0).ok_or_else(|| {
+                ComponentError::Config(format!(
+                    "property \"ratePerSecond\" must be a positive number, found {v}"
+                ))
+            })?),
+        };
+        Ok(RandomSentenceSpout {
+            rate,
+            ..Default::default()
+        })
     }
 }
 
@@ -40,6 +64,15 @@ impl Spout for RandomSentenceSpout {
     }
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) {
+        if let Some(rate) = self.rate {
+            // Paced against the start time, so the offered rate does not drift.
+            let start = *self.start.get_or_insert_with(Instant::now);
+            let due = (start.elapsed().as_secs_f64() * rate) as u64;
+            if self.sent >= due {
+                return;
+            }
+            self.sent += 1;
+        }
         let s = SENTENCES[self.rng.below(SENTENCES.len())];
         let mut v = Values::new();
         v.push(Value::from(s));

@@ -18,6 +18,8 @@ pub mod keys {
     pub const BATCH_FLUSH_INTERVAL_MILLIS: &str = "topology.batch.flush.interval.millis";
     pub const EXECUTOR_RECEIVE_BUFFER_SIZE: &str = "topology.executor.receive.buffer.size";
     pub const TRANSFER_BUFFER_SIZE: &str = "topology.transfer.buffer.size";
+    /// Gale's preset: `latency` (batch 1) or `throughput` (batches of 500, the default).
+    pub const GALE_MODE: &str = "gale.mode";
 
     /// Keys whose value must be a whole number, and the smallest value allowed.
     pub const INTEGER_KEYS: &[(&str, i64)] = &[

@@ -306,6 +306,16 @@ impl Checker {
                 }
                 continue;
             }
+            if key == keys::GALE_MODE && !matches!(v.as_str(), Some("latency" | "throughput")) {
+                self.err(
+                    v.pos,
+                    format!(
+                        "`{key}`: expected latency or throughput, found {}",
+                        v.value.describe()
+                    ),
+                );
+                continue;
+            }
             if key == keys::DEBUG && !matches!(v.value, NodeValue::Bool(_)) {
                 self.err(
                     v.pos,
