@@ -144,6 +144,9 @@ scripts/cluster.sh start 2 >&2
 eval "$(scripts/cluster.sh status | tail -1)"
 trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
 
+log "batch-size sweep (b = 1, 10, 100, 1000; fixed offered rate and full speed)"
+python3 scripts/sweep.py "$GALE" "$OUT/sweep" docs/sweep.svg --secs 3
+
 log "cluster runs (the cluster is up only now, so it does not disturb the runs above)"
 for i in $(seq 1 "$RUNS"); do
   read -r w r < <(cluster_run)
