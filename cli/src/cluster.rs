@@ -122,6 +122,9 @@ pub struct NimbusDaemonArgs {
     /// ZooKeeper session timeout in seconds (ZooKeeper clamps it to 2-20 ticks).
     #[arg(long, default_value_t = 4.0)]
     pub zk_session_timeout: f64,
+    /// Seconds without a worker heartbeat before its executors move (Storm's nimbus.task.timeout.secs).
+    #[arg(long, default_value_t = 30)]
+    pub worker_timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +197,7 @@ pub fn nimbus_daemon(a: &NimbusDaemonArgs) -> Result<ExitCode> {
             listen: a.listen,
             interval: Duration::from_millis(500),
             registry: Registry::with_builtins(),
+            worker_timeout: Duration::from_secs(a.worker_timeout_secs.max(1)),
         };
         nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)

@@ -35,6 +35,9 @@ pub struct NimbusConfig {
     /// How often the assignment loop runs when nothing wakes it earlier.
     pub interval: Duration,
     pub registry: Registry,
+    /// A worker whose heartbeat is older than this is dead: its slot is not used and its
+    /// executors move (Storm's `nimbus.task.timeout.secs`, default 30).
+    pub worker_timeout: Duration,
 }
 
 /// Why Nimbus could not run.
@@ -54,6 +57,7 @@ struct Shared<S> {
     state: Arc<ClusterState<S>>,
     registry: Registry,
     address: String,
+    worker_timeout: Duration,
     leader: AtomicBool,
     wake: tokio::sync::Notify,
 }
@@ -76,6 +80,7 @@ pub async fn run<S: Store>(
         state,
         registry: cfg.registry.clone(),
         address: local.to_string(),
+        worker_timeout: cfg.worker_timeout,
         leader: AtomicBool::new(false),
         wake: tokio::sync::Notify::new(),
     });
@@ -116,7 +121,7 @@ async fn assignment_loop<S: Store>(
                 if !shared.leader.swap(true, Ordering::SeqCst) {
                     tracing::info!(address = %shared.address, "This Nimbus is the leader");
                 }
-                if let Err(e) = reconcile(&shared.state).await {
+                if let Err(e) = reconcile(&shared.state, shared.worker_timeout).await {
                     tracing::warn!(error = %e, "Assignment pass failed; retrying");
                 }
             }
@@ -176,20 +181,47 @@ fn to_assignment(r: &AssignmentRecord) -> Assignment {
 }
 
 /// One pass of the assignment loop: timed actions (kill, rebalance), then the scheduler.
-async fn reconcile<S: Store>(state: &ClusterState<S>) -> Result<(), StateError> {
+async fn reconcile<S: Store>(
+    state: &ClusterState<S>,
+    worker_timeout: Duration,
+) -> Result<(), StateError> {
     let now = now_secs();
     let supervisors = state.supervisors().await?;
+    let mut storms = state.storms().await?;
+    // Slots whose worker heartbeat stopped are dead even if their supervisor is still registered
+    // (e.g. its sync loop hangs): leave them out, so their executors move.
+    let mut dead: Vec<(String, u16)> = Vec::new();
+    for (id, _) in &storms {
+        let assigned = state.assignment(id).await?.unwrap_or_default();
+        for b in state.workerbeats(id).await? {
+            // Only beats of workers that should be running count; a dead supervisor's leftovers
+            // would otherwise keep its slots out after it comes back.
+            let live = supervisors.iter().any(|s| s.id == b.supervisor)
+                && assigned
+                    .executors
+                    .iter()
+                    .any(|e| e.supervisor == b.supervisor && e.port == b.port);
+            if live && now.saturating_sub(b.time_secs) > worker_timeout.as_secs() {
+                tracing::warn!(topology = %id, supervisor = %b.supervisor, port = b.port, "Worker heartbeat stopped; moving its executors");
+                dead.push((b.supervisor, b.port));
+            }
+        }
+    }
     let cluster = ClusterSnapshot {
         supervisors: supervisors
             .iter()
             .map(|s| SupervisorInfo {
                 id: s.id.clone(),
                 host: s.host.clone(),
-                ports: s.ports.clone(),
+                ports: s
+                    .ports
+                    .iter()
+                    .copied()
+                    .filter(|p| !dead.iter().any(|(sup, port)| *sup == s.id && port == p))
+                    .collect(),
             })
             .collect(),
     };
-    let mut storms = state.storms().await?;
     storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
     let mut requests = Vec::new();
     let mut topologies = BTreeMap::new();
