@@ -333,7 +333,13 @@ fn rebalance_changes_workers_and_executors() {
         b"GET / HTTP/1.1\r\n\r\n",
     ] {
         use std::io::Write;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("worker port");
+        // The assignment can be visible before the worker listens: retry for a while.
+        let mut conn = None;
+        wait_until(Duration::from_secs(20), "the worker port accepts", || {
+            conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
+            conn.is_some()
+        });
+        let mut s = conn.expect("connected");
         s.write_all(bytes).expect("write");
     }
     let before = stat(&c.topology("mytopology"), "green-bolt", "executed");

@@ -144,6 +144,28 @@ async fn assignment_loop<S: Store>(
     }
 }
 
+/// The scheduler's view of the registered supervisors, without the `dead` slots.
+fn snapshot(
+    supervisors: &[cluster_state::SupervisorRecord],
+    dead: &[(String, u16)],
+) -> ClusterSnapshot {
+    ClusterSnapshot {
+        supervisors: supervisors
+            .iter()
+            .map(|s| SupervisorInfo {
+                id: s.id.clone(),
+                host: s.host.clone(),
+                ports: s
+                    .ports
+                    .iter()
+                    .copied()
+                    .filter(|p| !dead.iter().any(|(sup, port)| *sup == s.id && port == p))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 /// The topology as it runs now: rebalanced worker and executor counts applied.
 pub fn effective_topology(stored: &Topology, storm: &StormRecord) -> Topology {
     let mut t = stored.clone();
@@ -207,21 +229,7 @@ async fn reconcile<S: Store>(
             }
         }
     }
-    let cluster = ClusterSnapshot {
-        supervisors: supervisors
-            .iter()
-            .map(|s| SupervisorInfo {
-                id: s.id.clone(),
-                host: s.host.clone(),
-                ports: s
-                    .ports
-                    .iter()
-                    .copied()
-                    .filter(|p| !dead.iter().any(|(sup, port)| *sup == s.id && port == p))
-                    .collect(),
-            })
-            .collect(),
-    };
+    let cluster = snapshot(&supervisors, &dead);
     storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
     let mut requests = Vec::new();
     let mut topologies = BTreeMap::new();
@@ -463,16 +471,7 @@ async fn status<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Json<Cluste
 /// The whole cluster as DESIGN §7 shows it, with per-component stats from worker heartbeats.
 pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterView, StateError> {
     let supervisors = state.supervisors().await?;
-    let cluster = ClusterSnapshot {
-        supervisors: supervisors
-            .iter()
-            .map(|s| SupervisorInfo {
-                id: s.id.clone(),
-                host: s.host.clone(),
-                ports: s.ports.clone(),
-            })
-            .collect(),
-    };
+    let cluster = snapshot(&supervisors, &[]);
     let mut storms = state.storms().await?;
     storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
     let now = now_secs();

@@ -222,6 +222,34 @@ fn start_proc(
     }
 }
 
+/// `topology.multilang.timeout.secs`, or `default`.
+fn multilang_timeout(ctx: &TopologyContext, default: Duration) -> Duration {
+    ctx.config
+        .get("topology.multilang.timeout.secs")
+        .and_then(Json::as_u64)
+        .map(|t| Duration::from_secs(t.max(1)))
+        .unwrap_or(default)
+}
+
+/// The fields of an `emit` message: values, stream, direct task, whether task ids are wanted.
+fn parse_emit(m: &Json) -> (Values, &str, Option<u32>, bool) {
+    let values: Values = m
+        .get("tuple")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().map(from_json).collect())
+        .unwrap_or_default();
+    let stream = m
+        .get("stream")
+        .and_then(Json::as_str)
+        .unwrap_or(crate::tuple::DEFAULT_STREAM);
+    let direct = m.get("task").and_then(Json::as_u64).map(|t| t as u32);
+    let need_ids = m
+        .get("need_task_ids")
+        .and_then(Json::as_bool)
+        .unwrap_or(true);
+    (values, stream, direct, need_ids)
+}
+
 fn send(stdin: &mut ChildStdin, v: &Json) -> Result<(), String> {
     let mut s = v.to_string();
     s.push_str("\nend\n");
@@ -265,13 +293,7 @@ impl Bolt for ShellBolt {
     }
 
     fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
-        if let Some(t) = ctx
-            .config
-            .get("topology.multilang.timeout.secs")
-            .and_then(Json::as_u64)
-        {
-            self.timeout = Duration::from_secs(t.max(1));
-        }
+        self.timeout = multilang_timeout(ctx, self.timeout);
         self.ctx = Some(ctx.clone());
         self.proc = Some(self.start().map_err(ComponentError::Other)?);
         Ok(())
@@ -346,15 +368,7 @@ impl ShellBolt {
             let command = m.get("command").and_then(Json::as_str).unwrap_or("");
             match command {
                 "emit" => {
-                    let values: Values = m
-                        .get("tuple")
-                        .and_then(Json::as_array)
-                        .map(|a| a.iter().map(from_json).collect())
-                        .unwrap_or_default();
-                    let stream = m
-                        .get("stream")
-                        .and_then(Json::as_str)
-                        .unwrap_or(crate::tuple::DEFAULT_STREAM);
+                    let (values, stream, direct, need_ids) = parse_emit(&m);
                     let anchored = m.get("anchors").and_then(Json::as_array).is_some_and(|a| {
                         a.iter().any(|x| {
                             x.as_str() == Some(id)
@@ -362,11 +376,6 @@ impl ShellBolt {
                         })
                     });
                     let anchors: &[&Tuple] = if anchored { &[input] } else { &[] };
-                    let direct = m.get("task").and_then(Json::as_u64).map(|t| t as u32);
-                    let need_ids = m
-                        .get("need_task_ids")
-                        .and_then(Json::as_bool)
-                        .unwrap_or(true);
                     let tasks = out.emit_returning_tasks(stream, anchors, values, direct);
                     if need_ids {
                         send(&mut p.stdin, &Json::from(tasks))?;
@@ -448,24 +457,11 @@ impl ShellSpout {
                     let Some(out) = out.as_deref_mut() else {
                         return Err("emit outside next_tuple".into());
                     };
-                    let values: Values = m
-                        .get("tuple")
-                        .and_then(Json::as_array)
-                        .map(|a| a.iter().map(from_json).collect())
-                        .unwrap_or_default();
-                    let stream = m
-                        .get("stream")
-                        .and_then(Json::as_str)
-                        .unwrap_or(crate::tuple::DEFAULT_STREAM);
+                    let (values, stream, direct, need_ids) = parse_emit(&m);
                     let id = m
                         .get("id")
                         .filter(|v| !v.is_null())
                         .map(|v| MessageId::Str(v.to_string()));
-                    let direct = m.get("task").and_then(Json::as_u64).map(|t| t as u32);
-                    let need_ids = m
-                        .get("need_task_ids")
-                        .and_then(Json::as_bool)
-                        .unwrap_or(true);
                     let tasks = out.emit_returning_tasks(stream, values, id, direct);
                     if need_ids {
                         send(&mut p.stdin, &Json::from(tasks))?;
@@ -515,13 +511,7 @@ impl Spout for ShellSpout {
     }
 
     fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
-        if let Some(t) = ctx
-            .config
-            .get("topology.multilang.timeout.secs")
-            .and_then(Json::as_u64)
-        {
-            self.timeout = Duration::from_secs(t.max(1));
-        }
+        self.timeout = multilang_timeout(ctx, self.timeout);
         self.ctx = Some(ctx.clone());
         self.proc =
             Some(start_proc(&self.command, ctx, self.timeout).map_err(ComponentError::Other)?);
