@@ -70,7 +70,8 @@ gale_run() {
     --set input="$INPUT" --set output="$out" "$@" >"$OUT/gale.log" 2>&1 \
     || { tail -20 "$OUT/gale.log" >&2; exit 1; }
   e=$(date +%s.%N)
-  grep -o 'sentences: mean complete latency [0-9.]* ms' "$OUT/gale.log" | awk '{print $5}' > "$OUT/complete_ms" || true
+  grep -o 'sentences: mean complete latency [0-9.]* ms, p50 [0-9.]* ms, p99 [0-9.]* ms' "$OUT/gale.log" \
+    | awk '{print $8, $11}' > "$OUT/complete_ms" || true
   # Every word must have been counted.
   local total
   total=$(awk -F'\t' '{s+=$2} END {print s+0}' "$out")
@@ -120,14 +121,15 @@ PY
 }
 
 declare -A WALLS RSS
-LAT=""
+LAT50=""; LAT99=""
 for i in $(seq 1 "$RUNS"); do
   log "run $i/$RUNS"
   read -r w r < <(gale_run)
   WALLS[gale-local]+="$w "; RSS[gale-local]+="$r "
   read -r w r < <(gale_run --set ackers=2)
   WALLS[gale-local-acking]+="$w "; RSS[gale-local-acking]+="$r "
-  LAT+="$(cat "$OUT/complete_ms" 2>/dev/null || echo 0) "
+  read -r p50 p99 < "$OUT/complete_ms" || true
+  LAT50+="${p50:-0} "; LAT99+="${p99:-0} "
   for p in "${PEERS[@]}"; do
     line=$("$PEERS_SRC/run.sh" "$p" "$INPUT")
     w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
@@ -168,5 +170,6 @@ for p in "${PEERS[@]}"; do
   done
 done
 python3 -c "print(f'bench: ratio gale-cluster/gale-local ratio={${WPS[gale-cluster]} / ${WPS[gale-local]}:.3f}')"
-lat=$(tr ' ' '\n' <<<"$LAT" | grep . | median)
-python3 -c "print(f'bench: ratio gale-local-acking/gale-local ratio={${WPS[gale-local-acking]} / ${WPS[gale-local]}:.3f} mean_complete_latency_ms=$lat')"
+p50=$(tr ' ' '\n' <<<"$LAT50" | grep . | median)
+p99=$(tr ' ' '\n' <<<"$LAT99" | grep . | median)
+python3 -c "print(f'bench: ratio gale-local-acking/gale-local ratio={${WPS[gale-local-acking]} / ${WPS[gale-local]}:.3f} complete_p50_ms=$p50 complete_p99_ms=$p99')"

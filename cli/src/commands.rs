@@ -389,8 +389,13 @@ fn print_summary(s: &RunSummary) {
         .iter()
         .filter(|c| c.complete_latency_ms.is_some())
     {
+        let pct = c
+            .complete_latency
+            .as_ref()
+            .map(|l| format!(", p50 {:.3} ms, p99 {:.3} ms", l.p50_ms, l.p99_ms))
+            .unwrap_or_default();
         println!(
-            "  {}: mean complete latency {:.3} ms",
+            "  {}: mean complete latency {:.3} ms{pct}",
             c.id,
             c.complete_latency_ms.unwrap_or_default()
         );

@@ -65,6 +65,9 @@ pub struct ComponentSummary {
     /// Spouts with acking: mean time from emit to the tree's ack, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub complete_latency_ms: Option<f64>,
+    /// Spouts with acking: percentiles of the complete latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_latency: Option<Latency>,
 }
 
 /// End-to-end latency, spout emit to the last bolt, over every tuple the terminal bolts executed.
@@ -193,6 +196,12 @@ fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
                 throughput: basis as f64 / secs,
                 complete_latency_ms: (sum.completed > 0)
                     .then(|| sum.complete_us as f64 / sum.completed as f64 / 1000.0),
+                complete_latency: merged(
+                    w.executors
+                        .iter()
+                        .filter(|h| h.component == c.id)
+                        .map(|h| &h.stats.complete),
+                ),
             }
         })
         .collect()
@@ -200,9 +209,16 @@ fn summarize(w: &Worker, elapsed: Duration) -> Vec<ComponentSummary> {
 
 /// Merges the terminal executors' latency histograms.
 fn latency(w: &Worker) -> Option<Latency> {
+    merged(w.executors.iter().map(|h| &h.stats.latency))
+}
+
+/// Merges histograms and reads their percentiles.
+fn merged<'a>(
+    hists: impl Iterator<Item = &'a std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>>,
+) -> Option<Latency> {
     let mut all: Option<hdrhistogram::Histogram<u64>> = None;
-    for h in &w.executors {
-        let g = h.stats.latency.lock().unwrap_or_else(|p| p.into_inner());
+    for m in hists {
+        let g = m.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(x) = g.as_ref() {
             match all.as_mut() {
                 Some(a) => {

@@ -138,6 +138,7 @@ fn settle(
     pending: &mut Pending,
     per_task: &mut [u64],
     env: &mut ExecutorEnv,
+    complete: &mut Option<hdrhistogram::Histogram<u64>>,
 ) {
     let now = Instant::now();
     for d in batch {
@@ -151,7 +152,11 @@ fn settle(
         if d.tuple.source_stream() == ACK_ACK_STREAM {
             spouts[i].ack(&id);
             env.router.counters.acked += 1;
-            env.router.counters.complete_us += now.duration_since(start).as_micros() as u64;
+            let us = now.duration_since(start).as_micros() as u64;
+            env.router.counters.complete_us += us;
+            if let Some(h) = complete.as_mut() {
+                h.saturating_record(us.max(1));
+            }
             env.router.counters.completed += 1;
         } else {
             spouts[i].fail(&id);
@@ -187,6 +192,9 @@ pub(crate) fn run_spout(
     let mut iter: u32 = 0;
     let mut active = true;
     let mut pending = Pending::default();
+    let mut complete = rx
+        .as_ref()
+        .and_then(|_| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok());
     let mut per_task = vec![0u64; spouts.len()];
     let mut last_timeout_scan = Instant::now();
     'outer: loop {
@@ -195,7 +203,14 @@ pub(crate) fn run_spout(
         }
         if let Some(rx) = &rx {
             while let Ok(batch) = rx.try_recv() {
-                settle(batch, &mut spouts, &mut pending, &mut per_task, &mut env);
+                settle(
+                    batch,
+                    &mut spouts,
+                    &mut pending,
+                    &mut per_task,
+                    &mut env,
+                    &mut complete,
+                );
             }
         }
         if !pending.is_empty() && last_timeout_scan.elapsed() >= Duration::from_millis(100) {
@@ -279,9 +294,14 @@ pub(crate) fn run_spout(
                 // Waiting for acks: sleep on the queue they arrive on.
                 Some(rx) if !pending.is_empty() => {
                     match rx.recv_timeout(Duration::from_millis(1)) {
-                        Ok(batch) => {
-                            settle(batch, &mut spouts, &mut pending, &mut per_task, &mut env)
-                        }
+                        Ok(batch) => settle(
+                            batch,
+                            &mut spouts,
+                            &mut pending,
+                            &mut per_task,
+                            &mut env,
+                            &mut complete,
+                        ),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => backoff.wait(),
                     }
@@ -302,6 +322,9 @@ pub(crate) fn run_spout(
             first,
             "a downstream executor stopped; this spout stopped too",
         );
+    }
+    if let Some(h) = complete {
+        *env.stats.complete.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
     }
     // Dropping the router drops its senders: downstream executors see the end of input.
 }

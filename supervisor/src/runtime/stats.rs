@@ -10,6 +10,9 @@ pub struct ExecutorStats {
     /// End-to-end latency (spout emit -> this executor) of the tuples a terminal executor (one
     /// that emits to nobody) executed, in microseconds; filled when the executor ends.
     pub latency: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
+    /// Spouts with acking: complete latency (emit -> tree acked) in microseconds; filled when the
+    /// executor ends.
+    pub complete: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
     pub emitted: AtomicU64,
     pub executed: AtomicU64,
     pub acked: AtomicU64,
