@@ -340,3 +340,19 @@ mod tests {
         assert!(decode(b"\xc1").is_err());
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// A frame body is peer input: any bytes give a decoded batch or an error, never a panic.
+        #[test]
+        fn any_frame_body_decodes_or_errors(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+    }
+}
