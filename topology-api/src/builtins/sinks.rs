@@ -132,3 +132,34 @@ impl Bolt for TsvSinkBolt {
         }
     }
 }
+
+/// Sleeps `millis` (property, default 1) per tuple and emits nothing: a deliberately slow bolt
+/// for seeing backpressure at work.
+#[derive(Debug)]
+pub struct SleepBolt {
+    pause: std::time::Duration,
+}
+
+impl SleepBolt {
+    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+        let ms = match args.properties.get("millis") {
+            None => 1,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                ComponentError::Config(format!(
+                    "property \"millis\" must be a whole number of milliseconds, found {v}"
+                ))
+            })?,
+        };
+        Ok(SleepBolt {
+            pause: std::time::Duration::from_millis(ms),
+        })
+    }
+}
+
+impl Bolt for SleepBolt {
+    fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
+
+    fn execute(&mut self, _input: &Tuple, _out: &mut BoltCollector<'_>) {
+        std::thread::sleep(self.pause);
+    }
+}
