@@ -669,6 +669,29 @@ fn supervisors_in_two_network_namespaces() {
     assert_eq!(got, want);
 }
 
+/// Writes a reliable word count (FileLineSpout, 2 ackers, 5 s timeout) in its own folder (`gale
+/// submit` ships the YAML's folder as resources) and returns its path.
+fn reliable_topology(dir: &Path, input: &Path, max_pending: u32, sink: Option<&Path>) -> PathBuf {
+    std::fs::create_dir_all(dir.join("topo")).expect("dir");
+    let mut yaml = format!(
+        "name: reliable\nconfig:\n  topology.workers: 2\n  topology.acker.executors: 2\n  topology.max.spout.pending: {max_pending}\n  topology.message.timeout.secs: 5\nspouts:\n  - id: lines\n    className: FileLineSpout\n    properties: [{{name: path, value: \"{}\"}}]\nbolts:\n  - {{id: split, className: SplitSentenceBolt, parallelism: 2}}\n  - {{id: count, className: WordCountBolt, parallelism: 2}}\n",
+        input.display()
+    );
+    if let Some(out) = sink {
+        yaml += &format!(
+            "  - id: sink\n    className: TsvSinkBolt\n    properties: [{{name: path, value: \"{}\"}}]\n",
+            out.display()
+        );
+    }
+    yaml += "streams:\n  - {from: lines, to: split, grouping: {type: SHUFFLE}}\n  - {from: split, to: count, grouping: {type: FIELDS, args: [word]}}\n";
+    if sink.is_some() {
+        yaml += "  - {from: count, to: sink, grouping: {type: GLOBAL}}\n";
+    }
+    let p = dir.join("topo/reliable.yaml");
+    std::fs::write(&p, yaml).expect("yaml");
+    p
+}
+
 /// Guaranteed processing across a crash: a supervisor hosting bolts is SIGKILLed mid-stream and
 /// every line of the reliable FileLineSpout input is still acked in the end (duplicates allowed).
 #[test]
@@ -679,18 +702,7 @@ fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
     let (input, want) = write_input(&c.dir, lines);
     let total: u64 = want.values().sum();
     let output = c.dir.join("counts.tsv");
-    // Its own folder: `gale submit` ships the YAML's folder as the topology's resources.
-    std::fs::create_dir_all(c.dir.join("topo")).expect("dir");
-    let yaml = c.dir.join("topo/reliable.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "name: reliable\nconfig:\n  topology.workers: 2\n  topology.acker.executors: 2\n  topology.max.spout.pending: 200\n  topology.message.timeout.secs: 5\nspouts:\n  - id: lines\n    className: FileLineSpout\n    properties: [{{name: path, value: \"{}\"}}]\nbolts:\n  - {{id: split, className: SplitSentenceBolt, parallelism: 2}}\n  - {{id: count, className: WordCountBolt, parallelism: 2}}\n  - id: sink\n    className: TsvSinkBolt\n    properties: [{{name: path, value: \"{}\"}}]\nstreams:\n  - {{from: lines, to: split, grouping: {{type: SHUFFLE}}}}\n  - {{from: split, to: count, grouping: {{type: FIELDS, args: [word]}}}}\n  - {{from: count, to: sink, grouping: {{type: GLOBAL}}}}\n",
-            input.display(),
-            output.display()
-        ),
-    )
-    .expect("yaml");
+    let yaml = reliable_topology(&c.dir, &input, 200, Some(&output));
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_until(
@@ -767,16 +779,7 @@ fn every_line_is_acked_through_zookeeper_and_nimbus_outages() {
     let mut c = Cluster::start("zkfault", &["sup-a", "sup-b"]);
     let lines = 40_000;
     let (input, _want) = write_input(&c.dir, lines);
-    std::fs::create_dir_all(c.dir.join("topo")).expect("dir");
-    let yaml = c.dir.join("topo/reliable.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "name: reliable\nconfig:\n  topology.workers: 2\n  topology.acker.executors: 2\n  topology.max.spout.pending: 50\n  topology.message.timeout.secs: 5\nspouts:\n  - id: lines\n    className: FileLineSpout\n    properties: [{{name: path, value: \"{}\"}}]\nbolts:\n  - {{id: split, className: SplitSentenceBolt, parallelism: 2}}\n  - {{id: count, className: WordCountBolt, parallelism: 2}}\nstreams:\n  - {{from: lines, to: split, grouping: {{type: SHUFFLE}}}}\n  - {{from: split, to: count, grouping: {{type: FIELDS, args: [word]}}}}\n",
-            input.display()
-        ),
-    )
-    .expect("yaml");
+    let yaml = reliable_topology(&c.dir, &input, 50, None);
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_until(Duration::from_secs(30), "acking under way", || {
