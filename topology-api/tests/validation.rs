@@ -302,6 +302,24 @@ fn storms_own_flux_examples() {
         topology_api::spec::load_file(&flux(ok), &reg, &Substitutions::default())
             .unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
+    // Storm's substitution example with its properties file (and the environment for ENV-).
+    let mut subs = Substitutions {
+        vars: topology_api::spec::read_filter(&flux("test-test.properties")).expect("properties"),
+        env_filter: true,
+    };
+    subs.set("unused", "x");
+    let l = topology_api::spec::load_file(&flux("test-substitution-test.yaml"), &reg, &subs)
+        .expect("validates");
+    assert_eq!(l.topology.name, "substitution-topology");
+    assert_eq!(
+        l.topology.config["list.property.target"],
+        serde_json::json!(["A string list"])
+    );
+    assert!(
+        l.topology.config["test.env.value"]
+            .as_str()
+            .is_some_and(|v| !v.contains("${"))
+    );
     // Needs Storm's Java windowing classes, which Gale lacks: located errors naming them.
     let e = topology_api::spec::load_file(
         &flux("simple_windowing.yaml"),
