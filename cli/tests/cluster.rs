@@ -218,6 +218,18 @@ fn supervisors_used(t: &Json) -> std::collections::BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// A sink's `word<TAB>count` file.
+fn read_counts(path: &Path) -> BTreeMap<String, u64> {
+    std::fs::read_to_string(path)
+        .expect("sink file")
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once('\t')
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+        })
+        .collect()
+}
+
 fn write_input(dir: &Path, lines: usize) -> (PathBuf, BTreeMap<String, u64>) {
     let words = [
         "storm",
@@ -303,14 +315,7 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
     wait_until(Duration::from_secs(10), "the sink file exists", || {
         output.exists()
     });
-    let got: BTreeMap<String, u64> = std::fs::read_to_string(&output)
-        .expect("sink file")
-        .lines()
-        .filter_map(|l| {
-            l.rsplit_once('\t')
-                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
-        })
-        .collect();
+    let got = read_counts(&output);
     assert_eq!(got, want);
 }
 
@@ -658,14 +663,7 @@ fn supervisors_in_two_network_namespaces() {
     wait_until(Duration::from_secs(30), "sink file written", || {
         output.exists()
     });
-    let got: BTreeMap<String, u64> = std::fs::read_to_string(&output)
-        .expect("counts")
-        .lines()
-        .filter_map(|l| {
-            l.rsplit_once('\t')
-                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
-        })
-        .collect();
+    let got = read_counts(&output);
     assert_eq!(got, want);
 }
 
@@ -751,14 +749,7 @@ fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
     wait_until(Duration::from_secs(30), "sink file written", || {
         output.exists()
     });
-    let got: BTreeMap<String, u64> = std::fs::read_to_string(&output)
-        .expect("counts")
-        .lines()
-        .filter_map(|l| {
-            l.rsplit_once('\t')
-                .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
-        })
-        .collect();
+    let got = read_counts(&output);
     // At least once: every word counted at least as often as it occurs.
     for (w, n) in &want {
         assert!(
