@@ -146,6 +146,26 @@ scripts/cluster.sh start 2 >&2
 eval "$(scripts/cluster.sh status | tail -1)"
 trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
 
+log "multi-lang: word count with a Python split bolt beside the all-Rust one (5 MB: Python is slow)"
+SMALL="$OUT/text-5mb.txt"
+[ -s "$SMALL" ] || python3 scripts/gen-text.py 5 "$SMALL"
+SMALL_WORDS=$(wc -w < "$SMALL")
+multilang_run() { # YAML -> wall seconds
+  local s e
+  s=$(date +%s.%N)
+  "$GALE" local "$1" --set input="$SMALL" --set output="$OUT/ml.tsv" >/dev/null 2>&1
+  e=$(date +%s.%N)
+  python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.4f}')" "$s" "$e"
+}
+PYW=""; RSW=""
+for i in $(seq 1 "$RUNS"); do
+  PYW+="$(multilang_run examples/multilang/word-count-python.yaml) "
+  RSW+="$(multilang_run topologies/word-count.yaml) "
+done
+pyw=$(tr ' ' '\n' <<<"$PYW" | grep . | median)
+rsw=$(tr ' ' '\n' <<<"$RSW" | grep . | median)
+python3 -c "w=$SMALL_WORDS; print(f'bench: multilang-python-split words={w} wall_s=$pyw words_per_s={w/$pyw:.0f}'); print(f'bench: rust-split-same-input words={w} wall_s=$rsw words_per_s={w/$rsw:.0f}'); print(f'bench: ratio python-split/rust-split ratio={$rsw/$pyw:.3f}')"
+
 log "batch-size sweep (b = 1, 10, 100, 1000; fixed offered rate and full speed)"
 python3 scripts/sweep.py "$GALE" "$OUT/sweep" docs/sweep.svg --secs 3
 
