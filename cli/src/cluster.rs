@@ -433,6 +433,12 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
                 "  {:<20} {:<6} executors {:>3} tasks {:>3}  emitted {:>10} executed {:>10} acked {:>10} failed {:>6}",
                 c.id, c.kind, c.executors, c.tasks, st.emitted, st.executed, st.acked, st.failed
             );
+            if let (Some(p50), Some(p99)) = (st.latency_p50_ms, st.latency_p99_ms) {
+                println!(
+                    "  {:<20} end-to-end latency p50 {p50:.3} ms, p99 {p99:.3} ms",
+                    ""
+                );
+            }
         }
         for c in &t.components {
             if let Some(e) = &c.last_error {

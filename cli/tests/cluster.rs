@@ -301,6 +301,18 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
     });
     let t = c.topology("word-count");
     assert_eq!(stat(&t, "split", "emitted"), total);
+    // The sink is terminal: its end-to-end latency shows in status (heartbeats, about once a second).
+    wait_until(Duration::from_secs(10), "latency in status", || {
+        let t = c.topology("word-count");
+        t["components"].as_array().is_some_and(|cs| {
+            cs.iter().any(|x| {
+                x["id"] == "sink"
+                    && x["stats"]["latency_p99_ms"]
+                        .as_f64()
+                        .is_some_and(|v| v > 0.0)
+            })
+        })
+    });
     assert_eq!(stat(&t, "sentences", "emitted"), 30_000);
 
     // Kill: deactivate, wait 1 s, remove; the sink writes its file at cleanup.

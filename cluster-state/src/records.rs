@@ -92,6 +92,11 @@ pub struct ExecutorBeat {
     pub executed: u64,
     pub acked: u64,
     pub failed: u64,
+    /// Terminal executors: end-to-end latency percentiles in microseconds (spout emit -> here).
+    #[serde(default)]
+    pub latency_p50_us: Option<u64>,
+    #[serde(default)]
+    pub latency_p99_us: Option<u64>,
 }
 
 /// `/workerbeats/<topology-id>/<supervisor>-<port>`.

@@ -516,6 +516,13 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
                     st.executed += e.executed;
                     st.acked += e.acked;
                     st.failed += e.failed;
+                    let worst = |cur: Option<f64>, us: Option<u64>| match (cur, us) {
+                        (c, None) => c,
+                        (None, Some(u)) => Some(u as f64 / 1000.0),
+                        (Some(c), Some(u)) => Some(c.max(u as f64 / 1000.0)),
+                    };
+                    st.latency_p50_ms = worst(st.latency_p50_ms, e.latency_p50_us);
+                    st.latency_p99_ms = worst(st.latency_p99_ms, e.latency_p99_us);
                 }
             }
             c.stats = Some(st);

@@ -46,12 +46,18 @@ pub struct ComponentView {
     pub last_error: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComponentStats {
     pub emitted: u64,
     pub executed: u64,
     pub acked: u64,
     pub failed: u64,
+    /// Terminal components: end-to-end latency (spout emit -> here), the highest of their
+    /// executors' percentiles, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -215,6 +215,12 @@ async fn sync<S: Store>(
                     .iter()
                     .map(|h| {
                         let c = h.stats.read();
+                        let lat = h.stats.latency.lock().unwrap_or_else(|p| p.into_inner());
+                        let q = |p: f64| {
+                            lat.as_ref()
+                                .filter(|x| !x.is_empty())
+                                .map(|x| x.value_at_quantile(p))
+                        };
                         ExecutorBeat {
                             start: h.executor.start,
                             end: h.executor.end,
@@ -223,6 +229,8 @@ async fn sync<S: Store>(
                             executed: c.executed,
                             acked: c.acked,
                             failed: c.failed,
+                            latency_p50_us: q(0.5),
+                            latency_p99_us: q(0.99),
                         }
                     })
                     .collect(),

@@ -350,6 +350,8 @@ pub(crate) fn run_bolt(
         return;
     }
     let auto_ack: Vec<bool> = bolts.iter().map(|b| b.auto_ack()).collect();
+    let mut last_latency_publish = Instant::now();
+    let mut latency_dirty = false;
     // Terminal executors (they feed nobody) measure end-to-end latency.
     let terminal = env.router.streams.iter().all(|s| s.subscribers.is_empty());
     let mut latency = terminal
@@ -382,6 +384,16 @@ pub(crate) fn run_bolt(
                 // Out of input: send what is buffered now rather than wait for a full batch.
                 env.router.flush();
                 env.stats.publish(&env.router.counters);
+                // (At most every 100 ms: a histogram copy is tens of kilobytes, and a fast
+                // terminal bolt runs out of input thousands of times a second.)
+                if latency_dirty
+                    && last_latency_publish.elapsed() >= Duration::from_millis(100)
+                    && let Some(h) = latency.as_ref()
+                {
+                    latency_dirty = false;
+                    last_latency_publish = Instant::now();
+                    *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+                }
                 let got = match next_tick {
                     Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now()))
                     {
@@ -402,6 +414,15 @@ pub(crate) fn run_bolt(
             Err(TryRecvError::Disconnected) => break,
         };
         run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
+        latency_dirty = latency.is_some();
+        // Cluster heartbeats read the histogram: publish a copy about once a second.
+        if let Some(h) = latency.as_ref()
+            && last_latency_publish.elapsed() >= Duration::from_secs(1)
+        {
+            last_latency_publish = Instant::now();
+            latency_dirty = false;
+            *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+        }
     }
     if cleanup {
         for b in bolts.iter_mut() {
