@@ -217,14 +217,7 @@ impl Router {
             }
         };
         let tuple = Tuple::new(source, self.current_task, values);
-        Self::push(
-            &mut self.outs,
-            &self.task_dest,
-            self.batch_size,
-            &mut self.downstream_lost,
-            task,
-            tuple,
-        );
+        self.send_to(task, tuple);
     }
 
     /// Marks `input` as the tuple about to be executed. An earlier input that was not acked yet
