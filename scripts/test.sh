@@ -7,6 +7,8 @@
 # What it installs when missing (needs root or sudo, uses apt-get):
 #   - python3: the word-count cross-check against an independent count, and the multi-lang bolts
 #   - nodejs: the multi-lang Node.js spout
+#   - python3-venv, then a virtualenv target/pystorm-venv with pystorm and msgpack from PyPI: the
+#     multi-lang test of a bolt written with pystorm, over JSON and msgpack
 #   - zookeeper (Debian's package, with its Java runtime): the cluster tests start a private one on a
 #     free loopback port with scripts/zk.sh
 set -euo pipefail
@@ -33,6 +35,18 @@ if ! command -v node >/dev/null 2>&1; then
   log "installing nodejs"
   apt_install nodejs
 fi
+
+venv=target/pystorm-venv
+if ! "$venv/bin/python" -c 'import pystorm, msgpack' >/dev/null 2>&1; then
+  log "making $venv (pystorm, msgpack from PyPI)"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    apt_install python3-venv
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check pystorm==3.1.4 msgpack
+fi
+export GALE_PYSTORM_PYTHON="$PWD/$venv/bin/python"
 
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
   log "installing zookeeper (Debian package)"

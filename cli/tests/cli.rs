@@ -474,3 +474,186 @@ fn storms_multilang_flux_example_validates() {
     let o = run(&["validate", p.to_str().expect("path")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+/// The Python of the virtualenv `scripts/test.sh` makes with pystorm and msgpack in it.
+fn pystorm_python() -> PathBuf {
+    let p = std::env::var_os("GALE_PYSTORM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/pystorm-venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import pystorm, msgpack"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} has no pystorm: run scripts/test.sh, which makes that virtualenv, or point \
+         GALE_PYSTORM_PYTHON at a python with pystorm and msgpack installed",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn pystorm_bolt_counts_exactly_over_json_and_msgpack() {
+    let python = pystorm_python();
+    let d = tmpdir("pystorm");
+    let mut input = String::new();
+    for i in 0..1500 {
+        input += &format!("über the café {i} a naïve fox\tjumps  over\n");
+    }
+    let inp = d.join("in.txt");
+    std::fs::write(&inp, &input).expect("input");
+    for (serializer, ackers) in [("json", "1"), ("msgpack", "1"), ("msgpack", "0")] {
+        let out = d.join(format!("out-{serializer}-{ackers}.tsv"));
+        let m = d.join("m.json");
+        let o = run(&[
+            "local",
+            "examples/multilang/word-count-pystorm.yaml",
+            "--set",
+            &format!("python={}", python.display()),
+            "--set",
+            &format!("serializer={serializer}"),
+            "--set",
+            &format!("input={}", inp.display()),
+            "--set",
+            &format!("output={}", out.display()),
+            "--set",
+            &format!("ackers={ackers}"),
+            "--metrics-json",
+            m.to_str().expect("path"),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert_eq!(
+            read_tsv(&out),
+            independent_count(input.as_bytes()),
+            "serializer={serializer} ackers={ackers}"
+        );
+        if ackers == "1" {
+            let m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&m).expect("metrics")).expect("json");
+            let spout = m["components"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["id"] == "sentences").cloned())
+                .expect("spout");
+            assert_eq!(
+                spout["acked"], 1500,
+                "{serializer}: every line acked via pystorm"
+            );
+        }
+    }
+}
+
+/// A plain-protocol split bolt that hangs once (marker file absent): on its first tuple
+/// (`tuple`) or on its first heartbeat (`heartbeat`), then behaves.
+const HANGING_BOLT: &str = r#"import json, os, sys, time
+def read():
+    lines = []
+    while True:
+        l = sys.stdin.readline()
+        if not l:
+            sys.exit(0)
+        l = l.rstrip("\n")
+        if l == "end":
+            return json.loads("\n".join(lines))
+        lines.append(l)
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\nend\n"); sys.stdout.flush()
+setup = read()
+open(os.path.join(setup["pidDir"], str(os.getpid())), "w").close()
+send({"pid": os.getpid()})
+mode = sys.argv[1]
+while True:
+    m = read()
+    if isinstance(m, list):
+        continue
+    hb = m.get("stream") == "__heartbeat"
+    if not os.path.exists("hung-once") and hb == (mode == "heartbeat"):
+        open("hung-once", "w").close()
+        sys.stderr.write("hanging on purpose\n"); sys.stderr.flush()
+        time.sleep(3600)
+    if hb:
+        send({"command": "sync"}); continue
+    for w in str(m["tuple"][0]).split():
+        send({"command": "emit", "anchors": [m["id"]], "tuple": [w], "need_task_ids": False})
+    send({"command": "ack", "id": m["id"]})
+"#;
+
+#[test]
+fn a_subprocess_that_never_answers_is_killed_and_its_tuple_replayed() {
+    let d = tmpdir("multilang-hang");
+    std::fs::create_dir_all(d.join("resources")).expect("dir");
+    std::fs::write(d.join("resources/hang.py"), HANGING_BOLT).expect("script");
+    let mut input = String::new();
+    for i in 0..300 {
+        input += &format!("never answers {i} then does\n");
+    }
+    std::fs::write(d.join("in.txt"), &input).expect("input");
+    let out = d.join("out.tsv");
+    let yaml = d.join("hang.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "name: hang\nconfig: {{topology.acker.executors: 1, topology.subprocess.timeout.secs: 2}}\n\
+             spouts:\n  - {{id: s, className: FileLineSpout, properties: [{{name: path, value: \"{}\"}}]}}\n\
+             bolts:\n  - id: py\n    className: ShellBolt\n    constructorArgs: [[python3, hang.py, tuple], [word]]\n\
+             \x20 - {{id: count, className: WordCountBolt}}\n\
+             \x20 - {{id: sink, className: TsvSinkBolt, properties: [{{name: path, value: \"{}\"}}]}}\n\
+             streams:\n  - {{from: s, to: py, grouping: {{type: SHUFFLE}}}}\n\
+             \x20 - {{from: py, to: count, grouping: {{type: FIELDS, args: [word]}}}}\n\
+             \x20 - {{from: count, to: sink, grouping: {{type: GLOBAL}}}}\n",
+            d.join("in.txt").display(),
+            out.display()
+        ),
+    )
+    .expect("yaml");
+    let started = std::time::Instant::now();
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path"), "--duration", "60"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("no answer within 2 s"), "{stdout}");
+    assert!(
+        stdout.contains("hanging on purpose"),
+        "stderr tail: {stdout}"
+    );
+    // The hung tuple failed and was replayed: counts are exact, and the run ended on its own.
+    assert_eq!(read_tsv(&out), independent_count(input.as_bytes()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(50));
+}
+
+#[test]
+fn an_idle_subprocess_that_ignores_heartbeats_is_killed() {
+    let d = tmpdir("multilang-heartbeat");
+    std::fs::create_dir_all(d.join("resources")).expect("dir");
+    std::fs::write(d.join("resources/hang.py"), HANGING_BOLT).expect("script");
+    let yaml = d.join("hb.yaml");
+    // Words every 4 s: the bolt is idle between them, so heartbeats go out; the first one
+    // is never answered, the watchdog kills the process after 2 s, and the next tuple reports it.
+    std::fs::write(
+        &yaml,
+        "name: hb\nconfig: {topology.subprocess.timeout.secs: 2}\n\
+         spouts:\n  - {id: s, className: TestWordSpout, properties: [{name: intervalMillis, value: 4000}]}\n\
+         bolts:\n  - id: py\n    className: ShellBolt\n    constructorArgs: [[python3, hang.py, heartbeat], [word]]\n\
+         streams:\n  - {from: s, to: py, grouping: {type: SHUFFLE}}\n",
+    )
+    .expect("yaml");
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path"), "--duration", "6.5"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains("no answer to heartbeats for 2 s"),
+        "{stdout}\n{}",
+        text(&o.stderr)
+    );
+    // After the restart the bolt works again: later words were executed.
+    assert!(
+        std::fs::read_dir(d.join("resources"))
+            .expect("dir")
+            .any(|e| e.is_ok_and(|e| e.file_name() == "hung-once"))
+    );
+}

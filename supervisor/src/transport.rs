@@ -8,7 +8,7 @@
 
 use crate::runtime::{Batch, Delivery, Inbound};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -33,10 +33,43 @@ pub struct WireTuple {
     pub task: u32,
     pub source_task: u32,
     pub source: u16,
+    #[serde(deserialize_with = "cautious")]
     pub values: Values,
+    #[serde(deserialize_with = "cautious")]
     pub ack_ids: AckIds,
     #[serde(default)]
     pub born_us: u64,
+}
+
+/// A SmallVec without trusting the element count a peer claims: smallvec's own `Deserialize`
+/// reserves the claimed count up front, so five bytes could ask for gigabytes.
+fn cautious<'de, D, A>(d: D) -> Result<smallvec::SmallVec<A>, D::Error>
+where
+    D: Deserializer<'de>,
+    A: smallvec::Array,
+    A::Item: Deserialize<'de>,
+{
+    struct V<A>(std::marker::PhantomData<A>);
+    impl<'de, A: smallvec::Array> serde::de::Visitor<'de> for V<A>
+    where
+        A::Item: Deserialize<'de>,
+    {
+        type Value = smallvec::SmallVec<A>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: S,
+        ) -> Result<Self::Value, S::Error> {
+            let mut out = smallvec::SmallVec::new();
+            while let Some(v) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(std::marker::PhantomData))
 }
 
 /// Encodes a batch into a frame (length prefix included) in `out`.
@@ -81,7 +114,57 @@ pub fn encode(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
 
 /// Decodes a frame body.
 pub fn decode(body: &[u8]) -> Result<WireBatch, String> {
-    rmp_serde::from_slice(body).map_err(|e| format!("malformed frame: {e}"))
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
+    // Values nest (lists of lists); a peer must not make the decoder recurse without bound.
+    de.set_max_depth(MAX_DEPTH);
+    WireBatch::deserialize(&mut de).map_err(|e| format!("malformed frame: {e}"))
+}
+
+/// Deepest nesting of lists accepted in a frame.
+pub const MAX_DEPTH: usize = 64;
+
+/// Splits the bytes of one connection into frames and decodes them. Pure: the reader thread
+/// feeds it what the socket gives; the fuzz target feeds it anything.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameReader {
+    /// Appends bytes read from the connection.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame, `Ok(None)` when more bytes are needed. An error means the
+    /// connection is not speaking Gale's protocol and must be closed.
+    pub fn next_frame(&mut self) -> Result<Option<WireBatch>, String> {
+        let avail = &self.buf[self.start..];
+        if avail.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(format!(
+                "frame of {len} bytes is larger than the {MAX_FRAME}-byte limit"
+            ));
+        }
+        if avail.len() < 4 + len {
+            return Ok(None);
+        }
+        let wire = decode(&avail[4..4 + len])?;
+        self.start += 4 + len;
+        if self.start > (1 << 20) {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        Ok(Some(wire))
+    }
 }
 
 /// Starts a sender thread per remote worker; returns their queues, in `addrs` order.
@@ -206,35 +289,28 @@ fn read_loop(
 ) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut buf: Vec<u8> = Vec::with_capacity(128 << 10);
+    let mut frames = FrameReader::default();
     let mut chunk = vec![0u8; 64 << 10];
     let mut sources: HashMap<(String, String), Option<&'static StreamSource>> = HashMap::new();
     loop {
-        // Complete frames in `buf` first.
-        while buf.len() >= 4 {
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if len > MAX_FRAME {
-                tracing::warn!(%peer, len, "Closing connection: frame larger than {MAX_FRAME} bytes");
-                return;
-            }
-            if buf.len() < 4 + len {
-                break;
-            }
-            let wire = match decode(&buf[4..4 + len]) {
-                Ok(w) => w,
+        // Complete frames first.
+        loop {
+            match frames.next_frame() {
+                Ok(Some(wire)) => {
+                    if !dispatch(wire, topology, inbound, &mut sources) {
+                        return;
+                    }
+                }
+                Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "Closing connection");
                     return;
                 }
-            };
-            buf.drain(..4 + len);
-            if !dispatch(wire, topology, inbound, &mut sources) {
-                return;
             }
         }
         match s.read(&mut chunk) {
             Ok(0) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => frames.feed(&chunk[..n]),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -338,6 +414,67 @@ mod tests {
             assert!(decode(bytes).is_err() || decode(bytes).is_ok());
         }
         assert!(decode(b"\xc1").is_err());
+    }
+
+    /// A tuple claiming 2^32-1 values (or ack ids) in a 30-byte frame must be refused
+    /// without reserving room for them: smallvec's own Deserialize would reserve ~100 GB.
+    #[test]
+    fn claimed_counts_do_not_allocate() {
+        // [sources: [], tuples: [[task, source_task, source, values: array32(0xffffffff)]]]
+        let body = b"\x92\x90\x91\x96\x01\x01\x00\xdd\xff\xff\xff\xff\x01";
+        assert!(decode(body).is_err());
+        let body = b"\x92\x90\x91\x96\x01\x01\x00\x90\xdd\xff\xff\xff\xff\x00";
+        assert!(decode(body).is_err());
+    }
+
+    #[test]
+    fn frame_reader_splits_any_chunking_and_refuses_oversized() {
+        let src = StreamSource::intern("split", "default", &Fields::new(["word"]));
+        let mut bytes = Vec::new();
+        for i in 0..3 {
+            let mut f = Vec::new();
+            let batch = vec![Delivery {
+                task: i,
+                tuple: Tuple::new(src, 1, values!["w"]),
+            }];
+            encode(batch, &mut f).expect("encodes");
+            bytes.extend_from_slice(&f);
+        }
+        for chunk in [1, 3, 7, 1000] {
+            let mut r = FrameReader::default();
+            let mut tasks = Vec::new();
+            for c in bytes.chunks(chunk) {
+                r.feed(c);
+                while let Some(w) = r.next_frame().expect("valid") {
+                    tasks.extend(w.tuples.iter().map(|t| t.task));
+                }
+            }
+            assert_eq!(tasks, vec![0, 1, 2]);
+        }
+        let mut r = FrameReader::default();
+        r.feed(&u32::MAX.to_be_bytes());
+        assert!(r.next_frame().is_err());
+    }
+
+    #[test]
+    fn deep_lists_are_refused() {
+        let src = StreamSource::intern("split", "default", &Fields::new(["word"]));
+        let nested = |depth: usize| {
+            let mut v = Value::Int(1);
+            for _ in 0..depth {
+                v = Value::List(vec![v].into());
+            }
+            let mut f = Vec::new();
+            let batch = vec![Delivery {
+                task: 1,
+                tuple: Tuple::new(src, 1, values![v]),
+            }];
+            encode(batch, &mut f).expect("encodes");
+            f
+        };
+        assert!(decode(&nested(10)[4..]).is_ok());
+        let e = decode(&nested(200)[4..]).expect_err("too deep");
+        assert!(e.contains("depth"), "{e}");
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`Registry`]: `className` -> constructor, with Gale's [`builtins`].
 //! - [`spec`]: Flux YAML -> validated [`Topology`], every problem located.
 //! - [`layout`]: Storm's task ids and executor ranges.
+//! - [`multilang`]: Storm's multi-lang wire format (JSON and msgpack), as pure functions.
 //!
 //! Architecture invariant: nothing here does network I/O or knows about ZooKeeper.
 
@@ -13,6 +14,7 @@ pub mod builtins;
 pub mod component;
 pub mod grouping;
 pub mod layout;
+pub mod multilang;
 pub mod registry;
 pub mod spec;
 pub mod tuple;

@@ -1,30 +1,39 @@
-//! `ShellBolt`: a bolt written in any language, spoken to over Storm's multi-lang protocol.
+//! `ShellBolt` and `ShellSpout`: components written in any language, spoken to over Storm's
+//! multi-lang protocol.
 //!
-//! The subprocess runs in the topology's resources folder. Messages are JSON objects, each
-//! followed by a line `end`. Gale sends the handshake (`conf`, `context`, `pidDir`) and reads the
-//! `pid`; then for each input tuple it sends `{"id", "comp", "stream", "task", "tuple"}` and
-//! handles `emit` (with anchors, stream, direct task, and the task-id reply unless `need_task_ids`
-//! is false), `ack`, `fail`, `log`, `error`, `metrics` and `sync` until the subprocess acks or
-//! fails that tuple. A subprocess that exits, writes garbage or stays silent longer than
-//! `topology.multilang.timeout.secs` (default 30) is reported with its stderr tail, the tuple
-//! fails, and the subprocess is started again for the next tuple.
+//! The subprocess runs in the topology's resources folder. Messages are JSON objects each followed
+//! by a line `end`, or msgpack values when the component asks for msgpack (property `serializer`,
+//! or `topology.multilang.serializer`; see [`crate::multilang`]). Gale sends the handshake
+//! (`conf`, `context`, `pidDir`) and reads the `pid`; then for each input tuple it sends
+//! `{"id", "comp", "stream", "task", "tuple"}` and handles `emit` (with anchors, stream, direct
+//! task, and the task-id reply unless `need_task_ids` is false), `ack`, `fail`, `log`, `error`,
+//! `metrics` and `sync` until the subprocess acks or fails that tuple.
+//!
+//! While a bolt is idle, a watchdog sends Storm's heartbeat tuple (stream `__heartbeat`, task -1)
+//! every second; the subprocess answers `sync`. A subprocess that exits, writes garbage, stays
+//! silent on a tuple, or leaves heartbeats unanswered longer than `topology.subprocess.timeout.secs`
+//! (Storm's key; `topology.multilang.timeout.secs` too; default 30) is killed and reported with its
+//! component, task and stderr tail; its tuple fails (and replays with acking on), and the next
+//! tuple starts a new subprocess.
 
 use crate::component::{
     Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector,
     TopologyContext,
 };
+use crate::multilang::{Decoder, Serializer};
 use crate::tuple::{MessageId, Tuple};
 use crate::value::{Fields, SmolStr, Value, Values};
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Largest message accepted from a subprocess.
-const MAX_MESSAGE: usize = 16 << 20;
+/// How often an idle bolt's subprocess is sent a heartbeat tuple (Storm: every second).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs a multi-lang bolt: constructorArgs = [command line list, output fields list].
 pub struct ShellBolt {
@@ -33,21 +42,38 @@ pub struct ShellBolt {
     ctx: Option<TopologyContext>,
     proc: Option<Proc>,
     timeout: Duration,
+    serializer: Option<Serializer>,
     next_id: u64,
 }
 
 struct Proc {
-    child: Child,
-    stdin: ChildStdin,
+    child: Arc<Mutex<Child>>,
+    stdin: Arc<Mutex<ChildStdin>>,
+    serializer: Serializer,
     messages: Receiver<Result<Json, String>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Set while the component thread is in an exchange; the watchdog stays quiet then.
+    busy: Arc<AtomicBool>,
+    /// Cleared when this process is dropped: the watchdog ends.
+    alive: Arc<AtomicBool>,
+    /// Why the watchdog killed the process, if it did.
+    killed: Arc<Mutex<Option<String>>>,
+    /// When the reader thread last got a message, in ms since `epoch`.
+    heard: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.alive.store(false, Ordering::Relaxed);
+        let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = c.kill();
+        let _ = c.wait();
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn string_list(v: Option<&Json>, what: &str) -> Result<Vec<String>, ComponentError> {
@@ -77,19 +103,29 @@ impl ShellBolt {
             Some(v) => string_list(Some(v), "output fields")?,
             None => Vec::new(),
         };
+        let serializer = match args.property_str("serializer") {
+            None => None,
+            Some(n) => Some(Serializer::from_name(&n).ok_or_else(|| {
+                ComponentError::Config(format!("unknown serializer \"{n}\"; use json or msgpack"))
+            })?),
+        };
         Ok(ShellBolt {
             command,
             fields,
             ctx: None,
             proc: None,
             timeout: Duration::from_secs(30),
+            serializer,
             next_id: 0,
         })
     }
 
     fn start(&mut self) -> Result<Proc, String> {
         let ctx = self.ctx.as_ref().ok_or("not prepared")?;
-        start_proc(&self.command, ctx, self.timeout)
+        let ser = serializer(ctx, self.serializer)?;
+        let p = start_proc(&self.command, ctx, self.timeout, ser)?;
+        p.start_watchdog(ctx, &self.command, self.timeout);
+        Ok(p)
     }
 
     fn tail(p: &Proc) -> String {
@@ -97,10 +133,115 @@ impl ShellBolt {
     }
 }
 
+/// The component's own `serializer` property, else `topology.multilang.serializer`, else JSON.
+fn serializer(ctx: &TopologyContext, own: Option<Serializer>) -> Result<Serializer, String> {
+    if let Some(s) = own {
+        return Ok(s);
+    }
+    match ctx
+        .config
+        .get("topology.multilang.serializer")
+        .and_then(Json::as_str)
+    {
+        None => Ok(Serializer::Json),
+        Some(n) => Serializer::from_name(n).ok_or_else(|| {
+            format!("unknown topology.multilang.serializer \"{n}\"; use json or msgpack")
+        }),
+    }
+}
+
 impl Proc {
     fn tail(&self) -> String {
-        let t = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        let t = lock(&self.stderr);
         t.iter().cloned().collect::<Vec<_>>().join(" | ")
+    }
+
+    fn send(&self, v: &Json) -> Result<(), String> {
+        let bytes = self.serializer.encode(v);
+        let mut w = lock(&self.stdin);
+        w.write_all(&bytes)
+            .and_then(|_| w.flush())
+            .map_err(|e| format!("cannot write to the subprocess: {e}"))
+    }
+
+    /// Why the process is no longer usable, if it is not: it exited, wrote garbage, or the
+    /// watchdog killed it. Messages that arrived while idle (heartbeat syncs, logs) are consumed.
+    fn check_idle(&self, command: &[String]) -> Option<String> {
+        loop {
+            match self.messages.try_recv() {
+                Ok(Ok(m)) => {
+                    if m.get("command").and_then(Json::as_str) == Some("log") {
+                        let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
+                        tracing::info!(?command, "{text}");
+                    }
+                }
+                Ok(Err(e)) => return Some(lock(&self.killed).clone().unwrap_or(e)),
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => return Some("the subprocess is gone".into()),
+            }
+        }
+    }
+
+    /// Sends heartbeat tuples while the component is idle, and kills the subprocess when one
+    /// goes unanswered for `timeout` (the reader thread then reports the closed output).
+    fn start_watchdog(&self, ctx: &TopologyContext, command: &[String], timeout: Duration) {
+        let (stdin, child, busy, alive, killed, ser) = (
+            self.stdin.clone(),
+            self.child.clone(),
+            self.busy.clone(),
+            self.alive.clone(),
+            self.killed.clone(),
+            self.serializer,
+        );
+        let (heard, epoch) = (self.heard.clone(), self.epoch);
+        let who = format!(
+            "{}/{} task {}",
+            ctx.topology_name, ctx.component_id, ctx.task_id
+        );
+        let command = command.to_vec();
+        let timeout_ms = timeout.as_millis() as u64;
+        let every_ms = HEARTBEAT_EVERY.as_millis() as u64;
+        let _ = std::thread::Builder::new()
+            .name(format!("gale-heartbeat-{}", ctx.task_id))
+            .spawn(move || {
+                let heartbeat = ser.encode(&json!({
+                    "id": "-1", "comp": null, "stream": "__heartbeat", "task": -1, "tuple": []
+                }));
+                let mut last_sent = 0u64;
+                // When the unanswered heartbeat was sent (ms since `epoch`).
+                let mut outstanding: Option<u64> = None;
+                while alive.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if busy.load(Ordering::Relaxed) {
+                        // An exchange is under way, with its own timeout.
+                        outstanding = None;
+                        continue;
+                    }
+                    let now = epoch.elapsed().as_millis() as u64;
+                    if let Some(sent) = outstanding {
+                        if heard.load(Ordering::Relaxed) >= sent {
+                            outstanding = None;
+                        } else if now - sent >= timeout_ms {
+                            let why = format!(
+                                "no answer to heartbeats for {} s; the subprocess was killed",
+                                timeout.as_secs()
+                            );
+                            tracing::error!(component = %who, ?command, "{why}");
+                            *lock(&killed) = Some(why);
+                            let _ = lock(&child).kill();
+                            return;
+                        }
+                    }
+                    if outstanding.is_none() && now - last_sent >= every_ms {
+                        let mut w = lock(&stdin);
+                        if w.write_all(&heartbeat).and_then(|_| w.flush()).is_err() {
+                            return;
+                        }
+                        last_sent = now;
+                        outstanding = Some(now);
+                    }
+                }
+            });
     }
 
     fn recv(&self, timeout: Duration) -> Result<Json, String> {
@@ -120,6 +261,7 @@ fn start_proc(
     command: &[String],
     ctx: &TopologyContext,
     timeout: Duration,
+    serializer: Serializer,
 ) -> Result<Proc, String> {
     let mut child = Command::new(&command[0])
         .args(&command[1..])
@@ -150,36 +292,34 @@ fn start_proc(
         }
     });
     let (tx, rx) = channel();
+    let epoch = Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let heard_w = heard.clone();
     std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut msg = String::new();
-        let mut line = String::new();
+        let mut stdout = stdout;
+        let mut decoder = Decoder::new(serializer);
+        let mut chunk = vec![0u8; 64 << 10];
         loop {
-            line.clear();
-            match r.read_line(&mut line) {
+            match stdout.read(&mut chunk) {
                 Ok(0) | Err(_) => {
                     let _ = tx.send(Err("the subprocess closed its output (exited?)".into()));
                     return;
                 }
-                Ok(_) => {}
+                Ok(n) => decoder.feed(&chunk[..n]),
             }
-            if line.trim_end() == "end" {
-                let parsed = serde_json::from_str::<Json>(&msg).map_err(|e| {
-                    format!(
-                        "garbage from the subprocess ({e}): {}",
-                        msg.chars().take(200).collect::<String>()
-                    )
-                });
-                msg.clear();
-                let bad = parsed.is_err();
-                if tx.send(parsed).is_err() || bad {
-                    return;
-                }
-            } else {
-                msg.push_str(&line);
-                if msg.len() > MAX_MESSAGE {
-                    let _ = tx.send(Err(format!("a message longer than {MAX_MESSAGE} bytes")));
-                    return;
+            loop {
+                match decoder.next_message() {
+                    Ok(Some(m)) => {
+                        heard_w.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        if tx.send(Ok(m)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
                 }
             }
         }
@@ -205,13 +345,19 @@ fn start_proc(
             "stormid": ctx.topology_name,
         }
     });
-    let mut p = Proc {
-        child,
-        stdin,
+    let p = Proc {
+        child: Arc::new(Mutex::new(child)),
+        stdin: Arc::new(Mutex::new(stdin)),
+        serializer,
         messages: rx,
         stderr,
+        busy: Arc::new(AtomicBool::new(false)),
+        alive: Arc::new(AtomicBool::new(true)),
+        killed: Arc::new(Mutex::new(None)),
+        heard,
+        epoch,
     };
-    send(&mut p.stdin, &handshake)?;
+    p.send(&handshake)?;
     match p.messages.recv_timeout(timeout) {
         Ok(Ok(m)) if m.get("pid").is_some() => Ok(p),
         Ok(Ok(m)) => Err(format!(
@@ -222,10 +368,12 @@ fn start_proc(
     }
 }
 
-/// `topology.multilang.timeout.secs`, or `default`.
+/// `topology.subprocess.timeout.secs` (Storm's key) or `topology.multilang.timeout.secs`, or
+/// `default`.
 fn multilang_timeout(ctx: &TopologyContext, default: Duration) -> Duration {
     ctx.config
-        .get("topology.multilang.timeout.secs")
+        .get("topology.subprocess.timeout.secs")
+        .or_else(|| ctx.config.get("topology.multilang.timeout.secs"))
         .and_then(Json::as_u64)
         .map(|t| Duration::from_secs(t.max(1)))
         .unwrap_or(default)
@@ -248,15 +396,6 @@ fn parse_emit(m: &Json) -> (Values, &str, Option<u32>, bool) {
         .and_then(Json::as_bool)
         .unwrap_or(true);
     (values, stream, direct, need_ids)
-}
-
-fn send(stdin: &mut ChildStdin, v: &Json) -> Result<(), String> {
-    let mut s = v.to_string();
-    s.push_str("\nend\n");
-    stdin
-        .write_all(s.as_bytes())
-        .and_then(|_| stdin.flush())
-        .map_err(|e| format!("cannot write to the subprocess: {e}"))
 }
 
 fn to_json(v: &Value) -> Json {
@@ -300,6 +439,15 @@ impl Bolt for ShellBolt {
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
+        // A subprocess that died or was killed while the bolt was idle is reported now.
+        if let Some(why) = self.proc.as_ref().and_then(|p| p.check_idle(&self.command)) {
+            let tail = self.proc.as_ref().map(Self::tail).unwrap_or_default();
+            out.report_error(&format!(
+                "subprocess {:?}: {why}; stderr: {tail}",
+                self.command
+            ));
+            self.proc = None;
+        }
         if self.proc.is_none() {
             match self.start() {
                 Ok(p) => self.proc = Some(p),
@@ -355,7 +503,22 @@ impl ShellBolt {
     ) -> Result<(), String> {
         let timeout = self.timeout;
         let p = self.proc.as_mut().ok_or("no subprocess")?;
-        send(&mut p.stdin, msg)?;
+        p.busy.store(true, Ordering::Relaxed);
+        let r = Self::exchange_with(p, timeout, &self.command, id, msg, input, out);
+        p.busy.store(false, Ordering::Relaxed);
+        r
+    }
+
+    fn exchange_with(
+        p: &Proc,
+        timeout: Duration,
+        cmdline: &[String],
+        id: &str,
+        msg: &Json,
+        input: &Tuple,
+        out: &mut BoltCollector<'_>,
+    ) -> Result<(), String> {
+        p.send(msg)?;
         loop {
             let m = match p.messages.recv_timeout(timeout) {
                 Ok(Ok(m)) => m,
@@ -378,7 +541,7 @@ impl ShellBolt {
                     let anchors: &[&Tuple] = if anchored { &[input] } else { &[] };
                     let tasks = out.emit_returning_tasks(stream, anchors, values, direct);
                     if need_ids {
-                        send(&mut p.stdin, &Json::from(tasks))?;
+                        p.send(&Json::from(tasks))?;
                     }
                 }
                 "ack" | "fail" => {
@@ -398,7 +561,7 @@ impl ShellBolt {
                 }
                 "log" => {
                     let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
-                    tracing::info!(command = ?self.command, "{text}");
+                    tracing::info!(command = ?cmdline, "{text}");
                 }
                 "error" => {
                     let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
@@ -422,6 +585,7 @@ pub struct ShellSpout {
     ctx: Option<TopologyContext>,
     proc: Option<Proc>,
     timeout: Duration,
+    serializer: Option<Serializer>,
 }
 
 impl ShellSpout {
@@ -433,6 +597,7 @@ impl ShellSpout {
             ctx: None,
             proc: None,
             timeout: b.timeout,
+            serializer: b.serializer,
         })
     }
 
@@ -444,11 +609,12 @@ impl ShellSpout {
     ) -> Result<(), String> {
         if self.proc.is_none() {
             let ctx = self.ctx.as_ref().ok_or("not opened")?;
-            self.proc = Some(start_proc(&self.command, ctx, self.timeout)?);
+            let ser = serializer(ctx, self.serializer)?;
+            self.proc = Some(start_proc(&self.command, ctx, self.timeout, ser)?);
         }
         let timeout = self.timeout;
         let p = self.proc.as_mut().ok_or("no subprocess")?;
-        send(&mut p.stdin, msg)?;
+        p.send(msg)?;
         loop {
             let m = p.recv(timeout)?;
             match m.get("command").and_then(Json::as_str).unwrap_or("") {
@@ -464,7 +630,7 @@ impl ShellSpout {
                         .map(|v| MessageId::Str(v.to_string()));
                     let tasks = out.emit_returning_tasks(stream, values, id, direct);
                     if need_ids {
-                        send(&mut p.stdin, &Json::from(tasks))?;
+                        p.send(&Json::from(tasks))?;
                     }
                 }
                 "log" => {
@@ -513,8 +679,9 @@ impl Spout for ShellSpout {
     fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
         self.timeout = multilang_timeout(ctx, self.timeout);
         self.ctx = Some(ctx.clone());
+        let ser = serializer(ctx, self.serializer).map_err(ComponentError::Config)?;
         self.proc =
-            Some(start_proc(&self.command, ctx, self.timeout).map_err(ComponentError::Other)?);
+            Some(start_proc(&self.command, ctx, self.timeout, ser).map_err(ComponentError::Other)?);
         Ok(())
     }
 
