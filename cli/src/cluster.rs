@@ -297,10 +297,9 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
     // Validate locally first: errors point at the user's file.
     load(&a.spec, &registry)?;
     let subs = crate::commands::substitutions(&a.spec)?;
-    let text = std::fs::read_to_string(&a.spec.file)
-        .with_context(|| format!("cannot read {}", a.spec.file.display()))?;
+    // Includes are merged here: Nimbus cannot read files beside the user's YAML.
     let substituted =
-        topology_api::spec::subst::substitute(&text, &subs, &|k| std::env::var(k).ok()).text;
+        topology_api::spec::expanded_text(&a.spec.file, &subs, &|k| std::env::var(k).ok())?;
     let mut resources = Vec::new();
     // As local mode (DESIGN §5): --resources, else resources/ beside the YAML, else its folder.
     let yaml_dir = match a.spec.file.parent() {

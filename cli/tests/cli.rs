@@ -657,3 +657,78 @@ fn an_idle_subprocess_that_ignores_heartbeats_is_killed() {
             .any(|e| e.is_ok_and(|e| e.file_name() == "hung-once"))
     );
 }
+
+#[test]
+fn flux_includes_merge_and_locate_errors_in_the_included_file() {
+    let d = tmpdir("includes");
+    std::fs::create_dir_all(d.join("common")).expect("dir");
+    std::fs::write(
+        d.join("common/base.yaml"),
+        "name: from-include\nconfig: {topology.workers: 3, topology.acker.executors: 0}\n\
+         spouts:\n  - {id: words, className: TestWordSpout, parallelism: 1}\n\
+         bolts:\n  - {id: log, className: LogInfoBolt, parallelism: 4}\n\
+         streams:\n  - {from: words, to: log, grouping: {type: SHUFFLE}}\n",
+    )
+    .expect("base");
+    // This file keeps its own `log` (parallelism 2) and workers (1) unless override is true.
+    let main = |override_: bool| {
+        format!(
+            "name: main\nincludes:\n  - {{resource: false, file: common/base.yaml, override: {override_}}}\n\
+             config: {{topology.workers: 1}}\n\
+             bolts:\n  - {{id: log, className: LogInfoBolt, parallelism: 2}}\n"
+        )
+    };
+    for (override_, workers, log_execs) in [(false, 1, 2), (true, 3, 4)] {
+        let yaml = d.join(format!("main-{override_}.yaml"));
+        std::fs::write(&yaml, main(override_)).expect("main");
+        let o = run(&["validate", yaml.to_str().expect("path")]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        assert!(out.contains("topology \"main\" is valid"), "{out}");
+        assert!(
+            out.contains(&format!("workers: {workers},")),
+            "override={override_}: {out}"
+        );
+        let log: Vec<&str> = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("log "))
+            .expect("log row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(log[3], log_execs.to_string(), "override={override_}: {out}");
+        assert!(out.contains("stream words -> log"), "{out}");
+        // What `gale submit` sends: the merged document, which Nimbus (no folder) accepts.
+        let subs = topology_api::spec::Substitutions::default();
+        let sent = topology_api::spec::expanded_text(&yaml, &subs, &|_| None).expect("expands");
+        let l = topology_api::spec::load_bytes(
+            "sent.yaml",
+            sent.as_bytes(),
+            &topology_api::Registry::with_builtins(),
+            &subs,
+            &|_| None,
+        )
+        .expect("Nimbus accepts the merged document");
+        assert_eq!(l.topology.workers(), workers);
+        assert_eq!(l.topology.components().count(), 2);
+    }
+    // An error inside the included file is reported there.
+    std::fs::write(
+        d.join("common/bad.yaml"),
+        "bolts:\n  - {id: b, className: NoSuchBolt}\n",
+    )
+    .expect("bad");
+    let yaml = d.join("bad-main.yaml");
+    std::fs::write(
+        &yaml,
+        "name: m\nincludes: [{file: common/bad.yaml}, {file: missing.yaml}, {file: bad-main.yaml}]\n\
+         spouts: [{id: s, className: TestWordSpout}]\nstreams: []\n",
+    )
+    .expect("main");
+    let o = run(&["validate", yaml.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("common/bad.yaml:2:"), "{err}");
+    assert!(err.contains("NoSuchBolt"), "{err}");
+    assert!(err.contains("missing.yaml"), "{err}");
+    assert!(err.contains("includes itself"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! parse into a located tree (serde-saphyr, with its alias-bomb budget), then one validation pass
 //! that collects every problem as `FILE:LINE:COL: message`.
 
+pub mod includes;
 pub mod model;
 pub mod node;
 pub mod subst;
@@ -135,19 +136,27 @@ pub fn load_file(
         .into());
     }
     let bytes = std::fs::read(path).map_err(read_err)?;
-    let mut loaded = load_bytes(&file, &bytes, registry, subs, &|k| std::env::var(k).ok())?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
         dir
     };
+    let mut loaded = load_bytes_in(
+        &file,
+        &bytes,
+        registry,
+        subs,
+        &|k| std::env::var(k).ok(),
+        Some(&dir),
+    )?;
     let res = dir.join("resources");
     loaded.resources_dir = if res.is_dir() { res } else { dir };
     Ok(loaded)
 }
 
-/// Validates topology text; `file` names it in messages.
+/// Validates topology text; `file` names it in messages. Text without a folder cannot use
+/// Flux `includes` (see [`load_bytes_in`]).
 pub fn load_bytes(
     file: &str,
     bytes: &[u8],
@@ -155,6 +164,83 @@ pub fn load_bytes(
     subs: &Substitutions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ValidationErrors> {
+    load_bytes_in(file, bytes, registry, subs, env, None)
+}
+
+/// Validates topology text whose `includes` are read relative to `dir`.
+pub fn load_bytes_in(
+    file: &str,
+    bytes: &[u8],
+    registry: &Registry,
+    subs: &Substitutions,
+    env: &dyn Fn(&str) -> Option<String>,
+    dir: Option<&Path>,
+) -> Result<Loaded, ValidationErrors> {
+    let (root, inc, mut errors) = parse_document(file, bytes, subs, env, dir)?;
+    let at = |pos: Pos, m: String| SpecError::at(file_name(&inc.files, pos), pos, m);
+    let mut warnings: Vec<SpecError> = inc.warnings.into_iter().map(|(p, m)| at(p, m)).collect();
+    match validate::validate(&root, registry) {
+        Ok((topology, notes)) if errors.is_empty() => {
+            warnings.extend(notes.into_iter().map(|p| at(p.pos, p.message)));
+            Ok(Loaded {
+                topology,
+                warnings,
+                resources_dir: PathBuf::from("."),
+            })
+        }
+        Ok(_) => Err(ValidationErrors(errors)),
+        Err(problems) => {
+            errors.extend(problems.into_iter().map(|p| at(p.pos, p.message)));
+            Err(ValidationErrors(errors))
+        }
+    }
+}
+
+/// The topology document in `path` with its `includes` merged in, as text Gale can parse again
+/// (JSON, which is YAML): what `gale submit` sends, since Nimbus has no access to the included
+/// files. Substitution is applied. The file's own text when it has no includes.
+pub fn expanded_text(
+    path: &Path,
+    subs: &Substitutions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (root, inc, errors) = parse_document(&file, &bytes, subs, env, Some(&dir))?;
+    if !errors.is_empty() {
+        return Err(ValidationErrors(errors).into());
+    }
+    if inc.files.len() == 1 {
+        let text = String::from_utf8_lossy(&bytes);
+        return Ok(subst::substitute(text.trim_start_matches('\u{feff}'), subs, env).text);
+    }
+    Ok(serde_json::to_string_pretty(&root.to_json()).unwrap_or_default())
+}
+
+fn file_name(files: &[String], pos: Pos) -> &str {
+    files
+        .get(usize::from(pos.file))
+        .or(files.first())
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// Checks the bytes are text, substitutes, parses and expands `includes`. Returns the merged
+/// tree, the includer (file names by index, warnings) and the located problems so far.
+fn parse_document<'a>(
+    file: &str,
+    bytes: &[u8],
+    subs: &'a Substitutions,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    dir: Option<&Path>,
+) -> Result<(node::Node, includes::Includer<'a>, Vec<SpecError>), ValidationErrors> {
     let one = |pos: Pos, msg: String| ValidationErrors(vec![SpecError::at(file, pos, msg)]);
     if let Some(i) = bytes.iter().position(|b| *b == 0) {
         return Err(one(
@@ -173,51 +259,45 @@ pub fn load_bytes(
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let s = subst::substitute(text, subs, env);
-    let mut warnings: Vec<SpecError> = s
-        .warnings
-        .iter()
-        .map(|(p, m)| SpecError::at(file, *p, m.clone()))
-        .collect();
+    let mut inc = includes::Includer {
+        subs,
+        env,
+        files: vec![file.to_owned()],
+        problems: Vec::new(),
+        warnings: s.warnings.clone(),
+    };
     let mut errors: Vec<SpecError> = s
         .errors
         .iter()
         .map(|(p, m)| SpecError::at(file, *p, m.clone()))
         .collect();
-    let root = match node::parse(&s.text) {
+    let mut root = match node::parse(&s.text) {
         Ok(r) => r,
         Err(e) => {
             errors.push(SpecError::at(file, e.pos, e.message));
             return Err(ValidationErrors(errors));
         }
     };
-    match validate::validate(&root, registry) {
-        Ok((topology, notes)) if errors.is_empty() => {
-            warnings.extend(
-                notes
-                    .into_iter()
-                    .map(|p| SpecError::at(file, p.pos, p.message)),
-            );
-            Ok(Loaded {
-                topology,
-                warnings,
-                resources_dir: PathBuf::from("."),
-            })
-        }
-        Ok(_) => Err(ValidationErrors(errors)),
-        Err(problems) => {
-            errors.extend(
-                problems
-                    .into_iter()
-                    .map(|p| SpecError::at(file, p.pos, p.message)),
-            );
-            Err(ValidationErrors(errors))
-        }
+    let mut stack = Vec::new();
+    if let Some(d) = dir
+        && let Ok(c) =
+            std::fs::canonicalize(d.join(Path::new(file).file_name().unwrap_or_default()))
+    {
+        stack.push(c);
     }
+    inc.expand(&mut root, dir, &mut stack);
+    let problems = std::mem::take(&mut inc.problems);
+    errors.extend(
+        problems
+            .into_iter()
+            .map(|(p, m)| SpecError::at(file_name(&inc.files, p), p, m)),
+    );
+    Ok((root, inc, errors))
 }
 
 fn pos_of(bytes: &[u8], offset: usize) -> Pos {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
     let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
-    Pos { line, col }
+    Pos { file: 0, line, col }
 }

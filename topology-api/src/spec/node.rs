@@ -8,9 +8,11 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
-/// A 1-based position in the YAML text.
+/// A 1-based position in the YAML text, and which file it is in: 0 is the file given, others are
+/// files it `includes` (their names are kept beside the tree, see `spec::load_bytes_in`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Pos {
+    pub file: u16,
     pub line: usize,
     pub col: usize,
 }
@@ -169,8 +171,9 @@ impl<'de> Deserialize<'de> for Raw {
     }
 }
 
-fn convert(s: Spanned<Raw>) -> Node {
+fn convert(s: Spanned<Raw>, file: u16) -> Node {
     let pos = Pos {
+        file,
         line: s.referenced.line() as usize,
         col: s.referenced.column() as usize,
     };
@@ -180,10 +183,10 @@ fn convert(s: Spanned<Raw>) -> Node {
         Raw::Int(i) => NodeValue::Int(i),
         Raw::Float(f) => NodeValue::Float(f),
         Raw::Str(s) => NodeValue::Str(s),
-        Raw::Seq(v) => NodeValue::Seq(v.into_iter().map(convert).collect()),
+        Raw::Seq(v) => NodeValue::Seq(v.into_iter().map(|x| convert(x, file)).collect()),
         Raw::Map(m) => NodeValue::Map(
             m.into_iter()
-                .map(|(k, v)| (convert(k), convert(v)))
+                .map(|(k, v)| (convert(k, file), convert(v, file)))
                 .collect(),
         ),
     };
@@ -200,16 +203,26 @@ pub struct SyntaxError {
 /// Parses YAML text into a located tree. Alias bombs, excessive nesting and oversized documents are
 /// refused by serde-saphyr's budget before they can use much memory.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    parse_in(text, 0)
+}
+
+/// [`parse`], with positions marked as being in file number `file`.
+pub fn parse_in(text: &str, file: u16) -> Result<Node, SyntaxError> {
     match serde_saphyr::from_str::<Spanned<Raw>>(text) {
-        Ok(n) => Ok(convert(n)),
+        Ok(n) => Ok(convert(n, file)),
         Err(e) => {
             let pos = e
                 .location()
                 .map(|l| Pos {
+                    file,
                     line: l.line() as usize,
                     col: l.column() as usize,
                 })
-                .unwrap_or(Pos { line: 1, col: 1 });
+                .unwrap_or(Pos {
+                    file,
+                    line: 1,
+                    col: 1,
+                });
             let full = e.without_snippet().to_string();
             // serde-saphyr says "error: line L column C: message"; the position is printed by us.
             let message = strip_location_prefix(&full);
@@ -249,7 +262,14 @@ mod tests {
         };
         let p = items[0].get("parallelism").expect("p");
         assert_eq!(p.value, NodeValue::Int(2));
-        assert_eq!(p.pos, Pos { line: 4, col: 18 });
+        assert_eq!(
+            p.pos,
+            Pos {
+                file: 0,
+                line: 4,
+                col: 18
+            }
+        );
     }
 
     #[test]

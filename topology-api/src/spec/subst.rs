@@ -53,6 +53,7 @@ pub fn substitute(
             };
             let expr = &rest[start + 2..start + 2 + len];
             let pos = Pos {
+                file: 0,
                 line: lineno + 1,
                 col: col + rest[..start].chars().count(),
             };
@@ -191,7 +192,14 @@ mod tests {
     fn unresolved_is_a_located_warning_and_missing_env_an_error() {
         let s = run("x: 1\nname: \"${topology.name}\"\n", &[], false);
         assert_eq!(s.warnings.len(), 1);
-        assert_eq!(s.warnings[0].0, Pos { line: 2, col: 8 });
+        assert_eq!(
+            s.warnings[0].0,
+            Pos {
+                file: 0,
+                line: 2,
+                col: 8
+            }
+        );
         let s = run("a: ${ENV-NOPE}", &[], true);
         assert_eq!(s.errors.len(), 1);
         assert!(s.errors[0].1.contains("NOPE"));

@@ -31,10 +31,6 @@ const TOP_UNSUPPORTED: &[(&str, &str)] = &[
         "Flux `components` (Java objects passed to constructors) are not supported by Gale; pass values in `constructorArgs` or `properties`",
     ),
     (
-        "includes",
-        "Flux `includes` are not supported by Gale yet; copy the included definitions into this file",
-    ),
-    (
         "topologySource",
         "Flux `topologySource` (a Java topology class) is not supported by Gale; declare `spouts`, `bolts` and `streams` in YAML",
     ),
