@@ -732,3 +732,66 @@ fn flux_includes_merge_and_locate_errors_in_the_included_file() {
     assert!(err.contains("missing.yaml"), "{err}");
     assert!(err.contains("includes itself"), "{err}");
 }
+
+#[test]
+fn file_line_spout_checkpoint_resumes_where_the_acks_stopped() {
+    let d = tmpdir("checkpoint");
+    let input: String = (0..500).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(d.join("in.txt"), &input).expect("input");
+    let yaml = d.join("cp.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "name: cp\nconfig: {{topology.acker.executors: 1}}\n\
+             spouts:\n  - {{id: s, className: FileLineSpout, properties: [{{name: path, value: \"{0}/in.txt\"}}, {{name: checkpoint, value: \"{0}/cp\"}}]}}\n\
+             bolts:\n  - {{id: j, className: FileSinkBolt, properties: [{{name: path, value: \"{0}/journal.tsv\"}}]}}\n\
+             streams:\n  - {{from: s, to: j, grouping: {{type: SHUFFLE}}}}\n",
+            d.display()
+        ),
+    )
+    .expect("yaml");
+    let journal = || std::fs::read_to_string(d.join("journal.tsv")).unwrap_or_default();
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(journal(), input, "every line once, in order");
+    let cp = std::fs::read_to_string(d.join("cp.task0-of-1")).expect("checkpoint");
+    assert_eq!(cp.trim(), "500");
+    // A second run finds every line committed: nothing is emitted again.
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(journal(), input);
+    // A checkpoint part-way (a crash after 200 acked lines) resumes at line 200.
+    std::fs::write(d.join("cp.task0-of-1"), "200\n").expect("rewind");
+    std::fs::remove_file(d.join("journal.tsv")).expect("rm");
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        journal(),
+        input
+            .lines()
+            .skip(200)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    // A damaged checkpoint is a clear error, not a silent restart.
+    std::fs::write(d.join("cp.task0-of-1"), "garbage").expect("damage");
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("delete it to start over"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Emits each line of `path` (field `line`) with its 0-based line number as message id.
 ///
@@ -19,6 +20,13 @@ use std::path::PathBuf;
 /// - Invalid UTF-8 is replaced by U+FFFD; a trailing `\r` is dropped.
 /// - With acking on, emitted lines are kept until acked, and a failed line is emitted again.
 ///   The spout is finished when the file is read and nothing is pending.
+/// - With property `checkpoint` (a path), each task keeps in `PATH.taskI-of-N` the number of
+///   leading lines of the file that are settled for it (acked, or emitted with acking off): the
+///   committed offset, as a Kafka spout commits one. A task that opens (after its worker died and
+///   was restarted, here or on another supervisor) resumes from there: lines emitted after the
+///   last commit are emitted again (at least once), none is skipped. The file is written at most
+///   every 200 ms, and when the task finishes or closes; it must be on storage every supervisor
+///   that may run the spout can reach. Delete it to read the file from the start.
 pub struct FileLineSpout {
     path: String,
     reader: Option<BufReader<File>>,
@@ -34,7 +42,14 @@ pub struct FileLineSpout {
     pending_live: usize,
     replay: VecDeque<u64>,
     eof: bool,
+    checkpoint: Option<String>,
+    checkpoint_file: Option<PathBuf>,
+    committed: u64,
+    committed_at: Option<Instant>,
 }
+
+/// How often a checkpoint is written while lines are being acked.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 impl FileLineSpout {
     pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
@@ -63,7 +78,48 @@ impl FileLineSpout {
             pending_live: 0,
             replay: VecDeque::new(),
             eof: false,
+            checkpoint: args.property_str("checkpoint").filter(|p| !p.is_empty()),
+            checkpoint_file: None,
+            committed: 0,
+            committed_at: None,
         })
+    }
+
+    /// Lines before this number are settled for this task.
+    fn settled_through(&self) -> u64 {
+        if self.pending_live > 0 || !self.replay.is_empty() {
+            self.pending_base
+        } else {
+            self.line_no
+        }
+    }
+
+    /// Writes the checkpoint when it moved and `force` or the interval passed.
+    fn commit(&mut self, force: bool) {
+        let Some(path) = self.checkpoint_file.as_ref() else {
+            return;
+        };
+        let through = self.settled_through();
+        if through == self.committed
+            || (!force
+                && self
+                    .committed_at
+                    .is_some_and(|t| t.elapsed() < CHECKPOINT_EVERY))
+        {
+            return;
+        }
+        let tmp = path.with_extension("tmp");
+        let r =
+            std::fs::write(&tmp, format!("{through}\n")).and_then(|_| std::fs::rename(&tmp, path));
+        match r {
+            Ok(()) => {
+                self.committed = through;
+                self.committed_at = Some(Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot write the spout checkpoint")
+            }
+        }
     }
 
     fn slot(&self, no: u64) -> Option<usize> {
@@ -122,9 +178,61 @@ impl Spout for FileLineSpout {
             path: path.clone(),
             source,
         })?;
-        self.reader = Some(BufReader::with_capacity(256 << 10, f));
+        let mut reader = BufReader::with_capacity(256 << 10, f);
         self.task_index = ctx.task_index() as u64;
         self.tasks = ctx.tasks_of(&ctx.component_id).len().max(1) as u64;
+        if let Some(cp) = &self.checkpoint {
+            let file = PathBuf::from(format!(
+                "{}.task{}-of-{}",
+                ctx.resolve_path(cp).display(),
+                self.task_index,
+                self.tasks
+            ));
+            let resume = match std::fs::read_to_string(&file) {
+                Ok(t) => t.trim().parse::<u64>().map_err(|_| {
+                    ComponentError::Config(format!(
+                        "checkpoint {} does not hold a line number; delete it to start over",
+                        file.display()
+                    ))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(source) => {
+                    return Err(ComponentError::Io {
+                        what: "cannot read checkpoint",
+                        path: file,
+                        source,
+                    });
+                }
+            };
+            // Skip the settled lines (streamed, as the rest of the file is).
+            while self.line_no < resume {
+                self.buf.clear();
+                match reader.read_until(b'\n', &mut self.buf) {
+                    Ok(0) => break,
+                    Ok(_) => self.line_no += 1,
+                    Err(source) => {
+                        return Err(ComponentError::Io {
+                            what: "cannot read input file",
+                            path: path.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            if resume > 0 {
+                tracing::info!(
+                    component = %ctx.component_id,
+                    task = ctx.task_id,
+                    "Resuming {} from line {} (checkpoint {})",
+                    path.display(),
+                    self.line_no,
+                    file.display()
+                );
+            }
+            self.committed = self.line_no;
+            self.checkpoint_file = Some(file);
+        }
+        self.reader = Some(reader);
         let workers = ctx
             .config
             .get(keys::WORKERS)
@@ -149,6 +257,8 @@ impl Spout for FileLineSpout {
             return;
         }
         if self.eof {
+            // Written at once when the last line settles; rate-limited until then.
+            self.commit(self.pending_live == 0);
             return;
         }
         let Some(reader) = self.reader.as_mut() else {
@@ -186,14 +296,27 @@ impl Spout for FileLineSpout {
                 Err(_) => SmolStr::new(String::from_utf8_lossy(bytes)),
             };
             self.emit_line(out, no, line);
+            if !self.reliable {
+                self.commit(false);
+            }
             return;
         }
     }
 
     fn ack(&mut self, id: &MessageId) {
-        if let MessageId::Int(no) = id {
-            self.settle(*no);
+        if let MessageId::Int(no) = id
+            && self.settle(*no)
+        {
+            self.commit(false);
         }
+    }
+
+    fn close(&mut self) {
+        self.commit(true);
+    }
+
+    fn deactivate(&mut self) {
+        self.commit(true);
     }
 
     fn fail(&mut self, id: &MessageId) {

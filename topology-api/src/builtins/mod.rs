@@ -10,7 +10,7 @@ mod words;
 pub use file_line_spout::FileLineSpout;
 pub use random::{RandomSentenceSpout, TestWordSpout};
 pub use shell::{ShellBolt, ShellSpout};
-pub use sinks::{LogInfoBolt, SleepBolt, TsvSinkBolt};
+pub use sinks::{FileSinkBolt, LogInfoBolt, SleepBolt, TsvSinkBolt};
 pub use words::{SplitSentenceBolt, WordCountBolt};
 
 use crate::registry::Registry;
@@ -30,6 +30,9 @@ pub fn register(r: &mut Registry) {
     r.register_bolt("WordCountBolt", |_| Ok(Box::new(WordCountBolt::default())));
     r.register_bolt("LogInfoBolt", |_| Ok(Box::new(LogInfoBolt::default())));
     r.register_bolt("TsvSinkBolt", |a| Ok(Box::new(TsvSinkBolt::from_args(a)?)));
+    r.register_bolt("FileSinkBolt", |a| {
+        Ok(Box::new(FileSinkBolt::from_args(a)?))
+    });
     r.register_bolt("SleepBolt", |a| Ok(Box::new(SleepBolt::from_args(a)?)));
     r.register_bolt("ShellBolt", |a| Ok(Box::new(ShellBolt::from_args(a)?)));
     r.register_spout("ShellSpout", |a| Ok(Box::new(ShellSpout::from_args(a)?)));
