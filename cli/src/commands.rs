@@ -331,6 +331,7 @@ pub fn run_local_and_report(
             stop,
             progress,
             resources_dir: l.resources_dir,
+            process_start_us: Some(crate::process_start_us()),
         },
     )
     .with_context(|| format!("topology \"{name}\" could not start"))?;
@@ -377,6 +378,9 @@ fn print_summary(s: &RunSummary) {
             "  {:<20} {:<6} {:>5} {:>12} {:>12} {:>12} {:>8} {:>14.0}",
             c.id, c.kind, c.executors, c.emitted, c.executed, c.acked, c.failed, c.throughput
         );
+    }
+    if let Some(ms) = s.start_to_first_tuple_ms {
+        println!("  first tuple processed {ms:.1} ms after gale started");
     }
     if let Some(l) = &s.latency {
         println!(

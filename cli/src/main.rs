@@ -14,7 +14,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// When `main` started, in unix microseconds. (scripts/bench.sh measures from before `exec`
+/// instead, with the first tuple's wall-clock time from `--metrics-json`.)
+fn process_start_us() -> u64 {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *START.get_or_init(topology_api::now_us)
+}
+
 fn main() -> ExitCode {
+    let _ = process_start_us();
     let cli = commands::Cli::parse();
     init_logging();
     match commands::run(cli) {

@@ -27,6 +27,8 @@ pub struct LocalOptions {
     /// Called about once a second while running.
     pub progress: Option<ProgressFn>,
     pub resources_dir: PathBuf,
+    /// When the process started ([`topology_api::now_us`]), for `start_to_first_tuple_ms`.
+    pub process_start_us: Option<u64>,
 }
 
 impl Default for LocalOptions {
@@ -36,6 +38,7 @@ impl Default for LocalOptions {
             stop: Arc::new(AtomicBool::new(false)),
             progress: None,
             resources_dir: PathBuf::from("."),
+            process_start_us: None,
         }
     }
 }
@@ -92,6 +95,11 @@ pub struct RunSummary {
     pub components: Vec<ComponentSummary>,
     pub errors: Vec<ReportedError>,
     pub error_count: u64,
+    /// When a bolt first executed a tuple (unix microseconds); `None` if none did.
+    pub first_tuple_unix_us: Option<u64>,
+    /// From the process start (`LocalOptions::process_start_us`) to the first tuple a bolt
+    /// executed.
+    pub start_to_first_tuple_ms: Option<f64>,
 }
 
 /// Runs `topology` to its end.
@@ -146,7 +154,19 @@ pub fn run_local(
     {
         ended = "failed";
     }
+    let first_tuple_unix_us = worker
+        .executors
+        .iter()
+        .map(|h| h.stats.first_executed_us.load(Ordering::Relaxed))
+        .filter(|t| *t > 0)
+        .min();
+    let start_to_first_tuple_ms = match (opts.process_start_us, first_tuple_unix_us) {
+        (Some(s), Some(f)) => Some(f.saturating_sub(s) as f64 / 1000.0),
+        _ => None,
+    };
     Ok(RunSummary {
+        first_tuple_unix_us,
+        start_to_first_tuple_ms,
         topology: name,
         elapsed_secs: elapsed.as_secs_f64(),
         latency: latency(&worker),

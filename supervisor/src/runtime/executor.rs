@@ -360,6 +360,7 @@ pub(crate) fn run_bolt(
     // Storm's tick tuples: every `tick` each task gets a tuple from `__system` on `__tick`.
     let tick_src = system_source(SYSTEM_COMPONENT, "__tick");
     let mut next_tick = tick.map(|t| Instant::now() + t);
+    let mut first_batch = true;
     loop {
         if let (Some(at), Some(every), Some(src)) = (next_tick, tick, tick_src)
             && Instant::now() >= at
@@ -414,6 +415,12 @@ pub(crate) fn run_bolt(
             Err(TryRecvError::Disconnected) => break,
         };
         run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
+        if first_batch {
+            first_batch = false;
+            env.stats
+                .first_executed_us
+                .store(now_us(), Ordering::Relaxed);
+        }
         latency_dirty = latency.is_some();
         // Cluster heartbeats read the histogram: publish a copy about once a second.
         if let Some(h) = latency.as_ref()

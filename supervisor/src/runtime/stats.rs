@@ -19,6 +19,8 @@ pub struct ExecutorStats {
     pub failed: AtomicU64,
     pub complete_us: AtomicU64,
     pub completed: AtomicU64,
+    /// When this bolt executor executed its first tuple ([`topology_api::now_us`]); 0 before.
+    pub first_executed_us: AtomicU64,
 }
 
 /// The executor thread's private copy; `publish` makes it visible.
