@@ -22,6 +22,9 @@ pub(crate) struct Reliability {
     pub timeout: Duration,
     /// `topology.max.spout.pending`: in-flight trees per spout task.
     pub max_pending: Option<u64>,
+    /// `gale.message.timeout.rule` is `queue-aware` (the default): a tree does not time out
+    /// while an executor of this worker is still on tuples born before it.
+    pub queue_aware: bool,
 }
 
 /// The trees a spout executor has in flight, in the order they started.
@@ -33,9 +36,13 @@ pub(crate) struct Reliability {
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     base: u32,
-    slots: std::collections::VecDeque<Option<(usize, MessageId, Instant)>>,
+    slots: std::collections::VecDeque<Option<PendingTree>>,
     live: usize,
 }
+
+/// A tree in flight: spout task index, message id, when it started, its spout emit time
+/// (`born_us`, as its tuples carry it) and its root id.
+pub(crate) type PendingTree = (usize, MessageId, Instant, u64, u64);
 
 impl Pending {
     fn is_empty(&self) -> bool {
@@ -43,7 +50,7 @@ impl Pending {
     }
 
     /// Registers a tree; `root`'s low 32 bits must be the next sequence number.
-    fn insert(&mut self, root: u64, entry: (usize, MessageId, Instant)) {
+    fn insert(&mut self, root: u64, entry: PendingTree) {
         let seq = root as u32;
         if self.slots.is_empty() {
             self.base = seq;
@@ -57,7 +64,7 @@ impl Pending {
         }
     }
 
-    fn remove(&mut self, root: u64) -> Option<(usize, MessageId, Instant)> {
+    fn remove(&mut self, root: u64) -> Option<PendingTree> {
         let idx = (root as u32).wrapping_sub(self.base) as usize;
         let e = self.slots.get_mut(idx)?.take()?;
         self.live -= 1;
@@ -68,14 +75,24 @@ impl Pending {
         Some(e)
     }
 
-    /// Removes and returns the trees older than `timeout`.
-    fn expired(&mut self, now: Instant, timeout: Duration) -> Vec<(usize, MessageId)> {
+    /// Removes and returns the trees older than `timeout` that were born before `oldest_queued`
+    /// (the oldest work an executor is still on; `u64::MAX`: none, or Storm's rule).
+    /// Trees start in birth order, so only the front needs looking at.
+    fn expired(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        oldest_queued: u64,
+    ) -> Vec<(usize, MessageId, u64)> {
         let mut out = Vec::new();
         while let Some(front) = self.slots.front_mut() {
             match front {
-                Some((_, _, t)) if now.duration_since(*t) >= timeout => {
-                    if let Some((i, id, _)) = front.take() {
-                        out.push((i, id));
+                Some((_, _, t, born, _))
+                    if now.duration_since(*t) >= timeout
+                        && (oldest_queued == u64::MAX || *born < oldest_queued) =>
+                {
+                    if let Some((i, id, _, _, root)) = front.take() {
+                        out.push((i, id, root));
                         self.live -= 1;
                     }
                 }
@@ -104,6 +121,9 @@ pub(crate) struct ExecutorEnv {
     pub flush_interval: Duration,
     pub contexts: Vec<TopologyContext>,
     pub reporter: Arc<dyn ErrorReporter + Send + Sync>,
+    /// This worker's queue positions, and this executor's slot in them.
+    pub heads: Arc<super::QueueHeads>,
+    pub head_slot: usize,
 }
 
 /// Progressive wait for an idle spout (Storm 2's idea): spin briefly, then yield, then sleep with
@@ -145,7 +165,7 @@ fn settle(
         let Some(root) = d.tuple.get(0).and_then(Value::as_int) else {
             continue;
         };
-        let Some((i, id, start)) = pending.remove(root as u64) else {
+        let Some((i, id, start, _, _)) = pending.remove(root as u64) else {
             continue;
         };
         per_task[i] = per_task[i].saturating_sub(1);
@@ -197,6 +217,7 @@ pub(crate) fn run_spout(
         .and_then(|_| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok());
     let mut per_task = vec![0u64; spouts.len()];
     let mut last_timeout_scan = Instant::now();
+    let mut prev_oldest = 0u64;
     'outer: loop {
         if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
             break;
@@ -215,10 +236,21 @@ pub(crate) fn run_spout(
         }
         if !pending.is_empty() && last_timeout_scan.elapsed() >= Duration::from_millis(100) {
             last_timeout_scan = Instant::now();
-            for (i, id) in pending.expired(last_timeout_scan, rel.timeout) {
+            // Where the executors were at the previous scan (100 ms ago): a tree is failed only
+            // once every executor had moved past it that long ago, which gives its last acks time
+            // to reach this spout.
+            let oldest = if rel.queue_aware {
+                let now_oldest = env.heads.oldest();
+                std::mem::replace(&mut prev_oldest, now_oldest).min(now_oldest)
+            } else {
+                u64::MAX
+            };
+            for (i, id, root) in pending.expired(last_timeout_scan, rel.timeout, oldest) {
                 per_task[i] = per_task[i].saturating_sub(1);
                 spouts[i].fail(&id);
                 env.router.counters.failed += 1;
+                // The acker keeps trees longer than the timeout (it cannot see queues): tell it.
+                env.router.fail_tree(root);
             }
         }
         let want_active = env.active.load(Ordering::Relaxed);
@@ -263,10 +295,11 @@ pub(crate) fn run_spout(
                 && !acking.started.is_empty()
             {
                 let now = Instant::now();
+                let born = env.router.current_born;
                 for (root, task, id) in acking.started.drain(..) {
                     let idx = (task - first) as usize;
                     per_task[idx] += 1;
-                    pending.insert(root, (idx, id, now));
+                    pending.insert(root, (idx, id, now, born, root));
                 }
             }
             if s.is_finished() && per_task[i] == 0 {
@@ -382,6 +415,7 @@ pub(crate) fn run_bolt(
         let batch = match rx.try_recv() {
             Ok(b) => b,
             Err(TryRecvError::Empty) => {
+                env.heads.idle(env.head_slot);
                 // Out of input: send what is buffered now rather than wait for a full batch.
                 env.router.flush();
                 env.stats.publish(&env.router.counters);
@@ -414,6 +448,9 @@ pub(crate) fn run_bolt(
             }
             Err(TryRecvError::Disconnected) => break,
         };
+        if let Some(d) = batch.first() {
+            env.heads.took(env.head_slot, d.tuple.born_us());
+        }
         run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
         if first_batch {
             first_batch = false;
@@ -542,9 +579,12 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
         env.router.counters.executed += n;
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
+            // Spouts tell their acker about the trees they time out; this only bounds the memory
+            // of trees whose spout is gone. Ten timeouts: a tree may outlive one timeout while it
+            // waits in queues (the queue-aware rule).
             book.expire(
                 epoch.elapsed().as_millis() as u64,
-                timeout.as_millis() as u64,
+                timeout.as_millis() as u64 * 10,
             );
         }
         if env.router.last_flush.elapsed() >= env.flush_interval {
@@ -554,4 +594,61 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
     }
     env.router.flush();
     env.stats.publish(&env.router.counters);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(seq: u32, born: u64, started: Instant) -> (u64, PendingTree) {
+        let root = 0xabcd_0000_0000_0000 | u64::from(seq);
+        (
+            root,
+            (0, MessageId::Int(u64::from(seq)), started, born, root),
+        )
+    }
+
+    #[test]
+    fn queue_aware_expiry_waits_for_the_executors_to_pass_a_tree() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(1);
+        let later = t0 + Duration::from_secs(5);
+        let mut p = Pending::default();
+        for (seq, born) in [(0, 100), (1, 200), (2, 300)] {
+            let (root, e) = tree(seq, born, t0);
+            p.insert(root, e);
+        }
+        // Not old enough: nothing, whatever the queues.
+        assert!(p.expired(t0, timeout, u64::MAX).is_empty());
+        // Old enough, but an executor is still on work born at 100: tree 0 may be queued.
+        assert!(p.expired(later, timeout, 100).is_empty());
+        // Executors are on work born at 250: trees 0 and 1 are behind them, tree 2 is not.
+        let ids: Vec<u64> = p
+            .expired(later, timeout, 250)
+            .iter()
+            .map(|e| e.2 as u32 as u64)
+            .collect();
+        assert_eq!(ids, vec![0, 1]);
+        // All idle (u64::MAX), or Storm's rule: the rest times out.
+        assert_eq!(p.expired(later, timeout, u64::MAX).len(), 1);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn removed_trees_never_expire() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        let (r0, e0) = tree(0, 1, t0);
+        let (r1, e1) = tree(1, 2, t0);
+        p.insert(r0, e0);
+        p.insert(r1, e1);
+        assert!(p.remove(r0).is_some());
+        let out = p.expired(
+            t0 + Duration::from_secs(9),
+            Duration::from_secs(1),
+            u64::MAX,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].2, r1);
+    }
 }

@@ -11,7 +11,7 @@ mod router;
 pub mod stats;
 
 pub use queue::{Batch, Delivery};
-pub use stats::{Counters, ExecutorStats};
+pub use stats::{Counters, ExecutorStats, QueueHeads};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use router::{Acking, ErrorReporter, OutBuf, OutStream, Rng, Router, Subscriber};
@@ -333,6 +333,11 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
         .config
         .get(keys::MAX_SPOUT_PENDING)
         .and_then(|v| v.as_u64());
+    let queue_aware = topo
+        .config
+        .get(keys::MESSAGE_TIMEOUT_RULE)
+        .and_then(|v| v.as_str())
+        != Some("storm");
     let component_tasks: Arc<BTreeMap<String, Vec<u32>>> = Arc::new(
         layout
             .iter()
@@ -405,6 +410,13 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
     let mut expected = 0usize;
     let mut build_error = None;
 
+    let local_executors = layout
+        .iter()
+        .flat_map(|c| c.executors.iter())
+        .filter(|e| is_local(e))
+        .count();
+    let heads = Arc::new(QueueHeads::new(local_executors));
+    let mut head_slot = 0usize;
     'build: for c in layout.iter().filter(|c| c.kind != ComponentKind::System) {
         let Some(def) = topo.component(&c.id) else {
             continue;
@@ -468,7 +480,10 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                 flush_interval: cfg.flush_interval,
                 contexts,
                 reporter: reporter.clone(),
+                heads: heads.clone(),
+                head_slot,
             };
+            head_slot += 1;
             let name = format!("gale-{}-{}", c.id, e.start);
             let builder = std::thread::Builder::new().name(name);
             let spawned = match factory {
@@ -493,6 +508,7 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                     let reliability = executor::Reliability {
                         timeout: message_timeout,
                         max_pending,
+                        queue_aware,
                     };
                     builder.spawn(move || {
                         guard(&*rep, &comp, first, || {
@@ -584,6 +600,8 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                     flush_interval: cfg.flush_interval,
                     contexts: Vec::new(),
                     reporter: reporter.clone(),
+                    heads: heads.clone(),
+                    head_slot: usize::MAX,
                 };
                 let rep = reporter.clone();
                 let first = e.start;

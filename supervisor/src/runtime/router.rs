@@ -236,6 +236,11 @@ impl Router {
         }
     }
 
+    /// Tells a tree's acker that its spout failed it (a timeout), so the acker forgets it.
+    pub fn fail_tree(&mut self, root: u64) {
+        self.send_system(2, root, 0);
+    }
+
     /// Sends the acks gathered since the last call, one message per tree.
     pub fn flush_acks(&mut self) {
         let Some(acking) = self.acking.as_mut() else {

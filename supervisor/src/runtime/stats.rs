@@ -57,3 +57,47 @@ impl ExecutorStats {
         }
     }
 }
+
+/// Where each bolt executor of a worker is in its input queue: the spout emit time (`born_us`) of
+/// the batch it took last, or `u64::MAX` while its queue is empty. Queues are FIFO, so a spout
+/// tree born after the smallest of these may still be waiting in some queue: Gale's queue-aware
+/// message timeout (STORM-2359) does not fail it yet.
+#[derive(Debug)]
+pub struct QueueHeads {
+    slots: Vec<AtomicU64>,
+}
+
+impl QueueHeads {
+    pub fn new(executors: usize) -> Self {
+        QueueHeads {
+            slots: (0..executors).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        }
+    }
+
+    /// Executor `i` took a batch whose first tuple was born at `born_us` (0: unknown, ignored).
+    #[inline]
+    pub fn took(&self, i: usize, born_us: u64) {
+        if born_us > 0
+            && let Some(s) = self.slots.get(i)
+        {
+            s.store(born_us, Ordering::Relaxed);
+        }
+    }
+
+    /// Executor `i` has nothing queued.
+    #[inline]
+    pub fn idle(&self, i: usize) {
+        if let Some(s) = self.slots.get(i) {
+            s.store(u64::MAX, Ordering::Relaxed);
+        }
+    }
+
+    /// The oldest work any executor is on (`u64::MAX`: all idle).
+    pub fn oldest(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}

@@ -20,6 +20,10 @@ pub mod keys {
     pub const TRANSFER_BUFFER_SIZE: &str = "topology.transfer.buffer.size";
     /// Gale's preset: `latency` (batch 1) or `throughput` (batches of 500, the default).
     pub const GALE_MODE: &str = "gale.mode";
+    /// How `topology.message.timeout.secs` is counted: `queue-aware` (Gale's default: a tree
+    /// does not time out while executors of the spout's worker are still working through tuples
+    /// older than it, STORM-2359) or `storm` (from emit, whatever it waits behind).
+    pub const MESSAGE_TIMEOUT_RULE: &str = "gale.message.timeout.rule";
 
     /// Keys whose value must be a whole number, and the smallest value allowed.
     pub const INTEGER_KEYS: &[(&str, i64)] = &[

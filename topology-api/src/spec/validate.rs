@@ -312,6 +312,18 @@ impl Checker {
                 );
                 continue;
             }
+            if key == keys::MESSAGE_TIMEOUT_RULE
+                && !matches!(v.as_str(), Some("queue-aware" | "storm"))
+            {
+                self.err(
+                    v.pos,
+                    format!(
+                        "`{key}`: expected queue-aware or storm, found {}",
+                        v.value.describe()
+                    ),
+                );
+                continue;
+            }
             if key == keys::DEBUG && !matches!(v.value, NodeValue::Bool(_)) {
                 self.err(
                     v.pos,
