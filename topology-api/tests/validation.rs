@@ -82,7 +82,7 @@ fn each_problem_is_located() {
             "className: \"WordCountBolt\"",
             "className: \"WordCounter\"",
             &[
-                "t.yaml:10:16: component \"count\": unknown className \"WordCounter\" (known: FileLineSpout, LogInfoBolt, RandomSentenceSpout, ShellBolt, ShellSpout, SleepBolt, SplitSentenceBolt, TestWordSpout, TsvSinkBolt, WordCountBolt; Storm's Java names of these are accepted too)",
+                "t.yaml:10:16: component \"count\": unknown className \"WordCounter\" (known: FileLineSpout, FileSinkBolt, LogInfoBolt, RandomSentenceSpout, ShellBolt, ShellSpout, SleepBolt, SplitSentenceBolt, TestWordSpout, TsvSinkBolt, WordCountBolt; Storm's Java names of these are accepted too)",
             ],
         ),
         (
