@@ -55,7 +55,6 @@ if [ -n "$PEERS_SRC" ] && [ -x "$PEERS_SRC/run.sh" ]; then
   PEERS=(limit-1t timely-2w)
   if [ "$FLINK" = 1 ]; then
     "$PEERS_SRC/setup.sh" flink >&2
-    PEERS+=(flink-p2)
   fi
 else
   log "../shared/peers not found: measuring Gale alone"
@@ -185,6 +184,20 @@ for i in $(seq 1 "$RUNS"); do
   read -r w r < <(cluster_run)
   WALLS[gale-cluster]+="$w "; RSS[gale-cluster]+="$r "
 done
+scripts/cluster.sh stop >/dev/null 2>&1 || true
+
+if [ "$FLINK" = 1 ]; then
+  # Last: a 1 GB JVM leaves the kernel reclaiming memory for a while after it exits, which
+  # slowed the runs that followed it when it ran in the loop above.
+  log "flink-p2 runs"
+  PEERS+=(flink-p2)
+  for i in $(seq 1 "$RUNS"); do
+    line=$("$PEERS_SRC/run.sh" flink-p2 "$INPUT")
+    w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
+    r=$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
+    WALLS[flink-p2]+="$w "; RSS[flink-p2]+="$r "
+  done
+fi
 
 declare -A WPS
 for name in gale-local gale-local-acking gale-cluster "${PEERS[@]}"; do
@@ -193,7 +206,7 @@ for name in gale-local gale-local-acking gale-cluster "${PEERS[@]}"; do
   wps=$(python3 -c "print(round($WORDS / $w))")
   WPS[$name]=$wps
   label=$name; [[ "$name" = gale-* ]] || label="peer-$name"
-  echo "bench: $label words=$WORDS wall_s=$w words_per_s=$wps rss_mb=$r runs=$RUNS"
+  echo "bench: $label words=$WORDS wall_s=$w words_per_s=$wps rss_mb=$r runs=$RUNS (walls: ${WALLS[$name]% })"
 done
 for p in "${PEERS[@]}"; do
   for g in gale-local gale-cluster; do
