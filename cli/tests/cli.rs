@@ -22,6 +22,16 @@ fn run(args: &[&str]) -> Output {
         .expect("gale runs")
 }
 
+/// `gale local FILE --duration SECS`, which must succeed; its standard output.
+fn local_for(yaml: &Path, secs: &str) -> String {
+    let o = gale()
+        .args(["local", yaml.to_str().expect("path"), "--duration", secs])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -407,12 +417,7 @@ fn a_crashing_multilang_subprocess_is_reported_not_fatal() {
         "name: crash\nspouts:\n  - {id: s, className: TestWordSpout, properties: [{name: intervalMillis, value: 20}]}\nbolts:\n  - id: py\n    className: ShellBolt\n    constructorArgs: [[python3, crash.py], [word]]\nstreams:\n  - {from: s, to: py, grouping: {type: SHUFFLE}}\n",
     )
     .expect("yaml");
-    let o = gale()
-        .args(["local", yaml.to_str().expect("path"), "--duration", "1.5"])
-        .output()
-        .expect("runs");
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let out = text(&o.stdout);
+    let out = local_for(&yaml, "1.5");
     assert!(out.contains("component error"), "{out}");
     assert!(
         out.contains("boom: crashing on purpose") || out.contains("closed its output"),
@@ -607,12 +612,7 @@ fn a_subprocess_that_never_answers_is_killed_and_its_tuple_replayed() {
     )
     .expect("yaml");
     let started = std::time::Instant::now();
-    let o = gale()
-        .args(["local", yaml.to_str().expect("path"), "--duration", "60"])
-        .output()
-        .expect("runs");
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let stdout = text(&o.stdout);
+    let stdout = local_for(&yaml, "60");
     assert!(stdout.contains("no answer within 2 s"), "{stdout}");
     assert!(
         stdout.contains("hanging on purpose"),
@@ -639,16 +639,10 @@ fn an_idle_subprocess_that_ignores_heartbeats_is_killed() {
          streams:\n  - {from: s, to: py, grouping: {type: SHUFFLE}}\n",
     )
     .expect("yaml");
-    let o = gale()
-        .args(["local", yaml.to_str().expect("path"), "--duration", "6.5"])
-        .output()
-        .expect("runs");
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let stdout = text(&o.stdout);
+    let stdout = local_for(&yaml, "6.5");
     assert!(
         stdout.contains("no answer to heartbeats for 2 s"),
-        "{stdout}\n{}",
-        text(&o.stderr)
+        "{stdout}"
     );
     // After the restart the bolt works again: later words were executed.
     assert!(

@@ -762,19 +762,29 @@ fn check_at_least_once(
     dups
 }
 
+/// A fault test's start: a 2-supervisor cluster running the reliable word count over a
+/// 40,000-line input. Returns the cluster, the lines, the words they hold and the journal path.
+fn start_reliable(
+    name: &str,
+    max_pending: u32,
+) -> (Cluster, usize, BTreeMap<String, u64>, PathBuf) {
+    let c = Cluster::start(name, &["sup-a", "sup-b"]);
+    let lines = 40_000;
+    let (input, want) = write_input(&c.dir, lines);
+    let output = c.dir.join("counts.tsv");
+    let yaml = reliable_topology(&c.dir, &input, max_pending, &output);
+    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (c, lines, want, output)
+}
+
 /// Guaranteed processing across a crash: a supervisor hosting bolts is SIGKILLed mid-stream and
 /// every line of the reliable FileLineSpout input is still acked in the end (duplicates allowed).
 #[test]
 fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut c = Cluster::start("ackfault", &["sup-a", "sup-b"]);
-    let lines = 40_000;
-    let (input, want) = write_input(&c.dir, lines);
+    let (mut c, lines, want, output) = start_reliable("ackfault", 200);
     let total: u64 = want.values().sum();
-    let output = c.dir.join("counts.tsv");
-    let yaml = reliable_topology(&c.dir, &input, 200, &output);
-    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_until(
         Duration::from_secs(30),
         "acking under way on both supervisors",
@@ -828,13 +838,7 @@ fn every_line_is_acked_after_a_supervisor_is_killed_mid_stream() {
 #[test]
 fn every_line_is_acked_after_the_spouts_supervisor_is_killed() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut c = Cluster::start("spoutfault", &["sup-a", "sup-b"]);
-    let lines = 40_000;
-    let (input, want) = write_input(&c.dir, lines);
-    let output = c.dir.join("counts.tsv");
-    let yaml = reliable_topology(&c.dir, &input, 200, &output);
-    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (mut c, lines, want, output) = start_reliable("spoutfault", 200);
     wait_until(
         Duration::from_secs(30),
         "a checkpoint committed on both supervisors' work",
@@ -881,13 +885,7 @@ fn every_line_is_acked_after_the_spouts_supervisor_is_killed() {
 #[test]
 fn every_line_is_acked_through_zookeeper_and_nimbus_outages() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut c = Cluster::start("zkfault", &["sup-a", "sup-b"]);
-    let lines = 40_000;
-    let (input, want) = write_input(&c.dir, lines);
-    let output = c.dir.join("counts.tsv");
-    let yaml = reliable_topology(&c.dir, &input, 50, &output);
-    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (mut c, lines, want, output) = start_reliable("zkfault", 50);
     wait_until(Duration::from_secs(30), "acking under way", || {
         stat(&c.topology("reliable"), "lines", "acked") > 0
     });
