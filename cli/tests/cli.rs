@@ -358,12 +358,42 @@ fn storms_flux_examples_with_builtins_run_locally() {
         "Storm's Flux examples are expected at {}",
         dir.display()
     );
-    for f in ["simple_wordcount.yaml", "test-diamond-topology.yaml"] {
+    for f in [
+        "simple_wordcount.yaml",
+        "test-diamond-topology.yaml",
+        "simple_windowing.yaml",
+    ] {
         let p = dir.join(f);
         let o = run(&["local", p.to_str().expect("path"), "--duration", "0.5"]);
         assert!(o.status.success(), "{f}: {}", text(&o.stderr));
         assert!(text(&o.stdout).contains("duration"), "{f}");
     }
+    // The windowing example: TestWordSpout emits every 100 ms, the window (5, sliding every 3)
+    // emits its size every third word.
+    let p = dir.join("simple_windowing.yaml");
+    let m = std::env::temp_dir().join(format!("gale-window-{}.json", std::process::id()));
+    let o = run(&[
+        "local",
+        p.to_str().expect("path"),
+        "--duration",
+        "1.6",
+        "--metrics-json",
+        m.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&m).expect("metrics")).expect("json");
+    let comp = |id: &str, k: &str| {
+        j["components"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .and_then(|c| c[k].as_u64())
+            .unwrap_or(0)
+    };
+    let words = comp("bolt-1", "executed");
+    assert!(words >= 9, "{j}");
+    assert_eq!(comp("bolt-1", "emitted"), words / 3, "{j}");
+    assert_eq!(comp("bolt-2", "executed"), words / 3, "{j}");
 }
 
 #[test]

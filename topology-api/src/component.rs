@@ -75,11 +75,17 @@ impl OutputDeclarer {
     }
 }
 
-/// The arguments a component is built from: Flux's `constructorArgs` and `properties`.
+/// The arguments a component is built from: Flux's `constructorArgs`, `properties` and
+/// `configMethods`. A Flux `ref` to a top-level `components` entry arrives as that entry's JSON:
+/// `{"className": ..., "constructorArgs": [...], "properties": {...}}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComponentArgs {
     pub constructor_args: Vec<serde_json::Value>,
     pub properties: BTreeMap<String, serde_json::Value>,
+    /// Flux `configMethods`, in order: (method name, arguments). Only classes registered with
+    /// [`crate::Registry::allow_config_methods`] may have them.
+    #[serde(default)]
+    pub config_methods: Vec<(String, Vec<serde_json::Value>)>,
 }
 
 impl ComponentArgs {

@@ -54,6 +54,9 @@ impl fmt::Debug for Factory {
 pub struct Registry {
     classes: BTreeMap<String, Factory>,
     aliases: BTreeMap<String, String>,
+    /// Classes that read Flux `configMethods` (validation refuses them on any other class, so
+    /// none is silently ignored).
+    config_methods: std::collections::BTreeSet<String>,
 }
 
 impl Registry {
@@ -88,6 +91,18 @@ impl Registry {
     }
 
     /// Makes `alias` (e.g. a Storm Java class name) resolve to the registered `class_name`.
+    /// Lets `class_name` be given Flux `configMethods` (its constructor reads them from
+    /// [`ComponentArgs::config_methods`] and rejects the ones it does not know).
+    pub fn allow_config_methods(&mut self, class_name: &str) -> &mut Self {
+        self.config_methods.insert(class_name.to_owned());
+        self
+    }
+
+    /// Whether `class_name` (canonical) reads `configMethods`.
+    pub fn takes_config_methods(&self, class_name: &str) -> bool {
+        self.config_methods.contains(class_name)
+    }
+
     pub fn alias(&mut self, alias: &str, class_name: &str) -> &mut Self {
         self.aliases.insert(alias.to_owned(), class_name.to_owned());
         self

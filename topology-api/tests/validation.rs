@@ -82,7 +82,7 @@ fn each_problem_is_located() {
             "className: \"WordCountBolt\"",
             "className: \"WordCounter\"",
             &[
-                "t.yaml:10:16: component \"count\": unknown className \"WordCounter\" (known: FileLineSpout, FileSinkBolt, LogInfoBolt, RandomSentenceSpout, ShellBolt, ShellSpout, SleepBolt, SplitSentenceBolt, TestWordSpout, TsvSinkBolt, WordCountBolt; Storm's Java names of these are accepted too)",
+                "t.yaml:10:16: component \"count\": unknown className \"WordCounter\" (known: FileLineSpout, FileSinkBolt, LogInfoBolt, RandomSentenceSpout, ShellBolt, ShellSpout, SleepBolt, SplitSentenceBolt, TestWordSpout, TsvSinkBolt, WindowCountBolt, WordCountBolt; Storm's Java names of these are accepted too)",
             ],
         ),
         (
@@ -96,7 +96,7 @@ fn each_problem_is_located() {
             "parallelism: 2",
             "paralelism: 2",
             &[
-                "t.yaml:8:5: unknown key `paralelism` in an entry of `bolts`; did you mean `parallelism`? (valid keys: id, className, parallelism, numTasks, constructorArgs, properties)",
+                "t.yaml:8:5: unknown key `paralelism` in an entry of `bolts`; did you mean `parallelism`? (valid keys: id, className, parallelism, numTasks, constructorArgs, properties, configMethods)",
             ],
         ),
         (
@@ -148,9 +148,16 @@ fn each_problem_is_located() {
         ),
         (
             "    className: \"SplitSentenceBolt\"",
-            "    className: \"SplitSentenceBolt\"\n    configMethods: []",
+            "    className: \"SplitSentenceBolt\"\n    configMethods: [{name: withWindow, args: [1]}]",
             &[
-                "t.yaml:8:5: Flux `configMethods` (Java method calls) are not supported by Gale; use `properties`",
+                "t.yaml:7:16: component \"split\": SplitSentenceBolt takes no `configMethods` (Java method calls); set `properties` instead",
+            ],
+        ),
+        (
+            "    className: \"SplitSentenceBolt\"",
+            "    className: \"SplitSentenceBolt\"\n    constructorArgs: [ref: nowhere]",
+            &[
+                "t.yaml:8:28: `ref` to \"nowhere\", which is not in the top-level `components` (known: none)",
             ],
         ),
         (
@@ -320,17 +327,19 @@ fn storms_own_flux_examples() {
             .as_str()
             .is_some_and(|v| !v.contains("${"))
     );
-    // Needs Storm's Java windowing classes, which Gale lacks: located errors naming them.
-    let e = topology_api::spec::load_file(
+    // Storm's windowing example: `components` (window sizes) passed by `ref` to Flux's
+    // TestWindowBolt through `configMethods`.
+    let l = topology_api::spec::load_file(
         &flux("simple_windowing.yaml"),
         &reg,
         &Substitutions::default(),
     )
-    .expect_err("needs Java components")
-    .to_string();
-    assert!(
-        e.contains("simple_windowing.yaml:21:1: Flux `components`"),
-        "{e}"
+    .expect("validates");
+    let bolt = l.topology.component("bolt-1").expect("bolt-1");
+    assert_eq!(bolt.class_name, "WindowCountBolt");
+    assert_eq!(bolt.args.config_methods[0].0, "withWindow");
+    assert_eq!(
+        bolt.args.config_methods[0].1[0]["constructorArgs"],
+        serde_json::json!([5])
     );
-    assert!(e.contains("simple_windowing.yaml:43:16: component \"bolt-1\": unknown className \"org.apache.storm.flux.examples.TestWindowBolt\""), "{e}");
 }

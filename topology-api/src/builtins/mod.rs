@@ -5,12 +5,14 @@ mod file_line_spout;
 mod random;
 mod shell;
 mod sinks;
+mod window;
 mod words;
 
 pub use file_line_spout::FileLineSpout;
 pub use random::{RandomSentenceSpout, TestWordSpout};
 pub use shell::{ShellBolt, ShellSpout};
 pub use sinks::{FileSinkBolt, LogInfoBolt, SleepBolt, TsvSinkBolt};
+pub use window::WindowCountBolt;
 pub use words::{SplitSentenceBolt, WordCountBolt};
 
 use crate::registry::Registry;
@@ -36,6 +38,10 @@ pub fn register(r: &mut Registry) {
     r.register_bolt("SleepBolt", |a| Ok(Box::new(SleepBolt::from_args(a)?)));
     r.register_bolt("ShellBolt", |a| Ok(Box::new(ShellBolt::from_args(a)?)));
     r.register_spout("ShellSpout", |a| Ok(Box::new(ShellSpout::from_args(a)?)));
+    r.register_bolt("WindowCountBolt", |a| {
+        Ok(Box::new(WindowCountBolt::from_args(a)?))
+    });
+    r.allow_config_methods("WindowCountBolt");
 
     r.alias("org.apache.storm.testing.TestWordSpout", "TestWordSpout");
     r.alias("org.apache.storm.testing.TestWordCounter", "WordCountBolt");
@@ -57,6 +63,15 @@ pub fn register(r: &mut Registry) {
         "ShellSpout",
     );
     r.alias("org.apache.storm.spout.ShellSpout", "ShellSpout");
+    // Flux's own example classes (storm-flux-examples), for Storm's example files.
+    r.alias(
+        "org.apache.storm.flux.examples.TestWindowBolt",
+        "WindowCountBolt",
+    );
+    r.alias(
+        "org.apache.storm.flux.examples.TestPrintBolt",
+        "LogInfoBolt",
+    );
 }
 
 /// A small, fast, non-cryptographic generator (xorshift64*) for the random spouts; no dependency

@@ -25,16 +25,10 @@ const TOP_KEYS: &[&str] = &[
     "includes",
     "components",
 ];
-const TOP_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "components",
-        "Flux `components` (Java objects passed to constructors) are not supported by Gale; pass values in `constructorArgs` or `properties`",
-    ),
-    (
-        "topologySource",
-        "Flux `topologySource` (a Java topology class) is not supported by Gale; declare `spouts`, `bolts` and `streams` in YAML",
-    ),
-];
+const TOP_UNSUPPORTED: &[(&str, &str)] = &[(
+    "topologySource",
+    "Flux `topologySource` (a Java topology class) is not supported by Gale; declare `spouts`, `bolts` and `streams` in YAML",
+)];
 const COMPONENT_KEYS: &[&str] = &[
     "id",
     "className",
@@ -42,12 +36,9 @@ const COMPONENT_KEYS: &[&str] = &[
     "numTasks",
     "constructorArgs",
     "properties",
+    "configMethods",
 ];
 const COMPONENT_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "configMethods",
-        "Flux `configMethods` (Java method calls) are not supported by Gale; use `properties`",
-    ),
     (
         "factory",
         "Flux `factory` (a Java factory method) is not supported by Gale; use `className`",
@@ -73,6 +64,7 @@ pub fn validate(
         problems: Vec::new(),
         warnings: Vec::new(),
         failed_ids: BTreeSet::new(),
+        objects: BTreeMap::new(),
     };
     let topo = c.topology(root, registry);
     match topo {
@@ -91,6 +83,8 @@ struct Checker {
     warnings: Vec<Problem>,
     /// Ids of components that failed their own checks: streams naming them are not reported again.
     failed_ids: BTreeSet<String>,
+    /// Flux's top-level `components` (objects `ref`erenced from arguments), as JSON by id.
+    objects: BTreeMap<String, serde_json::Value>,
 }
 
 struct ParsedComponent {
@@ -140,6 +134,9 @@ impl Checker {
             .map(|n| self.config(n))
             .unwrap_or_default();
 
+        if let Some(objects) = root.get("components") {
+            self.flux_objects(objects);
+        }
         let spouts = self.component_list(root.get("spouts"), "spouts");
         let bolts = self.component_list(root.get("bolts"), "bolts");
         if root.get("spouts").is_none() {
@@ -401,13 +398,28 @@ impl Checker {
             Some(v) => self.properties(v),
             None => Some(BTreeMap::new()),
         };
+        let config_methods = match n.get("configMethods") {
+            Some(v) => self.config_methods(v),
+            None => Some(Vec::new()),
+        };
         let (id, id_pos) = id?;
         let Some((class_name, class_pos)) = class else {
             self.failed_ids.insert(id);
             return None;
         };
-        let (Some(parallelism), Some(num_tasks), Some(constructor_args), Some(properties)) =
-            (parallelism, num_tasks, constructor_args, properties)
+        let (
+            Some(parallelism),
+            Some(num_tasks),
+            Some(constructor_args),
+            Some(properties),
+            Some(config_methods),
+        ) = (
+            parallelism,
+            num_tasks,
+            constructor_args,
+            properties,
+            config_methods,
+        )
         else {
             self.failed_ids.insert(id);
             return None;
@@ -451,6 +463,7 @@ impl Checker {
             args: ComponentArgs {
                 constructor_args,
                 properties,
+                config_methods,
             },
         })
     }
@@ -466,14 +479,147 @@ impl Checker {
             );
             return None;
         };
-        let mut ok = true;
-        for it in items {
-            if it.get("ref").is_some() || it.get("reflist").is_some() {
-                self.err(it.pos, "`ref` arguments (references to Flux components) are not supported by Gale; pass the value itself");
-                ok = false;
+        let args: Vec<Option<serde_json::Value>> = items.iter().map(|it| self.arg(it)).collect();
+        args.into_iter().collect()
+    }
+
+    /// An argument: `{ref: id}` / `{reflist: [ids]}` become the referenced `components` entries,
+    /// anything else its own value.
+    fn arg(&mut self, it: &Node) -> Option<serde_json::Value> {
+        let one_key = |k: &str| match &it.value {
+            NodeValue::Map(m) if m.len() == 1 => it.get(k),
+            _ => None,
+        };
+        if let Some(r) = one_key("ref") {
+            let id = self.string(r, "`ref`")?;
+            return self.object(&id, r.pos);
+        }
+        if let Some(list) = one_key("reflist") {
+            let NodeValue::Seq(ids) = &list.value else {
+                self.err(list.pos, "`reflist`: expected a list of component ids");
+                return None;
+            };
+            let mut out = Vec::new();
+            for idn in ids {
+                let id = self.string(idn, "a `reflist` entry")?;
+                out.push(self.object(&id, idn.pos)?);
+            }
+            return Some(serde_json::Value::Array(out));
+        }
+        Some(it.to_json())
+    }
+
+    fn object(&mut self, id: &str, pos: Pos) -> Option<serde_json::Value> {
+        match self.objects.get(id) {
+            Some(v) => Some(v.clone()),
+            None => {
+                let known: Vec<&str> = self.objects.keys().map(String::as_str).collect();
+                self.err(
+                    pos,
+                    format!(
+                        "`ref` to \"{id}\", which is not in the top-level `components` (known: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                None
             }
         }
-        ok.then(|| items.iter().map(Node::to_json).collect())
+    }
+
+    /// Flux's top-level `components`: objects other definitions `ref`erence. Gale keeps each as
+    /// JSON (`className`, `constructorArgs`, `properties`); the component that receives one
+    /// decides whether it understands it.
+    fn flux_objects(&mut self, n: &Node) {
+        let NodeValue::Seq(items) = &n.value else {
+            if !matches!(n.value, NodeValue::Null) {
+                self.err(
+                    n.pos,
+                    format!(
+                        "`components`: expected a list, found {}",
+                        n.value.describe()
+                    ),
+                );
+            }
+            return;
+        };
+        for it in items {
+            let NodeValue::Map(m) = &it.value else {
+                self.err(
+                    it.pos,
+                    "each entry of `components` must be a mapping with `id` and `className`",
+                );
+                continue;
+            };
+            self.check_keys(
+                m,
+                &["id", "className", "constructorArgs", "properties"],
+                &[],
+                "an entry of `components`",
+            );
+            let Some(id) = it.get("id").and_then(|v| self.string(v, "`id`")) else {
+                self.err(it.pos, "an entry of `components` has no `id`");
+                continue;
+            };
+            let Some(class) = it
+                .get("className")
+                .and_then(|v| self.string(v, "`className`"))
+            else {
+                self.err(it.pos, format!("component \"{id}\" has no `className`"));
+                continue;
+            };
+            let args = match it.get("constructorArgs") {
+                Some(v) => self.constructor_args(v).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let props = match it.get("properties") {
+                Some(v) => self.properties(v).unwrap_or_default(),
+                None => BTreeMap::new(),
+            };
+            if self.objects.contains_key(&id) {
+                self.err(it.pos, format!("duplicate id \"{id}\" in `components`"));
+                continue;
+            }
+            self.objects.insert(
+                id,
+                serde_json::json!({"className": class, "constructorArgs": args, "properties": props}),
+            );
+        }
+    }
+
+    /// Flux `configMethods`: a list of `{name, args}`.
+    fn config_methods(&mut self, n: &Node) -> Option<Vec<(String, Vec<serde_json::Value>)>> {
+        let NodeValue::Seq(items) = &n.value else {
+            self.err(
+                n.pos,
+                format!(
+                    "`configMethods`: expected a list of {{name, args}}, found {}",
+                    n.value.describe()
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for it in items {
+            let NodeValue::Map(m) = &it.value else {
+                self.err(
+                    it.pos,
+                    "each config method must be `{name: ..., args: [...]}`",
+                );
+                return None;
+            };
+            self.check_keys(m, &["name", "args"], &[], "a config method");
+            let name = self.string(it.get("name")?, "config method `name`")?;
+            let args = match it.get("args") {
+                Some(a) => self.constructor_args(a)?,
+                None => Vec::new(),
+            };
+            out.push((name, args));
+        }
+        Some(out)
     }
 
     fn properties(&mut self, n: &Node) -> Option<BTreeMap<String, serde_json::Value>> {
@@ -492,7 +638,7 @@ impl Checker {
                         );
                         continue;
                     };
-                    self.check_keys(m, &["name", "value", "ref"], &[("ref", "`ref` properties (references to Flux components) are not supported by Gale; give a `value`")], "a property");
+                    self.check_keys(m, &["name", "value", "ref"], &[], "a property");
                     let Some(name) = it.get("name") else {
                         self.err(it.pos, "a property has no `name`");
                         continue;
@@ -500,10 +646,19 @@ impl Checker {
                     let Some(name) = self.string(name, "property `name`") else {
                         continue;
                     };
-                    let value = it
-                        .get("value")
-                        .map(Node::to_json)
-                        .unwrap_or(serde_json::Value::Null);
+                    let value = match (it.get("value"), it.get("ref")) {
+                        (_, Some(r)) => {
+                            let Some(id) = self.string(r, "`ref`") else {
+                                continue;
+                            };
+                            let Some(v) = self.object(&id, r.pos) else {
+                                continue;
+                            };
+                            v
+                        }
+                        (Some(v), None) => v.to_json(),
+                        (None, None) => serde_json::Value::Null,
+                    };
                     out.insert(name, value);
                 }
             }
@@ -554,6 +709,18 @@ impl Checker {
                 self.failed_ids.insert(p.id);
                 continue;
             };
+            if !p.args.config_methods.is_empty() && !registry.takes_config_methods(canonical) {
+                let pos = p.class_pos;
+                self.err(
+                    pos,
+                    format!(
+                        "component \"{}\": {} takes no `configMethods` (Java method calls); set `properties` instead",
+                        p.id, p.class_name
+                    ),
+                );
+                self.failed_ids.insert(p.id);
+                continue;
+            }
             let mut declarer = OutputDeclarer::new();
             let built = match (factory, spouts) {
                 (Factory::Spout(f), true) => {
