@@ -538,8 +538,14 @@ fn pystorm_bolt_counts_exactly_over_json_and_msgpack() {
     }
     let inp = d.join("in.txt");
     std::fs::write(&inp, &input).expect("input");
-    for (serializer, ackers) in [("json", "1"), ("msgpack", "1"), ("msgpack", "0")] {
-        let out = d.join(format!("out-{serializer}-{ackers}.tsv"));
+    for (bolt, serializer, ackers) in [
+        ("pystorm_split.py", "json", "1"),
+        ("pystorm_split.py", "msgpack", "1"),
+        ("pystorm_split.py", "msgpack", "0"),
+        // Holds tuples and acks them from a timer thread: needs many tuples in flight.
+        ("pystorm_batching_split.py", "json", "1"),
+    ] {
+        let out = d.join(format!("out-{bolt}-{serializer}-{ackers}.tsv"));
         let m = d.join("m.json");
         let o = run(&[
             "local",
@@ -548,6 +554,8 @@ fn pystorm_bolt_counts_exactly_over_json_and_msgpack() {
             &format!("python={}", python.display()),
             "--set",
             &format!("serializer={serializer}"),
+            "--set",
+            &format!("bolt={bolt}"),
             "--set",
             &format!("input={}", inp.display()),
             "--set",
@@ -561,7 +569,7 @@ fn pystorm_bolt_counts_exactly_over_json_and_msgpack() {
         assert_eq!(
             read_tsv(&out),
             independent_count(input.as_bytes()),
-            "serializer={serializer} ackers={ackers}"
+            "{bolt} serializer={serializer} ackers={ackers}"
         );
         if ackers == "1" {
             let m: serde_json::Value =

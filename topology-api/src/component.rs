@@ -384,4 +384,15 @@ pub trait Bolt: Send {
     fn auto_ack(&self) -> bool {
         true
     }
+
+    /// Gale's addition for bolts that hand their input to something asynchronous (a multi-lang
+    /// subprocess): when true, the executor calls [`Bolt::poll`] after each batch and about
+    /// every millisecond while its input is empty.
+    fn wants_poll(&self) -> bool {
+        false
+    }
+
+    /// Emits, acks and fails what arrived asynchronously (anchoring to inputs the bolt kept).
+    /// With `end` true the input has ended: finish everything in flight before returning.
+    fn poll(&mut self, _out: &mut BoltCollector<'_>, _end: bool) {}
 }

@@ -383,6 +383,7 @@ pub(crate) fn run_bolt(
         return;
     }
     let auto_ack: Vec<bool> = bolts.iter().map(|b| b.auto_ack()).collect();
+    let polls = bolts.iter().any(|b| b.wants_poll());
     let mut last_latency_publish = Instant::now();
     let mut latency_dirty = false;
     // Terminal executors (they feed nobody) measure end-to-end latency.
@@ -429,9 +430,18 @@ pub(crate) fn run_bolt(
                     last_latency_publish = Instant::now();
                     *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
                 }
-                let got = match next_tick {
-                    Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now()))
-                    {
+                // Bolts with asynchronous work are polled about every millisecond.
+                let wait = match (next_tick, polls) {
+                    (Some(at), true) => Some(
+                        at.saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(1)),
+                    ),
+                    (Some(at), false) => Some(at.saturating_duration_since(Instant::now())),
+                    (None, true) => Some(Duration::from_millis(1)),
+                    (None, false) => None,
+                };
+                let got = match wait {
+                    Some(w) => match rx.recv_timeout(w) {
                         Ok(b) => Some(b),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -441,6 +451,9 @@ pub(crate) fn run_bolt(
                         Err(_) => break,
                     },
                 };
+                if got.is_none() && polls {
+                    poll_bolts(&mut env, &mut bolts, false);
+                }
                 match got {
                     Some(b) => b,
                     None => continue,
@@ -452,6 +465,9 @@ pub(crate) fn run_bolt(
             env.heads.took(env.head_slot, d.tuple.born_us());
         }
         run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
+        if polls {
+            poll_bolts(&mut env, &mut bolts, false);
+        }
         if first_batch {
             first_batch = false;
             env.stats
@@ -468,6 +484,10 @@ pub(crate) fn run_bolt(
             *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
         }
     }
+    if polls {
+        // End of input: what the bolts handed off must come back before cleanup.
+        poll_bolts(&mut env, &mut bolts, true);
+    }
     if cleanup {
         for b in bolts.iter_mut() {
             b.cleanup();
@@ -477,6 +497,20 @@ pub(crate) fn run_bolt(
     env.stats.publish(&env.router.counters);
     if let Some(h) = latency {
         *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+    }
+}
+
+/// Lets each bolt that wants it handle its asynchronous work.
+fn poll_bolts(env: &mut ExecutorEnv, bolts: &mut [Box<dyn Bolt>], end: bool) {
+    let first = env.executor.start;
+    for (i, b) in bolts.iter_mut().enumerate() {
+        if b.wants_poll() {
+            env.router.current_task = first + i as u32;
+            b.poll(&mut BoltCollector::new(&mut env.router), end);
+        }
+    }
+    if end {
+        env.router.flush();
     }
 }
 

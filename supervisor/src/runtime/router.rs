@@ -475,6 +475,13 @@ impl OutputSink for Router {
             return;
         }
         self.counters.emitted += 1;
+        // An anchored tuple descends from its anchor's spout tuple (a bolt may emit anchored to
+        // an input it kept from an earlier batch).
+        if let Some(b) = e.anchors.first().map(|a| a.born_us())
+            && b > 0
+        {
+            self.current_born = b;
+        }
         if self.debug {
             let values: Vec<String> = e.values.iter().map(ToString::to_string).collect();
             tracing::info!(

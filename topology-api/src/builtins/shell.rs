@@ -44,6 +44,10 @@ pub struct ShellBolt {
     timeout: Duration,
     serializer: Option<Serializer>,
     next_id: u64,
+    /// Tuples handed to the subprocess and not yet acked or failed by it, by the id sent.
+    pending: std::collections::HashMap<String, (Tuple, Instant)>,
+    /// Storm's `topology.shellbolt.max.pending` (default 100).
+    max_pending: usize,
 }
 
 struct Proc {
@@ -52,8 +56,6 @@ struct Proc {
     serializer: Serializer,
     messages: Receiver<Result<Json, String>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
-    /// Set while the component thread is in an exchange; the watchdog stays quiet then.
-    busy: Arc<AtomicBool>,
     /// Cleared when this process is dropped: the watchdog ends.
     alive: Arc<AtomicBool>,
     /// Why the watchdog killed the process, if it did.
@@ -117,6 +119,8 @@ impl ShellBolt {
             timeout: Duration::from_secs(30),
             serializer,
             next_id: 0,
+            pending: std::collections::HashMap::new(),
+            max_pending: 100,
         })
     }
 
@@ -126,10 +130,6 @@ impl ShellBolt {
         let p = start_proc(&self.command, ctx, self.timeout, ser)?;
         p.start_watchdog(ctx, &self.command, self.timeout);
         Ok(p)
-    }
-
-    fn tail(p: &Proc) -> String {
-        p.tail()
     }
 }
 
@@ -164,31 +164,12 @@ impl Proc {
             .map_err(|e| format!("cannot write to the subprocess: {e}"))
     }
 
-    /// Why the process is no longer usable, if it is not: it exited, wrote garbage, or the
-    /// watchdog killed it. Messages that arrived while idle (heartbeat syncs, logs) are consumed.
-    fn check_idle(&self, command: &[String]) -> Option<String> {
-        loop {
-            match self.messages.try_recv() {
-                Ok(Ok(m)) => {
-                    if m.get("command").and_then(Json::as_str) == Some("log") {
-                        let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
-                        tracing::info!(?command, "{text}");
-                    }
-                }
-                Ok(Err(e)) => return Some(lock(&self.killed).clone().unwrap_or(e)),
-                Err(TryRecvError::Empty) => return None,
-                Err(TryRecvError::Disconnected) => return Some("the subprocess is gone".into()),
-            }
-        }
-    }
-
-    /// Sends heartbeat tuples while the component is idle, and kills the subprocess when one
-    /// goes unanswered for `timeout` (the reader thread then reports the closed output).
+    /// Sends a heartbeat tuple every second, and kills the subprocess when one goes unanswered
+    /// for `timeout` (the reader thread then reports the closed output).
     fn start_watchdog(&self, ctx: &TopologyContext, command: &[String], timeout: Duration) {
-        let (stdin, child, busy, alive, killed, ser) = (
+        let (stdin, child, alive, killed, ser) = (
             self.stdin.clone(),
             self.child.clone(),
-            self.busy.clone(),
             self.alive.clone(),
             self.killed.clone(),
             self.serializer,
@@ -212,11 +193,6 @@ impl Proc {
                 let mut outstanding: Option<u64> = None;
                 while alive.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
-                    if busy.load(Ordering::Relaxed) {
-                        // An exchange is under way, with its own timeout.
-                        outstanding = None;
-                        continue;
-                    }
                     let now = epoch.elapsed().as_millis() as u64;
                     if let Some(sent) = outstanding {
                         if heard.load(Ordering::Relaxed) >= sent {
@@ -351,7 +327,6 @@ fn start_proc(
         serializer,
         messages: rx,
         stderr,
-        busy: Arc::new(AtomicBool::new(false)),
         alive: Arc::new(AtomicBool::new(true)),
         killed: Arc::new(Mutex::new(None)),
         heard,
@@ -433,21 +408,20 @@ impl Bolt for ShellBolt {
 
     fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
         self.timeout = multilang_timeout(ctx, self.timeout);
+        self.max_pending = ctx
+            .config
+            .get("topology.shellbolt.max.pending")
+            .and_then(Json::as_u64)
+            .map(|n| n.clamp(1, 1 << 20) as usize)
+            .unwrap_or(self.max_pending);
         self.ctx = Some(ctx.clone());
         self.proc = Some(self.start().map_err(ComponentError::Other)?);
         Ok(())
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        // A subprocess that died or was killed while the bolt was idle is reported now.
-        if let Some(why) = self.proc.as_ref().and_then(|p| p.check_idle(&self.command)) {
-            let tail = self.proc.as_ref().map(Self::tail).unwrap_or_default();
-            out.report_error(&format!(
-                "subprocess {:?}: {why}; stderr: {tail}",
-                self.command
-            ));
-            self.proc = None;
-        }
+        // Whatever the subprocess said meanwhile, and whether it is still there.
+        self.handle_available(out);
         if self.proc.is_none() {
             match self.start() {
                 Ok(p) => self.proc = Some(p),
@@ -470,16 +444,28 @@ impl Bolt for ShellBolt {
             "task": input.source_task(),
             "tuple": input.values().iter().map(to_json).collect::<Vec<_>>(),
         });
-        let result = self.exchange(&id, &msg, input, out);
-        if let Err(e) = result {
-            let tail = self.proc.as_ref().map(Self::tail).unwrap_or_default();
-            out.report_error(&format!(
-                "subprocess {:?}: {e}; stderr: {tail}",
-                self.command
-            ));
-            out.fail(input);
-            // Dropping the process kills it; the next tuple starts a new one.
-            self.proc = None;
+        self.pending.insert(id, (input.clone(), Instant::now()));
+        let sent = self.proc.as_ref().map(|p| p.send(&msg));
+        if let Some(Err(e)) = sent {
+            self.lost(e, out);
+            return;
+        }
+        // Storm's topology.shellbolt.max.pending: wait while that many tuples are out.
+        while self.pending.len() >= self.max_pending && self.proc.is_some() {
+            self.wait_one(out);
+        }
+    }
+
+    fn wants_poll(&self) -> bool {
+        true
+    }
+
+    fn poll(&mut self, out: &mut BoltCollector<'_>, end: bool) {
+        self.handle_available(out);
+        if end {
+            while !self.pending.is_empty() && self.proc.is_some() {
+                self.wait_one(out);
+            }
         }
     }
 
@@ -493,84 +479,119 @@ impl Bolt for ShellBolt {
 }
 
 impl ShellBolt {
-    /// Sends one tuple and handles the subprocess's messages until it acks or fails it.
-    fn exchange(
-        &mut self,
-        id: &str,
-        msg: &Json,
-        input: &Tuple,
-        out: &mut BoltCollector<'_>,
-    ) -> Result<(), String> {
-        let timeout = self.timeout;
-        let p = self.proc.as_mut().ok_or("no subprocess")?;
-        p.busy.store(true, Ordering::Relaxed);
-        let r = Self::exchange_with(p, timeout, &self.command, id, msg, input, out);
-        p.busy.store(false, Ordering::Relaxed);
-        r
-    }
-
-    fn exchange_with(
-        p: &Proc,
-        timeout: Duration,
-        cmdline: &[String],
-        id: &str,
-        msg: &Json,
-        input: &Tuple,
-        out: &mut BoltCollector<'_>,
-    ) -> Result<(), String> {
-        p.send(msg)?;
+    /// Handles every message already received, without waiting.
+    fn handle_available(&mut self, out: &mut BoltCollector<'_>) {
         loop {
-            let m = match p.messages.recv_timeout(timeout) {
-                Ok(Ok(m)) => m,
-                Ok(Err(e)) => return Err(e),
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("no answer within {} s", timeout.as_secs()));
-                }
-                Err(RecvTimeoutError::Disconnected) => return Err("the subprocess is gone".into()),
+            let next = match self.proc.as_ref() {
+                Some(p) => p.messages.try_recv(),
+                None => return,
             };
-            let command = m.get("command").and_then(Json::as_str).unwrap_or("");
-            match command {
-                "emit" => {
-                    let (values, stream, direct, need_ids) = parse_emit(&m);
-                    let anchored = m.get("anchors").and_then(Json::as_array).is_some_and(|a| {
-                        a.iter().any(|x| {
-                            x.as_str() == Some(id)
-                                || x.as_u64().map(|n| n.to_string()).as_deref() == Some(id)
-                        })
-                    });
-                    let anchors: &[&Tuple] = if anchored { &[input] } else { &[] };
-                    let tasks = out.emit_returning_tasks(stream, anchors, values, direct);
-                    if need_ids {
-                        p.send(&Json::from(tasks))?;
+            match next {
+                Ok(Ok(m)) => {
+                    if let Err(e) = self.handle(m, out) {
+                        self.lost(e, out);
+                        return;
                     }
                 }
-                "ack" | "fail" => {
-                    let acked = m.get("id").map(|x| {
-                        x.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| x.to_string())
-                    });
-                    if acked.as_deref() == Some(id) {
-                        if command == "ack" {
-                            out.ack(input);
-                        } else {
-                            out.fail(input);
-                        }
-                        return Ok(());
-                    }
+                Ok(Err(e)) => {
+                    self.lost(e, out);
+                    return;
                 }
-                "log" => {
-                    let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
-                    tracing::info!(command = ?cmdline, "{text}");
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.lost("the subprocess is gone".into(), out);
+                    return;
                 }
-                "error" => {
-                    let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
-                    out.report_error(text);
-                }
-                "sync" | "metrics" => {}
-                other => return Err(format!("unknown command \"{other}\" in {m}")),
             }
         }
+    }
+
+    /// Waits for one message (the subprocess is behind): `timeout` without one while tuples are
+    /// out means it hangs, and it is killed.
+    fn wait_one(&mut self, out: &mut BoltCollector<'_>) {
+        let timeout = self.timeout;
+        let next = match self.proc.as_ref() {
+            Some(p) => p.messages.recv_timeout(timeout),
+            None => return,
+        };
+        match next {
+            Ok(Ok(m)) => {
+                if let Err(e) = self.handle(m, out) {
+                    self.lost(e, out);
+                }
+            }
+            Ok(Err(e)) => self.lost(e, out),
+            Err(RecvTimeoutError::Timeout) => {
+                self.lost(format!("no answer within {} s", timeout.as_secs()), out)
+            }
+            Err(RecvTimeoutError::Disconnected) => self.lost("the subprocess is gone".into(), out),
+        }
+    }
+
+    /// The subprocess is unusable: report it with its stderr tail, fail every tuple it had (they
+    /// replay with acking on), and drop it (killing it); the next tuple starts a new one.
+    fn lost(&mut self, why: String, out: &mut BoltCollector<'_>) {
+        let (tail, killed) = match self.proc.as_ref() {
+            Some(p) => (p.tail(), lock(&p.killed).clone()),
+            None => (String::new(), None),
+        };
+        let why = killed.unwrap_or(why);
+        out.report_error(&format!(
+            "subprocess {:?}: {why}; stderr: {tail}",
+            self.command
+        ));
+        for (_, (t, _)) in std::mem::take(&mut self.pending) {
+            out.fail(&t);
+        }
+        self.proc = None;
+    }
+
+    /// One message from the subprocess.
+    fn handle(&mut self, m: Json, out: &mut BoltCollector<'_>) -> Result<(), String> {
+        let id_of = |x: &Json| {
+            x.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| x.to_string())
+        };
+        match m.get("command").and_then(Json::as_str).unwrap_or("") {
+            "emit" => {
+                let (values, stream, direct, need_ids) = parse_emit(&m);
+                let anchors: Vec<&Tuple> = m
+                    .get("anchors")
+                    .and_then(Json::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| self.pending.get(&id_of(x)).map(|(t, _)| t))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let tasks = out.emit_returning_tasks(stream, &anchors, values, direct);
+                if need_ids && let Some(p) = self.proc.as_ref() {
+                    p.send(&Json::from(tasks))?;
+                }
+            }
+            c @ ("ack" | "fail") => {
+                let id = m.get("id").map(id_of).unwrap_or_default();
+                if let Some((t, _)) = self.pending.remove(&id) {
+                    if c == "ack" {
+                        out.ack(&t);
+                    } else {
+                        out.fail(&t);
+                    }
+                }
+            }
+            "log" => {
+                let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
+                tracing::info!(command = ?self.command, "{text}");
+            }
+            "error" => {
+                let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
+                out.report_error(text);
+            }
+            "sync" | "metrics" => {}
+            other => return Err(format!("unknown command \"{other}\" in {m}")),
+        }
+        Ok(())
     }
 }
 
