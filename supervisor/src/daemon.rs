@@ -326,7 +326,7 @@ fn start(
     let rcfg = crate::runtime::RuntimeConfig::from_topology(&topology);
     let transfer = topology
         .config_u64(topology_api::spec::keys::TRANSFER_BUFFER_SIZE, 16_384)
-        .div_ceil(rcfg.batch_size as u64)
+        .div_ceil(rcfg.transfer_batch_size as u64)
         .max(2) as usize;
     let (remote_queues, mut threads) = transport::start_senders(&addrs, transfer, stop.clone());
     let (worker, inbound) = match start_worker(WorkerSpec {

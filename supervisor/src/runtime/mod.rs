@@ -40,6 +40,8 @@ pub const DEFAULT_FLUSH_INTERVAL_MILLIS: u64 = 1;
 pub struct RuntimeConfig {
     /// Tuples per batch (`topology.producer.batch.size`).
     pub batch_size: usize,
+    /// Tuples per batch to other workers (`topology.transfer.batch.size`; default: `batch_size`).
+    pub transfer_batch_size: usize,
     /// Batches an executor's input queue holds (`topology.executor.receive.buffer.size` / batch).
     pub queue_batches: usize,
     /// Longest a partial batch waits (`topology.batch.flush.interval.millis`).
@@ -66,8 +68,12 @@ impl RuntimeConfig {
                 DEFAULT_RECEIVE_BUFFER_SIZE,
             )
             .clamp(1, 1 << 26) as usize;
+        let transfer = t
+            .config_u64(keys::TRANSFER_BATCH_SIZE, batch as u64)
+            .clamp(1, 1 << 20) as usize;
         RuntimeConfig {
             batch_size: batch,
+            transfer_batch_size: transfer,
             queue_batches: buffer.div_ceil(batch).max(2),
             flush_interval: Duration::from_millis(
                 t.config_u64(keys::BATCH_FLUSH_INTERVAL_MILLIS, default_flush),
@@ -781,10 +787,17 @@ fn build_router(
                     continue;
                 };
                 let idx = *out_of_exec.entry(*ei).or_insert_with(|| {
+                    // Transport queues of other workers come after this worker's executors.
+                    let batch = if *ei >= local_queues {
+                        cfg.transfer_batch_size
+                    } else {
+                        cfg.batch_size
+                    };
                     outs.push(OutBuf {
-                        buf: Vec::with_capacity(cfg.batch_size),
+                        buf: Vec::with_capacity(batch),
                         tx: senders[*ei].1.clone(),
                         closed: false,
+                        batch,
                     });
                     (outs.len() - 1) as u32
                 });
@@ -797,7 +810,6 @@ fn build_router(
         streams,
         task_dest,
         outs,
-        batch_size: cfg.batch_size,
         current_task: first_task,
         counters: Counters::default(),
         immediate_acks: Vec::new(),
@@ -822,4 +834,41 @@ fn seed(first_task: u32) -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     t ^ ((first_task as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topology_api::spec::{Substitutions, load_bytes};
+
+    fn config(extra: &str) -> RuntimeConfig {
+        let yaml = format!(
+            "name: t\nconfig: {{{extra}}}\nspouts: [{{id: s, className: TestWordSpout}}]\nbolts: [{{id: b, className: LogInfoBolt}}]\nstreams: [{{from: s, to: b, grouping: {{type: SHUFFLE}}}}]\n"
+        );
+        let l = load_bytes(
+            "t.yaml",
+            yaml.as_bytes(),
+            &topology_api::Registry::with_builtins(),
+            &Substitutions::default(),
+            &|_| None,
+        )
+        .expect("valid");
+        RuntimeConfig::from_topology(&l.topology)
+    }
+
+    #[test]
+    fn batching_knobs_and_presets() {
+        let d = config("");
+        assert_eq!((d.batch_size, d.transfer_batch_size), (500, 500));
+        assert_eq!(d.flush_interval, Duration::from_millis(1));
+        let c = config("topology.producer.batch.size: 100, topology.transfer.batch.size: 2000");
+        assert_eq!((c.batch_size, c.transfer_batch_size), (100, 2000));
+        assert_eq!(c.queue_batches, 16_384_usize.div_ceil(100));
+        let l = config("gale.mode: latency");
+        assert_eq!((l.batch_size, l.transfer_batch_size), (1, 1));
+        assert_eq!(l.flush_interval, Duration::ZERO);
+        // An explicit Storm key wins over the preset.
+        let m = config("gale.mode: latency, topology.transfer.batch.size: 64");
+        assert_eq!((m.batch_size, m.transfer_batch_size), (1, 64));
+    }
 }

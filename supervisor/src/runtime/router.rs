@@ -2,7 +2,7 @@
 //!
 //! One `Router` per executor, owned by its thread: no locks. For each declared stream it holds the
 //! subscribers with their grouping state; for each receiving executor an output buffer that is sent
-//! as one batch when it holds `batch_size` tuples, when the executor runs out of input, or when the
+//! as one batch when it holds its batch size in tuples, when the executor runs out of input, or when the
 //! flush interval passes. A full queue blocks the send: that is the backpressure.
 
 use super::queue::{Batch, Delivery};
@@ -131,6 +131,9 @@ pub(crate) struct OutBuf {
     pub buf: Batch,
     pub tx: Sender<Batch>,
     pub closed: bool,
+    /// Tuples per batch to this destination: `topology.producer.batch.size` for executors of
+    /// this worker, `topology.transfer.batch.size` for another worker's transport queue.
+    pub batch: usize,
 }
 
 /// What the executor does with errors its component reports or its routing finds.
@@ -144,7 +147,6 @@ pub(crate) struct Router {
     /// Task id -> index into `outs`, or `u32::MAX` for tasks this worker does not reach.
     pub task_dest: Vec<u32>,
     pub outs: Vec<OutBuf>,
-    pub batch_size: usize,
     pub current_task: u32,
     pub counters: Counters,
     /// Spout message ids emitted with acking off: acked right after `next_tuple` returns, as Storm.
@@ -168,14 +170,7 @@ impl Router {
     }
 
     #[inline]
-    fn push(
-        outs: &mut [OutBuf],
-        task_dest: &[u32],
-        batch_size: usize,
-        lost: &mut bool,
-        task: u32,
-        tuple: Tuple,
-    ) {
+    fn push(outs: &mut [OutBuf], task_dest: &[u32], lost: &mut bool, task: u32, tuple: Tuple) {
         let Some(&d) = task_dest.get(task as usize) else {
             return;
         };
@@ -183,14 +178,14 @@ impl Router {
             return;
         };
         ob.buf.push(Delivery { task, tuple });
-        if ob.buf.len() >= batch_size {
-            Self::send(ob, batch_size, lost);
+        if ob.buf.len() >= ob.batch {
+            Self::send(ob, lost);
         }
     }
 
     #[inline]
-    fn send(ob: &mut OutBuf, batch_size: usize, lost: &mut bool) {
-        let batch = std::mem::replace(&mut ob.buf, Vec::with_capacity(batch_size));
+    fn send(ob: &mut OutBuf, lost: &mut bool) {
+        let batch = std::mem::replace(&mut ob.buf, Vec::with_capacity(ob.batch));
         if ob.closed {
             return;
         }
@@ -264,7 +259,6 @@ impl Router {
         Self::push(
             &mut self.outs,
             &self.task_dest,
-            self.batch_size,
             &mut self.downstream_lost,
             task,
             tuple,
@@ -276,7 +270,7 @@ impl Router {
         self.flush_acks();
         for ob in &mut self.outs {
             if !ob.buf.is_empty() {
-                Self::send(ob, self.batch_size, &mut self.downstream_lost);
+                Self::send(ob, &mut self.downstream_lost);
             }
         }
         self.last_flush = Instant::now();
@@ -290,7 +284,6 @@ impl Router {
             streams,
             task_dest,
             outs,
-            batch_size,
             current_task,
             downstream_lost,
             current_born,
@@ -327,8 +320,8 @@ impl Router {
                 *current_born,
             ),
         });
-        if ob.buf.len() >= *batch_size {
-            Self::send(ob, *batch_size, downstream_lost);
+        if ob.buf.len() >= ob.batch {
+            Self::send(ob, downstream_lost);
         }
         Ok(())
     }
@@ -354,7 +347,6 @@ impl Router {
             streams,
             task_dest,
             outs,
-            batch_size,
             current_task,
             downstream_lost,
             ..
@@ -379,7 +371,7 @@ impl Router {
                 ids.push(task);
             }
             let tuple = tuple.with_ack_ids(tag.ids());
-            Self::push(outs, task_dest, *batch_size, downstream_lost, task, tuple);
+            Self::push(outs, task_dest, downstream_lost, task, tuple);
             return;
         }
         let n = stream.subscribers.len();
@@ -397,7 +389,7 @@ impl Router {
                 };
                 if let Some(mut t) = t {
                     t.set_ack_ids(tag.ids());
-                    Self::push(outs, task_dest, *batch_size, downstream_lost, task, t);
+                    Self::push(outs, task_dest, downstream_lost, task, t);
                 }
             };
             match &sub.grouping {
