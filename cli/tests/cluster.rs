@@ -938,3 +938,56 @@ fn every_line_is_acked_through_zookeeper_and_nimbus_outages() {
         "after ZooKeeper down 10 s and a Nimbus restart: all {lines} lines acked, {failed} failed (replayed), {dups} duplicate lines counted"
     );
 }
+
+/// A Python bolt on a cluster: `gale submit` ships the topology's resources/ to the workers, the
+/// split step runs as a subprocess on both supervisors, and the counts are exact.
+#[test]
+fn python_bolt_runs_on_both_supervisors_with_shipped_resources() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cluster::start("multilang", &["sup-a", "sup-b"]);
+    let (input, want) = write_input(&c.dir, 5_000);
+    let total: u64 = want.values().sum();
+    let topo = c.dir.join("py");
+    std::fs::create_dir_all(topo.join("resources")).expect("dir");
+    std::fs::copy(
+        root().join("examples/multilang/resources/splitsentence.py"),
+        topo.join("resources/splitsentence.py"),
+    )
+    .expect("script");
+    let output = c.dir.join("py-counts.tsv");
+    let yaml = topo.join("py.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "name: py\nconfig: {{topology.workers: 2, topology.acker.executors: 2}}\n\
+             spouts:\n  - {{id: lines, className: FileLineSpout, properties: [{{name: path, value: \"{}\"}}]}}\n\
+             bolts:\n  - id: split\n    className: org.apache.storm.flux.wrappers.bolts.FluxShellBolt\n    constructorArgs: [[python3, splitsentence.py], [word]]\n    parallelism: 2\n\
+             \x20 - {{id: count, className: WordCountBolt, parallelism: 2}}\n\
+             \x20 - {{id: sink, className: TsvSinkBolt, properties: [{{name: path, value: \"{}\"}}]}}\n\
+             streams:\n  - {{from: lines, to: split, grouping: {{type: SHUFFLE}}}}\n\
+             \x20 - {{from: split, to: count, grouping: {{type: FIELDS, args: [word]}}}}\n\
+             \x20 - {{from: count, to: sink, grouping: {{type: GLOBAL}}}}\n",
+            input.display(),
+            output.display()
+        ),
+    )
+    .expect("yaml");
+    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(
+        Duration::from_secs(30),
+        "both supervisors run workers",
+        || supervisors_used(&c.topology("py")).len() == 2,
+    );
+    wait_until(Duration::from_secs(90), "every line acked", || {
+        stat(&c.topology("py"), "lines", "acked") == 5_000
+    });
+    let t = c.topology("py");
+    assert_eq!(stat(&t, "lines", "failed"), 0);
+    assert_eq!(stat(&t, "sink", "executed"), total);
+    assert!(c.gale(&["kill", "py", "-w", "1"]).status.success());
+    wait_until(Duration::from_secs(30), "the sink file exists", || {
+        output.exists()
+    });
+    assert_eq!(read_counts(&output), want);
+}
