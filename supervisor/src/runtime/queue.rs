@@ -3,7 +3,7 @@
 use topology_api::Tuple;
 
 /// One tuple addressed to one task of the receiving executor.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Delivery {
     pub task: u32,
     pub tuple: Tuple,
