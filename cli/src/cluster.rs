@@ -255,6 +255,45 @@ fn call<T: serde::de::DeserializeOwned>(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<T> {
+    // A Nimbus that is not (yet) the leader answers 503: after a ZooKeeper outage or a Nimbus
+    // restart it takes over once the old leader's session expires, a few seconds later. Changes
+    // are retried for a while instead of failing at once.
+    let deadline = std::time::Instant::now() + LEADER_WAIT;
+    let mut told = false;
+    loop {
+        match call_once(nimbus, method, path, body.clone()) {
+            Err(e) if e.downcast_ref::<NotLeader>().is_some() => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Unreachable(e.to_string()).into());
+                }
+                if !told {
+                    eprintln!(
+                        "{e}; waiting up to {} s for a leader",
+                        LEADER_WAIT.as_secs()
+                    );
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How long a change waits for a Nimbus to become the leader.
+const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Nimbus answered 503: not the leader, or it cannot reach ZooKeeper.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotLeader(String);
+
+fn call_once<T: serde::de::DeserializeOwned>(
+    nimbus: &NimbusArg,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<T> {
     let base = nimbus.base()?;
     let url = format!("{base}{path}");
     let agent = agent();
@@ -272,7 +311,7 @@ fn call<T: serde::de::DeserializeOwned>(
             .map(|b| b.error)
             .unwrap_or_else(|_| format!("HTTP {status}"));
         if status == 503 {
-            return Err(Unreachable(msg).into());
+            return Err(NotLeader(msg).into());
         }
         return Err(UserError(msg).into());
     }
