@@ -779,6 +779,23 @@ fn start_reliable(
     (c, lines, want, output)
 }
 
+/// A fault test's end: waits until the spout committed every line, then kills the topology and
+/// checks the journal. Returns the spout's failed count and the duplicate lines.
+fn finish_reliable(
+    c: &Cluster,
+    output: &Path,
+    want: &BTreeMap<String, u64>,
+    lines: usize,
+) -> (u64, u64) {
+    wait_until(Duration::from_secs(120), "every line acked", || {
+        committed(&c.dir) == lines as u64
+    });
+    let failed = stat(&c.topology("reliable"), "lines", "failed");
+    let dups = check_at_least_once(c, output, want, lines);
+    assert_eq!(committed(&c.dir), lines as u64);
+    (failed, dups)
+}
+
 /// Guaranteed processing across a crash: a supervisor hosting bolts is SIGKILLed mid-stream and
 /// every line of the reliable FileLineSpout input is still acked in the end (duplicates allowed).
 #[test]
@@ -919,13 +936,7 @@ fn every_line_is_acked_through_a_zookeeper_outage() {
         },
     );
     let registered = back.elapsed().as_secs_f64();
-    wait_until(Duration::from_secs(120), "every line acked", || {
-        committed(&c.dir) == lines as u64
-    });
-    let t = c.topology("reliable");
-    let failed = stat(&t, "lines", "failed");
-    let dups = check_at_least_once(&c, &output, &want, lines);
-    assert_eq!(committed(&c.dir), lines as u64);
+    let (failed, dups) = finish_reliable(&c, &output, &want, lines);
     eprintln!(
         "ZooKeeper down 10 s with {before} of {lines} lines committed: daemons registered again {registered:.1} s after it restarted; all {lines} acked, {failed} failed (replayed), {dups} duplicate lines counted"
     );
@@ -947,13 +958,7 @@ fn every_line_is_acked_across_a_nimbus_restart() {
     assert!(before < lines as u64, "the stream was already done");
     std::thread::sleep(Duration::from_secs(2));
     c.start_nimbus();
-    wait_until(Duration::from_secs(120), "every line acked", || {
-        committed(&c.dir) == lines as u64
-    });
-    let t = c.topology("reliable");
-    let failed = stat(&t, "lines", "failed");
-    let dups = check_at_least_once(&c, &output, &want, lines);
-    assert_eq!(committed(&c.dir), lines as u64);
+    let (failed, dups) = finish_reliable(&c, &output, &want, lines);
     eprintln!(
         "Nimbus killed with {before} of {lines} lines committed and restarted 2 s later: all {lines} acked, {failed} failed (replayed), {dups} duplicate lines counted"
     );
