@@ -188,6 +188,20 @@ impl Drop for Cluster {
     }
 }
 
+/// GET from Nimbus's HTTP server: status code and body.
+fn http_get(c: &Cluster, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(format!("http://{}{path}", c.nimbus_addr))
+        .call()
+        .expect("Nimbus answers");
+    let code = r.status().as_u16();
+    (code, r.body_mut().read_to_string().expect("body"))
+}
+
 fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -345,6 +359,44 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
         })
     });
     assert_eq!(stat(&t, "sentences", "emitted"), 30_000);
+
+    // Storm UI's REST read paths and Prometheus text, as a tool written for Storm reads them.
+    let (code, body) = http_get(&c, "/api/v1/topology/summary");
+    assert_eq!(code, 200, "{body}");
+    let sum: Json = serde_json::from_str(&body).expect("json");
+    assert_eq!(sum["topologies"][0]["id"], id.as_str(), "{sum}");
+    assert_eq!(sum["topologies"][0]["workersTotal"], 2, "{sum}");
+    let (code, body) = http_get(&c, &format!("/api/v1/topology/{id}"));
+    assert_eq!(code, 200, "{body}");
+    let page: Json = serde_json::from_str(&body).expect("json");
+    assert_eq!(page["spouts"][0]["spoutId"], "sentences", "{page}");
+    let sink = page["bolts"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["boltId"] == "sink").cloned())
+        .expect("sink bolt");
+    assert_eq!(sink["executed"].as_u64(), Some(total), "{page}");
+    let (code, body) = http_get(&c, &format!("/api/v1/topology/{id}/component/count"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"componentType\":\"bolt\""), "{body}");
+    let (code, body) = http_get(&c, "/api/v1/cluster/summary");
+    assert_eq!(code, 200, "{body}");
+    let cs: Json = serde_json::from_str(&body).expect("json");
+    assert_eq!(cs["supervisors"], 2, "{cs}");
+    assert_eq!(cs["slotsUsed"], 2, "{cs}");
+    let (code, body) = http_get(&c, "/api/v1/nimbus/summary");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"Leader\""), "{body}");
+    let (code, body) = http_get(&c, "/api/v1/topology/no-such-topology");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("topology/summary"), "{body}");
+    let (code, body) = http_get(&c, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(&format!(
+            "gale_component_executed_total{{topology=\"word-count\",component=\"sink\",type=\"bolt\"}} {total}"
+        )),
+        "{body}"
+    );
 
     // Kill: deactivate, wait 1 s, remove; the sink writes its file at cleanup.
     let o = c.gale(&["kill", "word-count", "-w", "1"]);

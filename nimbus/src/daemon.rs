@@ -327,7 +327,105 @@ fn api<S: Store>(shared: Arc<Shared<S>>) -> Router {
             "/api/v1/topology/{id}/rebalance/{wait}",
             post(rebalance::<S>),
         )
+        // Storm UI's read paths (DESIGN §10), for tools written against Storm.
+        .route("/api/v1/cluster/summary", get(ui_cluster::<S>))
+        .route("/api/v1/cluster/configuration", get(ui_configuration::<S>))
+        .route("/api/v1/supervisor/summary", get(ui_supervisors::<S>))
+        .route("/api/v1/nimbus/summary", get(ui_nimbus::<S>))
+        .route("/api/v1/topology/summary", get(ui_topologies::<S>))
+        .route("/api/v1/topology/{id}", get(ui_topology::<S>))
+        .route(
+            "/api/v1/topology/{id}/component/{component}",
+            get(ui_component::<S>),
+        )
+        .route("/metrics", get(metrics::<S>))
         .with_state(shared)
+}
+
+async fn ui_cluster<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(crate::storm_ui::cluster_summary(
+        &cluster_view(&s.state).await?,
+    )))
+}
+
+async fn ui_configuration<S: Store>(State(s): State<Arc<Shared<S>>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "storm.version": crate::storm_ui::VERSION,
+        "nimbus.seeds": [s.address],
+        "supervisor.worker.timeout.secs": s.worker_timeout.as_secs(),
+    }))
+}
+
+async fn ui_supervisors<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(crate::storm_ui::supervisor_summary(
+        &cluster_view(&s.state).await?,
+    )))
+}
+
+async fn ui_nimbus<S: Store>(State(s): State<Arc<Shared<S>>>) -> Json<serde_json::Value> {
+    Json(crate::storm_ui::nimbus_summary(
+        &s.address,
+        s.leader.load(Ordering::SeqCst),
+    ))
+}
+
+async fn ui_topologies<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(crate::storm_ui::topology_summary(
+        &cluster_view(&s.state).await?,
+    )))
+}
+
+fn no_topology(id: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no topology \"{id}\" is running; GET /api/v1/topology/summary lists them"),
+    )
+}
+
+async fn ui_topology<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = cluster_view(&s.state).await?;
+    crate::storm_ui::topology_page(&v, &id)
+        .map(Json)
+        .ok_or_else(|| no_topology(&id))
+}
+
+async fn ui_component<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path((id, component)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = cluster_view(&s.state).await?;
+    if crate::storm_ui::topology_page(&v, &id).is_none() {
+        return Err(no_topology(&id));
+    }
+    crate::storm_ui::component_page(&v, &id, &component)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("topology \"{id}\" has no component \"{component}\""),
+            )
+        })
+}
+
+async fn metrics<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Response, ApiError> {
+    let text = crate::storm_ui::prometheus(&cluster_view(&s.state).await?);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// An API error: a status code and `{"error": message}`.

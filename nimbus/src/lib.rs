@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod scheduler;
+pub mod storm_ui;
 pub mod view;
 
 pub use scheduler::{Assignment, ClusterSnapshot, Slot, SupervisorInfo, TopologyRequest, schedule};

@@ -1,0 +1,365 @@
+//! Storm UI's REST read paths (DESIGN §10), as pure functions of a [`ClusterView`]: tools
+//! written against Storm's UI API (`/api/v1/cluster/summary`, `topology/summary`, ...) read Gale.
+//!
+//! Field names are Storm's where Storm has them. Gale's counters are totals since each worker
+//! started, so every stats window Storm offers is answered with the all-time figures and says so
+//! (`window: ":all-time"`). Prometheus text for `/metrics` is built here too.
+
+use crate::view::{ClusterView, ComponentView, TopologyView};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+/// Gale's version, where Storm reports `stormVersion`.
+pub const VERSION: &str = concat!("gale-", env!("CARGO_PKG_VERSION"));
+
+fn slots(v: &ClusterView) -> (usize, usize) {
+    let total = v.supervisors.iter().map(|s| s.ports.len()).sum();
+    let used = v.supervisors.iter().map(|s| s.used_ports.len()).sum();
+    (total, used)
+}
+
+/// `/api/v1/cluster/summary`.
+pub fn cluster_summary(v: &ClusterView) -> Value {
+    let (total, used) = slots(v);
+    json!({
+        "stormVersion": VERSION,
+        "supervisors": v.supervisors.len(),
+        "topologies": v.topologies.len(),
+        "slotsTotal": total,
+        "slotsUsed": used,
+        "slotsFree": total - used.min(total),
+        "executorsTotal": v.topologies.iter().map(|t| u64::from(t.executors)).sum::<u64>(),
+        "tasksTotal": v.topologies.iter().map(|t| u64::from(t.tasks)).sum::<u64>(),
+    })
+}
+
+/// `/api/v1/supervisor/summary`.
+pub fn supervisor_summary(v: &ClusterView) -> Value {
+    let sups: Vec<Value> = v
+        .supervisors
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "host": s.host,
+                "slotsTotal": s.ports.len(),
+                "slotsUsed": s.used_ports.len(),
+                "version": VERSION,
+            })
+        })
+        .collect();
+    json!({ "supervisors": sups })
+}
+
+/// `/api/v1/nimbus/summary`: this Nimbus, leader or not.
+pub fn nimbus_summary(address: &str, leader: bool) -> Value {
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, ""));
+    json!({
+        "nimbuses": [{
+            "host": host,
+            "port": port.parse::<u16>().ok(),
+            "nimbusLogLink": Value::Null,
+            "status": if leader { "Leader" } else { "Not a Leader" },
+            "version": VERSION,
+        }]
+    })
+}
+
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
+    }
+}
+
+fn topology_head(t: &TopologyView) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), json!(t.id));
+    m.insert("name".into(), json!(t.name));
+    m.insert("status".into(), json!(t.status));
+    m.insert("uptime".into(), json!(uptime(t.uptime_secs)));
+    m.insert("uptimeSeconds".into(), json!(t.uptime_secs));
+    m.insert("tasksTotal".into(), json!(t.tasks));
+    m.insert("workersTotal".into(), json!(t.workers));
+    m.insert("executorsTotal".into(), json!(t.executors));
+    m
+}
+
+/// `/api/v1/topology/summary`.
+pub fn topology_summary(v: &ClusterView) -> Value {
+    let tops: Vec<Value> = v
+        .topologies
+        .iter()
+        .map(|t| Value::Object(topology_head(t)))
+        .collect();
+    json!({ "topologies": tops })
+}
+
+fn stats(c: &ComponentView) -> (u64, u64, u64, u64) {
+    c.stats
+        .as_ref()
+        .map(|s| (s.emitted, s.executed, s.acked, s.failed))
+        .unwrap_or_default()
+}
+
+fn component_json(c: &ComponentView) -> Value {
+    let (emitted, executed, acked, failed) = stats(c);
+    let id_key = if c.kind == "spout" {
+        "spoutId"
+    } else {
+        "boltId"
+    };
+    let mut m = serde_json::Map::new();
+    m.insert(id_key.into(), json!(c.id));
+    m.insert("executors".into(), json!(c.executors));
+    m.insert("tasks".into(), json!(c.tasks));
+    m.insert("emitted".into(), json!(emitted));
+    // Gale sends each emitted tuple once per receiving task; it counts emits, as Storm's
+    // `transferred` would equal them with one subscriber.
+    m.insert("transferred".into(), json!(emitted));
+    m.insert("acked".into(), json!(acked));
+    m.insert("failed".into(), json!(failed));
+    if c.kind != "spout" {
+        m.insert("executed".into(), json!(executed));
+    }
+    m.insert(
+        "lastError".into(),
+        json!(c.last_error.clone().unwrap_or_default()),
+    );
+    if let Some(s) = &c.stats
+        && let Some(p99) = s.latency_p99_ms
+    {
+        m.insert("endToEndLatencyP99Ms".into(), json!(p99));
+        m.insert("endToEndLatencyP50Ms".into(), json!(s.latency_p50_ms));
+    }
+    Value::Object(m)
+}
+
+/// `/api/v1/topology/:id`, or `None` when there is no such topology.
+pub fn topology_page(v: &ClusterView, id: &str) -> Option<Value> {
+    let t = v.topologies.iter().find(|t| t.id == id || t.name == id)?;
+    let mut m = topology_head(t);
+    let user = |kind: &str| -> Vec<Value> {
+        t.components
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(component_json)
+            .collect()
+    };
+    let (emitted, acked, failed) =
+        t.components
+            .iter()
+            .filter(|c| c.kind != "system")
+            .fold((0, 0, 0), |(e, a, f), c| {
+                let (ce, _, ca, cf) = stats(c);
+                (
+                    e + ce,
+                    a + if c.kind == "spout" { ca } else { 0 },
+                    f + if c.kind == "spout" { cf } else { 0 },
+                )
+            });
+    m.insert("spouts".into(), json!(user("spout")));
+    m.insert("bolts".into(), json!(user("bolt")));
+    m.insert(
+        "topologyStats".into(),
+        json!([{
+            "windowPretty": "All time",
+            "window": ":all-time",
+            "emitted": emitted,
+            "transferred": emitted,
+            "acked": acked,
+            "failed": failed,
+        }]),
+    );
+    m.insert("window".into(), json!(":all-time"));
+    Some(Value::Object(m))
+}
+
+/// `/api/v1/topology/:id/component/:component`.
+pub fn component_page(v: &ClusterView, id: &str, component: &str) -> Option<Value> {
+    let t = v.topologies.iter().find(|t| t.id == id || t.name == id)?;
+    let c = t.components.iter().find(|c| c.id == component)?;
+    let Value::Object(mut m) = component_json(c) else {
+        return None;
+    };
+    m.insert("id".into(), json!(c.id));
+    m.insert("name".into(), json!(t.name));
+    m.insert("topologyId".into(), json!(t.id));
+    m.insert("componentType".into(), json!(c.kind));
+    m.insert("window".into(), json!(":all-time"));
+    let executors: Vec<Value> = t
+        .assignment
+        .iter()
+        .filter(|a| a.component == c.id)
+        .map(|a| {
+            json!({
+                "id": format!("[{}-{}]", a.task_start, a.task_end),
+                "host": a.host,
+                "port": a.port,
+                "supervisorId": a.supervisor,
+            })
+        })
+        .collect();
+    m.insert("executorStats".into(), json!(executors));
+    Some(Value::Object(m))
+}
+
+/// Prometheus text exposition of the cluster: gauges for slots, and per component counters.
+pub fn prometheus(v: &ClusterView) -> String {
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let (total, used) = slots(v);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP gale_supervisors Live supervisors.\n# TYPE gale_supervisors gauge\ngale_supervisors {}",
+        v.supervisors.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP gale_slots Worker slots.\n# TYPE gale_slots gauge\ngale_slots{{state=\"total\"}} {total}\ngale_slots{{state=\"used\"}} {used}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP gale_topologies Topologies by status.\n# TYPE gale_topologies gauge"
+    );
+    for status in ["ACTIVE", "INACTIVE", "KILLED", "REBALANCING"] {
+        let n = v.topologies.iter().filter(|t| t.status == status).count();
+        let _ = writeln!(out, "gale_topologies{{status=\"{status}\"}} {n}");
+    }
+    for (name, help, pick) in [
+        ("emitted", "Tuples emitted", 0usize),
+        ("executed", "Tuples executed", 1),
+        ("acked", "Tuples acked", 2),
+        ("failed", "Tuples failed", 3),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP gale_component_{name}_total {help} since the workers started.\n# TYPE gale_component_{name}_total counter"
+        );
+        for t in &v.topologies {
+            for c in &t.components {
+                let s = stats(c);
+                let n = [s.0, s.1, s.2, s.3][pick];
+                let _ = writeln!(
+                    out,
+                    "gale_component_{name}_total{{topology=\"{}\",component=\"{}\",type=\"{}\"}} {n}",
+                    esc(&t.name),
+                    esc(&c.id),
+                    esc(&c.kind)
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::{AssignmentView, ComponentStats, SupervisorView};
+
+    fn view() -> ClusterView {
+        let comp = |id: &str, kind: &str, e: u64| ComponentView {
+            id: id.into(),
+            kind: kind.into(),
+            executors: 2,
+            tasks: 2,
+            stats: Some(ComponentStats {
+                emitted: e,
+                executed: e / 2,
+                acked: e / 4,
+                failed: 1,
+                latency_p50_ms: None,
+                latency_p99_ms: None,
+            }),
+            last_error: None,
+        };
+        ClusterView {
+            supervisors: vec![SupervisorView {
+                id: "sup-1".into(),
+                host: "h1".into(),
+                ports: vec![6700, 6701],
+                used_ports: vec![6700],
+            }],
+            topologies: vec![TopologyView {
+                id: "wc-1-17".into(),
+                name: "wc".into(),
+                status: "ACTIVE".into(),
+                uptime_secs: 3725,
+                workers: 1,
+                executors: 4,
+                tasks: 4,
+                components: vec![comp("lines", "spout", 100), comp("count", "bolt", 40)],
+                assignment: vec![AssignmentView {
+                    component: "count".into(),
+                    task_start: 1,
+                    task_end: 1,
+                    supervisor: "sup-1".into(),
+                    host: "h1".into(),
+                    port: 6700,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn storm_ui_shapes() {
+        let v = view();
+        let c = cluster_summary(&v);
+        assert_eq!(
+            (
+                c["slotsTotal"].as_u64(),
+                c["slotsUsed"].as_u64(),
+                c["slotsFree"].as_u64()
+            ),
+            (Some(2), Some(1), Some(1))
+        );
+        assert_eq!(c["executorsTotal"], 4);
+        let t = topology_summary(&v);
+        assert_eq!(t["topologies"][0]["uptime"], "1h 2m 5s");
+        assert_eq!(t["topologies"][0]["workersTotal"], 1);
+        let p = topology_page(&v, "wc-1-17").expect("by id");
+        assert_eq!(p["spouts"][0]["spoutId"], "lines");
+        assert_eq!(p["bolts"][0]["boltId"], "count");
+        assert_eq!(p["bolts"][0]["executed"], 20);
+        assert_eq!(
+            p["topologyStats"][0]["acked"], 25,
+            "acked counts spouts only"
+        );
+        assert!(topology_page(&v, "wc").is_some(), "by name too");
+        assert!(topology_page(&v, "nope").is_none());
+        let comp = component_page(&v, "wc", "count").expect("component");
+        assert_eq!(comp["componentType"], "bolt");
+        assert_eq!(comp["executorStats"][0]["port"], 6700);
+        assert!(component_page(&v, "wc", "nope").is_none());
+        let n = nimbus_summary("127.0.0.1:6627", true);
+        assert_eq!(n["nimbuses"][0]["port"], 6627);
+        assert_eq!(n["nimbuses"][0]["status"], "Leader");
+    }
+
+    #[test]
+    fn prometheus_text() {
+        let text = prometheus(&view());
+        assert!(text.contains("gale_slots{state=\"used\"} 1"), "{text}");
+        assert!(
+            text.contains("gale_topologies{status=\"ACTIVE\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gale_component_executed_total{topology=\"wc\",component=\"count\",type=\"bolt\"} 20"),
+            "{text}"
+        );
+        // Every sample line is `name{labels} number`.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, n) = l.rsplit_once(' ').expect("value");
+            assert!(n.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+}
