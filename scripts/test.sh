@@ -58,6 +58,9 @@ if [ -z "${GALE_TEST_QUICK:-}" ]; then
   cargo fmt --all -- --check
   log "cargo clippy (all targets, -D warnings)"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
+  # The fuzz targets are their own workspace (cargo-fuzz builds them): check they still compile.
+  log "cargo check (fuzz targets)"
+  cargo check --manifest-path fuzz/Cargo.toml --quiet
 fi
 
 log "cargo test (workspace)"
