@@ -257,6 +257,25 @@ pub fn prometheus(v: &ClusterView) -> String {
             }
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP gale_component_latency_ms End-to-end latency (spout emit to this terminal component).\n# TYPE gale_component_latency_ms gauge"
+    );
+    for t in &v.topologies {
+        for c in &t.components {
+            let Some(s) = &c.stats else { continue };
+            for (q, val) in [("0.5", s.latency_p50_ms), ("0.99", s.latency_p99_ms)] {
+                if let Some(ms) = val {
+                    let _ = writeln!(
+                        out,
+                        "gale_component_latency_ms{{topology=\"{}\",component=\"{}\",quantile=\"{q}\"}} {ms}",
+                        esc(&t.name),
+                        esc(&c.id)
+                    );
+                }
+            }
+        }
+    }
     out
 }
 
@@ -346,7 +365,15 @@ mod tests {
 
     #[test]
     fn prometheus_text() {
-        let text = prometheus(&view());
+        let mut v = view();
+        if let Some(s) = v.topologies[0].components[1].stats.as_mut() {
+            s.latency_p99_ms = Some(1.5);
+        }
+        let text = prometheus(&v);
+        assert!(
+            text.contains("gale_component_latency_ms{topology=\"wc\",component=\"count\",quantile=\"0.99\"} 1.5"),
+            "{text}"
+        );
         assert!(text.contains("gale_slots{state=\"used\"} 1"), "{text}");
         assert!(
             text.contains("gale_topologies{status=\"ACTIVE\"} 1"),
