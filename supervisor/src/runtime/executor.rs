@@ -217,7 +217,8 @@ pub(crate) fn run_spout(
         .and_then(|_| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok());
     let mut per_task = vec![0u64; spouts.len()];
     let mut last_timeout_scan = Instant::now();
-    let mut prev_oldest = 0u64;
+    // Where the executors were at the last few scans (oldest first), for the queue-aware rule.
+    let mut seen_oldest = [0u64; 5];
     'outer: loop {
         if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
             break;
@@ -236,12 +237,13 @@ pub(crate) fn run_spout(
         }
         if !pending.is_empty() && last_timeout_scan.elapsed() >= Duration::from_millis(100) {
             last_timeout_scan = Instant::now();
-            // Where the executors were at the previous scan (100 ms ago): a tree is failed only
-            // once every executor had moved past it that long ago, which gives its last acks time
-            // to reach this spout.
+            // A tree is failed only once every executor had moved past it at each of the last
+            // five scans (about half a second), which gives its last acks time to reach this
+            // spout even on a loaded machine.
             let oldest = if rel.queue_aware {
-                let now_oldest = env.heads.oldest();
-                std::mem::replace(&mut prev_oldest, now_oldest).min(now_oldest)
+                seen_oldest.rotate_left(1);
+                seen_oldest[4] = env.heads.oldest();
+                seen_oldest.iter().copied().min().unwrap_or(0)
             } else {
                 u64::MAX
             };
