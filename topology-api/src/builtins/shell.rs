@@ -35,17 +35,23 @@ use std::time::{Duration, Instant};
 /// How often an idle bolt's subprocess is sent a heartbeat tuple (Storm: every second).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
-/// Runs a multi-lang bolt: constructorArgs = [command line list, output fields list].
-pub struct ShellBolt {
+/// What a multi-lang spout or bolt is made of: constructorArgs = [command line list, output
+/// fields list], and the optional property `serializer`.
+struct ShellSpec {
     command: Vec<String>,
     fields: Vec<String>,
+    serializer: Option<Serializer>,
+}
+
+/// Runs a multi-lang bolt: constructorArgs = [command line list, output fields list].
+pub struct ShellBolt {
+    spec: ShellSpec,
     ctx: Option<TopologyContext>,
     proc: Option<Proc>,
     timeout: Duration,
-    serializer: Option<Serializer>,
     next_id: u64,
     /// Tuples handed to the subprocess and not yet acked or failed by it, by the id sent.
-    pending: std::collections::HashMap<String, (Tuple, Instant)>,
+    pending: std::collections::HashMap<String, Tuple>,
     /// Storm's `topology.shellbolt.max.pending` (default 100).
     max_pending: usize,
 }
@@ -93,8 +99,8 @@ fn string_list(v: Option<&Json>, what: &str) -> Result<Vec<String>, ComponentErr
         .collect()
 }
 
-impl ShellBolt {
-    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+impl ShellSpec {
+    fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
         let command = string_list(args.constructor_args.first(), "command line")?;
         if command.is_empty() {
             return Err(ComponentError::Config(
@@ -111,13 +117,27 @@ impl ShellBolt {
                 ComponentError::Config(format!("unknown serializer \"{n}\"; use json or msgpack"))
             })?),
         };
-        Ok(ShellBolt {
+        Ok(ShellSpec {
             command,
             fields,
+            serializer,
+        })
+    }
+
+    /// Starts the subprocess for the component of `ctx` and does the handshake.
+    fn start(&self, ctx: &TopologyContext, timeout: Duration) -> Result<Proc, String> {
+        let ser = serializer(ctx, self.serializer)?;
+        start_proc(&self.command, ctx, timeout, ser)
+    }
+}
+
+impl ShellBolt {
+    pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
+        Ok(ShellBolt {
+            spec: ShellSpec::from_args(args)?,
             ctx: None,
             proc: None,
             timeout: Duration::from_secs(30),
-            serializer,
             next_id: 0,
             pending: std::collections::HashMap::new(),
             max_pending: 100,
@@ -126,9 +146,8 @@ impl ShellBolt {
 
     fn start(&mut self) -> Result<Proc, String> {
         let ctx = self.ctx.as_ref().ok_or("not prepared")?;
-        let ser = serializer(ctx, self.serializer)?;
-        let p = start_proc(&self.command, ctx, self.timeout, ser)?;
-        p.start_watchdog(ctx, &self.command, self.timeout);
+        let p = self.spec.start(ctx, self.timeout)?;
+        p.start_watchdog(ctx, &self.spec.command, self.timeout);
         Ok(p)
     }
 }
@@ -403,7 +422,7 @@ fn from_json(v: &Json) -> Value {
 
 impl Bolt for ShellBolt {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
-        d.declare(Fields::new(self.fields.iter().cloned()));
+        d.declare(Fields::new(self.spec.fields.iter().cloned()));
     }
 
     fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
@@ -428,7 +447,7 @@ impl Bolt for ShellBolt {
                 Err(e) => {
                     out.report_error(&format!(
                         "subprocess {:?} cannot restart: {e}",
-                        self.command
+                        self.spec.command
                     ));
                     out.fail(input);
                     return;
@@ -444,7 +463,7 @@ impl Bolt for ShellBolt {
             "task": input.source_task(),
             "tuple": input.values().iter().map(to_json).collect::<Vec<_>>(),
         });
-        self.pending.insert(id, (input.clone(), Instant::now()));
+        self.pending.insert(id, input.clone());
         let sent = self.proc.as_ref().map(|p| p.send(&msg));
         if let Some(Err(e)) = sent {
             self.lost(e, out);
@@ -538,9 +557,9 @@ impl ShellBolt {
         let why = killed.unwrap_or(why);
         out.report_error(&format!(
             "subprocess {:?}: {why}; stderr: {tail}",
-            self.command
+            self.spec.command
         ));
-        for (_, (t, _)) in std::mem::take(&mut self.pending) {
+        for (_, t) in std::mem::take(&mut self.pending) {
             out.fail(&t);
         }
         self.proc = None;
@@ -561,7 +580,7 @@ impl ShellBolt {
                     .and_then(Json::as_array)
                     .map(|a| {
                         a.iter()
-                            .filter_map(|x| self.pending.get(&id_of(x)).map(|(t, _)| t))
+                            .filter_map(|x| self.pending.get(&id_of(x)))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -572,7 +591,7 @@ impl ShellBolt {
             }
             c @ ("ack" | "fail") => {
                 let id = m.get("id").map(id_of).unwrap_or_default();
-                if let Some((t, _)) = self.pending.remove(&id) {
+                if let Some(t) = self.pending.remove(&id) {
                     if c == "ack" {
                         out.ack(&t);
                     } else {
@@ -582,7 +601,7 @@ impl ShellBolt {
             }
             "log" => {
                 let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
-                tracing::info!(command = ?self.command, "{text}");
+                tracing::info!(command = ?self.spec.command, "{text}");
             }
             "error" => {
                 let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
@@ -601,24 +620,19 @@ impl ShellBolt {
 /// `ack`/`fail` send `{"command": "ack"|"fail", "id"}` and wait for `sync` too. Message ids are
 /// kept as the JSON the spout gave, and handed back as such.
 pub struct ShellSpout {
-    command: Vec<String>,
-    fields: Vec<String>,
+    spec: ShellSpec,
     ctx: Option<TopologyContext>,
     proc: Option<Proc>,
     timeout: Duration,
-    serializer: Option<Serializer>,
 }
 
 impl ShellSpout {
     pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
-        let b = ShellBolt::from_args(args)?;
         Ok(ShellSpout {
-            command: b.command.clone(),
-            fields: b.fields.clone(),
+            spec: ShellSpec::from_args(args)?,
             ctx: None,
             proc: None,
-            timeout: b.timeout,
-            serializer: b.serializer,
+            timeout: Duration::from_secs(30),
         })
     }
 
@@ -630,8 +644,7 @@ impl ShellSpout {
     ) -> Result<(), String> {
         if self.proc.is_none() {
             let ctx = self.ctx.as_ref().ok_or("not opened")?;
-            let ser = serializer(ctx, self.serializer)?;
-            self.proc = Some(start_proc(&self.command, ctx, self.timeout, ser)?);
+            self.proc = Some(self.spec.start(ctx, self.timeout)?);
         }
         let timeout = self.timeout;
         let p = self.proc.as_mut().ok_or("no subprocess")?;
@@ -656,13 +669,13 @@ impl ShellSpout {
                 }
                 "log" => {
                     let text = m.get("msg").and_then(Json::as_str).unwrap_or("");
-                    tracing::info!(command = ?self.command, "{text}");
+                    tracing::info!(command = ?self.spec.command, "{text}");
                 }
                 "error" => {
                     let text = m.get("msg").and_then(Json::as_str).unwrap_or("").to_owned();
                     match out.as_deref_mut() {
                         Some(out) => out.report_error(&text),
-                        None => tracing::warn!(command = ?self.command, "{text}"),
+                        None => tracing::warn!(command = ?self.spec.command, "{text}"),
                     }
                 }
                 "metrics" => {}
@@ -673,7 +686,7 @@ impl ShellSpout {
 
     fn report(&mut self, e: String, out: Option<&mut SpoutCollector<'_>>) {
         let tail = self.proc.as_ref().map(Proc::tail).unwrap_or_default();
-        let msg = format!("subprocess {:?}: {e}; stderr: {tail}", self.command);
+        let msg = format!("subprocess {:?}: {e}; stderr: {tail}", self.spec.command);
         match out {
             Some(o) => o.report_error(&msg),
             None => tracing::warn!("{msg}"),
@@ -694,15 +707,19 @@ impl ShellSpout {
 
 impl Spout for ShellSpout {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
-        d.declare(Fields::new(self.fields.iter().cloned()));
+        d.declare(Fields::new(self.spec.fields.iter().cloned()));
     }
 
     fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
         self.timeout = multilang_timeout(ctx, self.timeout);
         self.ctx = Some(ctx.clone());
-        let ser = serializer(ctx, self.serializer).map_err(ComponentError::Config)?;
-        self.proc =
-            Some(start_proc(&self.command, ctx, self.timeout, ser).map_err(ComponentError::Other)?);
+        // A bad serializer name is the topology's configuration, not the subprocess.
+        serializer(ctx, self.spec.serializer).map_err(ComponentError::Config)?;
+        self.proc = Some(
+            self.spec
+                .start(ctx, self.timeout)
+                .map_err(ComponentError::Other)?,
+        );
         Ok(())
     }
 
