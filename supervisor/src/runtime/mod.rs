@@ -423,6 +423,30 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
         .count();
     let heads = Arc::new(QueueHeads::new(local_executors));
     let mut head_slot = 0usize;
+    // What every executor of this worker shares, around its own router and contexts.
+    let new_env = |component: &str,
+                   executor: ExecutorId,
+                   router: Router,
+                   contexts: Vec<TopologyContext>,
+                   head_slot: usize| {
+        let stats = Arc::new(ExecutorStats::default());
+        let env = executor::ExecutorEnv {
+            component: component.to_owned(),
+            executor,
+            router,
+            stats: stats.clone(),
+            stop: spec.stop.clone(),
+            active: spec.active.clone(),
+            go: go.clone(),
+            ready: ready_tx.clone(),
+            flush_interval: cfg.flush_interval,
+            contexts,
+            reporter: reporter.clone(),
+            heads: heads.clone(),
+            head_slot,
+        };
+        (env, stats)
+    };
     'build: for c in layout.iter().filter(|c| c.kind != ComponentKind::System) {
         let Some(def) = topo.component(&c.id) else {
             continue;
@@ -473,22 +497,7 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                     resources_dir: spec.resources_dir.clone(),
                 })
                 .collect();
-            let stats = Arc::new(ExecutorStats::default());
-            let env = executor::ExecutorEnv {
-                component: c.id.clone(),
-                executor: *e,
-                router,
-                stats: stats.clone(),
-                stop: spec.stop.clone(),
-                active: spec.active.clone(),
-                go: go.clone(),
-                ready: ready_tx.clone(),
-                flush_interval: cfg.flush_interval,
-                contexts,
-                reporter: reporter.clone(),
-                heads: heads.clone(),
-                head_slot,
-            };
+            let (env, stats) = new_env(&c.id, *e, router, contexts, head_slot);
             head_slot += 1;
             let name = format!("gale-{}-{}", c.id, e.start);
             let builder = std::thread::Builder::new().name(name);
@@ -593,22 +602,8 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                     &spout_tasks,
                     None,
                 );
-                let stats = Arc::new(ExecutorStats::default());
-                let env = executor::ExecutorEnv {
-                    component: ACKER_ID.to_owned(),
-                    executor: *e,
-                    router,
-                    stats: stats.clone(),
-                    stop: spec.stop.clone(),
-                    active: spec.active.clone(),
-                    go: go.clone(),
-                    ready: ready_tx.clone(),
-                    flush_interval: cfg.flush_interval,
-                    contexts: Vec::new(),
-                    reporter: reporter.clone(),
-                    heads: heads.clone(),
-                    head_slot: usize::MAX,
-                };
+                // Ackers have no queue position of their own (they carry no user tuples).
+                let (env, stats) = new_env(ACKER_ID, *e, router, Vec::new(), usize::MAX);
                 let rep = reporter.clone();
                 let first = e.start;
                 let spawned = std::thread::Builder::new()
