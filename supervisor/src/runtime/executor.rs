@@ -40,9 +40,17 @@ pub(crate) struct Pending {
     live: usize,
 }
 
-/// A tree in flight: spout task index, message id, when it started, its spout emit time
-/// (`born_us`, as its tuples carry it) and its root id.
-pub(crate) type PendingTree = (usize, MessageId, Instant, u64, u64);
+/// A tree in flight.
+#[derive(Debug)]
+pub(crate) struct PendingTree {
+    /// Index of the spout task (in this executor) that emitted it.
+    task: usize,
+    id: MessageId,
+    started: Instant,
+    /// Spout emit time, as its tuples carry it (`born_us`).
+    born: u64,
+    root: u64,
+}
 
 impl Pending {
     fn is_empty(&self) -> bool {
@@ -87,12 +95,12 @@ impl Pending {
         let mut out = Vec::new();
         while let Some(front) = self.slots.front_mut() {
             match front {
-                Some((_, _, t, born, _))
-                    if now.duration_since(*t) >= timeout
-                        && (oldest_queued == u64::MAX || *born < oldest_queued) =>
+                Some(t)
+                    if now.duration_since(t.started) >= timeout
+                        && (oldest_queued == u64::MAX || t.born < oldest_queued) =>
                 {
-                    if let Some((i, id, _, _, root)) = front.take() {
-                        out.push((i, id, root));
+                    if let Some(t) = front.take() {
+                        out.push((t.task, t.id, t.root));
                         self.live -= 1;
                     }
                 }
@@ -165,7 +173,13 @@ fn settle(
         let Some(root) = d.tuple.get(0).and_then(Value::as_int) else {
             continue;
         };
-        let Some((i, id, start, _, _)) = pending.remove(root as u64) else {
+        let Some(PendingTree {
+            task: i,
+            id,
+            started: start,
+            ..
+        }) = pending.remove(root as u64)
+        else {
             continue;
         };
         per_task[i] = per_task[i].saturating_sub(1);
@@ -301,7 +315,16 @@ pub(crate) fn run_spout(
                 for (root, task, id) in acking.started.drain(..) {
                     let idx = (task - first) as usize;
                     per_task[idx] += 1;
-                    pending.insert(root, (idx, id, now, born, root));
+                    pending.insert(
+                        root,
+                        PendingTree {
+                            task: idx,
+                            id,
+                            started: now,
+                            born,
+                            root,
+                        },
+                    );
                 }
             }
             if s.is_finished() && per_task[i] == 0 {
@@ -640,7 +663,13 @@ mod tests {
         let root = 0xabcd_0000_0000_0000 | u64::from(seq);
         (
             root,
-            (0, MessageId::Int(u64::from(seq)), started, born, root),
+            PendingTree {
+                task: 0,
+                id: MessageId::Int(u64::from(seq)),
+                started,
+                born,
+                root,
+            },
         )
     }
 
