@@ -188,7 +188,7 @@ where
 /// Encodes a batch into a frame (length prefix included) in `out`.
 ///
 /// Written by hand with rmp's primitives, the same calls rmp-serde makes for [`WireBatch`], so the
-/// bytes are what rmp-serde writes (a test holds them equal to [`encode_with_serde`]); without the
+/// bytes are what rmp-serde writes (a test holds them equal to `encode_with_serde`); without the
 /// intermediate `WireBatch` and serde's generic path.
 pub fn encode(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
     use rmp::encode as w;
@@ -277,6 +277,7 @@ fn finish_frame(out: &mut [u8]) -> Result<(), String> {
 
 /// [`encode`] through rmp-serde and an intermediate [`WireBatch`]: the reference the hand-written
 /// encoder is tested against.
+#[cfg(test)]
 pub fn encode_with_serde(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
     let mut wire = WireBatch::default();
     let mut seen: Vec<&'static StreamSource> = Vec::new();
@@ -313,13 +314,14 @@ pub fn encode_with_serde(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> 
 ///
 /// The frame is what rmp-serde writes for [`WireBatch`] (structs as arrays); it is read by hand
 /// here, straight off the slice, because serde's generic path was most of a cluster worker's CPU.
-/// [`decode_with_serde`] reads the same bytes the generic way; tests hold the two equal.
+/// `decode_with_serde` (tests only) reads the same bytes the generic way; tests hold the two equal.
 pub fn decode(body: &[u8]) -> Result<WireBatch, String> {
     let mut r = Reader { b: body };
     r.batch().map_err(|e| format!("malformed frame: {e}"))
 }
 
 /// [`decode`] through rmp-serde: the reference the hand-written reader is tested against.
+#[cfg(test)]
 pub fn decode_with_serde(body: &[u8]) -> Result<WireBatch, String> {
     let mut de = rmp_serde::Deserializer::from_read_ref(body);
     // Values nest (lists of lists); a peer must not make the decoder recurse without bound.
