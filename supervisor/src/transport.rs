@@ -451,6 +451,22 @@ impl<'a> Reader<'a> {
     }
 
     fn batch(&mut self) -> Result<WireBatch, &'static str> {
+        self.frame(
+            |sources, n| WireBatch {
+                sources,
+                tuples: Vec::with_capacity(n.min(4096)),
+            },
+            |b, t| b.tuples.push(t),
+        )
+    }
+
+    /// Reads a frame, handing each tuple to `each` as it is decoded (no vector of tuples in
+    /// between): `begin` gets the frame's sources and tuple count first and makes the state.
+    fn frame<S>(
+        &mut self,
+        begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
+        mut each: impl FnMut(&mut S, WireTuple),
+    ) -> Result<S, &'static str> {
         if self.array()? != 2 {
             return Err("a batch is [sources, tuples]");
         }
@@ -464,7 +480,7 @@ impl<'a> Reader<'a> {
             sources.push((c, self.str()?.to_owned()));
         }
         let n = self.array()?;
-        let mut tuples = Vec::with_capacity(n.min(4096));
+        let mut state = begin(sources, n);
         for _ in 0..n {
             if self.array()? != 6 {
                 return Err("a tuple is [task, source_task, source, values, ack_ids, born_us]");
@@ -485,16 +501,19 @@ impl<'a> Reader<'a> {
                 ack_ids.push((root, self.uint()?));
             }
             let born_us = self.uint()?;
-            tuples.push(WireTuple {
-                task,
-                source_task,
-                source,
-                values,
-                ack_ids,
-                born_us,
-            });
+            each(
+                &mut state,
+                WireTuple {
+                    task,
+                    source_task,
+                    source,
+                    values,
+                    ack_ids,
+                    born_us,
+                },
+            );
         }
-        Ok(WireBatch { sources, tuples })
+        Ok(state)
     }
 }
 
@@ -522,6 +541,21 @@ impl FrameReader {
     /// The next whole frame, `Ok(None)` when more bytes are needed. An error means the
     /// connection is not speaking Gale's protocol and must be closed.
     pub fn next_frame(&mut self) -> Result<Option<WireBatch>, String> {
+        self.next_frame_with(
+            |sources, n| WireBatch {
+                sources,
+                tuples: Vec::with_capacity(n.min(4096)),
+            },
+            |b, t| b.tuples.push(t),
+        )
+    }
+
+    /// As [`FrameReader::next_frame`], handing the tuples to `each` as they are decoded.
+    pub fn next_frame_with<S>(
+        &mut self,
+        begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
+        each: impl FnMut(&mut S, WireTuple),
+    ) -> Result<Option<S>, String> {
         let avail = &self.buf[self.start..];
         if avail.len() < 4 {
             return Ok(None);
@@ -535,13 +569,18 @@ impl FrameReader {
         if avail.len() < 4 + len {
             return Ok(None);
         }
-        let wire = decode(&avail[4..4 + len])?;
+        let mut r = Reader {
+            b: &avail[4..4 + len],
+        };
+        let state = r
+            .frame(begin, each)
+            .map_err(|e| format!("malformed frame: {e}"))?;
         self.start += 4 + len;
         if self.start > (1 << 20) {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        Ok(Some(wire))
+        Ok(Some(state))
     }
 }
 
@@ -673,9 +712,13 @@ fn read_loop(
     loop {
         // Complete frames first.
         loop {
-            match frames.next_frame() {
-                Ok(Some(wire)) => {
-                    if !dispatch(wire, topology, inbound, &mut sources) {
+            let next = frames.next_frame_with(
+                |names, _| Dispatch::new(names, topology, inbound, &mut sources),
+                Dispatch::push,
+            );
+            match next {
+                Ok(Some(d)) => {
+                    if !d.send() {
                         return;
                     }
                 }
@@ -707,55 +750,73 @@ fn read_loop(
     }
 }
 
-/// Hands a decoded batch to the local queues; false when the worker is shutting down.
-fn dispatch(
-    wire: WireBatch,
-    topology: &Topology,
-    inbound: &Inbound,
-    cache: &mut HashMap<(String, String), Option<&'static StreamSource>>,
-) -> bool {
-    let resolved: Vec<Option<&'static StreamSource>> = wire
-        .sources
-        .into_iter()
-        .map(|key| {
-            *cache.entry(key).or_insert_with_key(|(c, st)| {
-                topology
-                    .stream_fields(c, st)
-                    .map(|f| StreamSource::intern(c, st, f))
-                    .or_else(|| topology_api::system_source(c, st))
+/// One frame's tuples on their way to the local queues: decoded tuples go straight into the
+/// batch of the queue of their task.
+struct Dispatch<'a> {
+    resolved: Vec<Option<&'static StreamSource>>,
+    per_queue: Vec<Batch>,
+    inbound: &'a Inbound,
+}
+
+impl<'a> Dispatch<'a> {
+    fn new(
+        names: Vec<(String, String)>,
+        topology: &Topology,
+        inbound: &'a Inbound,
+        cache: &mut HashMap<(String, String), Option<&'static StreamSource>>,
+    ) -> Self {
+        let resolved = names
+            .into_iter()
+            .map(|key| {
+                *cache.entry(key).or_insert_with_key(|(c, st)| {
+                    topology
+                        .stream_fields(c, st)
+                        .map(|f| StreamSource::intern(c, st, f))
+                        .or_else(|| topology_api::system_source(c, st))
+                })
             })
-        })
-        .collect();
-    let mut per_queue: Vec<Vec<Delivery>> =
-        (0..inbound.queue_count()).map(|_| Vec::new()).collect();
-    for t in wire.tuples {
-        let (Some(Some(src)), Some(q)) =
-            (resolved.get(t.source as usize), inbound.queue_index(t.task))
-        else {
+            .collect();
+        Dispatch {
+            resolved,
+            per_queue: (0..inbound.queue_count()).map(|_| Batch::new()).collect(),
+            inbound,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, t: WireTuple) {
+        let (Some(Some(src)), Some(q)) = (
+            self.resolved.get(t.source as usize),
+            self.inbound.queue_index(t.task),
+        ) else {
             tracing::warn!(
                 task = t.task,
                 "Dropping a tuple for a task or stream this worker does not have"
             );
-            continue;
+            return;
         };
-        per_queue[q].push(Delivery {
+        self.per_queue[q].push(Delivery {
             task: t.task,
-            tuple: Tuple::new(src, t.source_task, t.values)
-                .with_ack_ids(t.ack_ids)
-                .with_born(t.born_us),
+            tuple: Tuple::from_parts(src, t.source_task, t.values, t.ack_ids, t.born_us),
         });
     }
-    for (q, items) in per_queue.into_iter().enumerate() {
-        if items.is_empty() {
-            continue;
+
+    /// Hands the batches to the local queues; false when the worker is shutting down.
+    fn send(self) -> bool {
+        for (q, items) in self.per_queue.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let Some(tx) = self.inbound.queue(q) else {
+                continue;
+            };
+            // Frames carry at most one sender-side batch, so this stays within the batch size.
+            if tx.send(items).is_err() {
+                return false;
+            }
         }
-        let Some(tx) = inbound.queue(q) else { continue };
-        // Frames carry at most one sender-side batch, so this stays within the batch size.
-        if tx.send(items).is_err() {
-            return false;
-        }
+        true
     }
-    true
 }
 
 #[cfg(test)]
