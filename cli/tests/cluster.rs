@@ -359,6 +359,17 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
         })
     });
     assert_eq!(stat(&t, "sentences", "emitted"), 30_000);
+    // When the sink last executed a tuple: after the submit, not in the future.
+    let sink = t["components"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|x| x["id"] == "sink"))
+        .expect("sink in status");
+    let last = sink["stats"]["last_executed_us"].as_u64().unwrap_or(0);
+    let now = topology_api::now_us();
+    assert!(
+        last > now - 120_000_000 && last <= now + 1_000_000,
+        "last_executed_us {last}, now {now}: {sink}"
+    );
 
     // Storm UI's REST read paths and Prometheus text, as a tool written for Storm reads them.
     let (code, body) = http_get(&c, "/api/v1/topology/summary");

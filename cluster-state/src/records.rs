@@ -97,6 +97,9 @@ pub struct ExecutorBeat {
     pub latency_p50_us: Option<u64>,
     #[serde(default)]
     pub latency_p99_us: Option<u64>,
+    /// When the executor last executed a tuple, in microseconds since the Unix epoch.
+    #[serde(default)]
+    pub last_executed_us: Option<u64>,
 }
 
 /// `/workerbeats/<topology-id>/<supervisor>-<port>`.

@@ -297,6 +297,7 @@ mod tests {
                 failed: 1,
                 latency_p50_ms: None,
                 latency_p99_ms: None,
+                last_executed_us: None,
             }),
             last_error: None,
         };

@@ -58,6 +58,10 @@ pub struct ComponentStats {
     pub latency_p50_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p99_ms: Option<f64>,
+    /// When a task of this component last executed a tuple (microseconds since the Unix epoch,
+    /// the latest over its executors; as of their last heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_executed_us: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -231,6 +231,10 @@ async fn sync<S: Store>(
                             failed: c.failed,
                             latency_p50_us: q(0.5),
                             latency_p99_us: q(0.99),
+                            last_executed_us: Some(
+                                h.stats.last_executed_us.load(Ordering::Relaxed),
+                            )
+                            .filter(|t| *t > 0),
                         }
                     })
                     .collect(),

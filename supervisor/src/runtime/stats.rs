@@ -21,6 +21,9 @@ pub struct ExecutorStats {
     pub completed: AtomicU64,
     /// When this bolt executor executed its first tuple ([`topology_api::now_us`]); 0 before.
     pub first_executed_us: AtomicU64,
+    /// When a publish last saw more tuples executed than the one before ([`topology_api::now_us`];
+    /// within a flush interval of the last execution); 0 before.
+    pub last_executed_us: AtomicU64,
 }
 
 /// The executor thread's private copy; `publish` makes it visible.
@@ -38,6 +41,10 @@ pub struct Counters {
 
 impl ExecutorStats {
     pub fn publish(&self, c: &Counters) {
+        if c.executed != self.executed.load(Ordering::Relaxed) {
+            self.last_executed_us
+                .store(topology_api::now_us(), Ordering::Relaxed);
+        }
         self.emitted.store(c.emitted, Ordering::Relaxed);
         self.executed.store(c.executed, Ordering::Relaxed);
         self.acked.store(c.acked, Ordering::Relaxed);
