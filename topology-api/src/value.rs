@@ -194,11 +194,8 @@ impl StableHasher {
             a.copy_from_slice(c);
             self.write_u64(u64::from_le_bytes(a));
         }
-        let rest = chunks.remainder();
-        let mut a = [0u8; 8];
-        a[..rest.len()].copy_from_slice(rest);
         // The length goes in with the tail so "a" and "a\0" differ.
-        self.write_u64(u64::from_le_bytes(a) ^ ((b.len() as u64) << 56));
+        self.write_u64(load_tail(chunks.remainder()) ^ ((b.len() as u64) << 56));
     }
 
     #[inline]
@@ -210,6 +207,30 @@ impl StableHasher {
         x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         x ^= x >> 33;
         x
+    }
+}
+
+/// The up to 7 bytes of `rest` as a little-endian `u64`, zero-padded: the same value as copying
+/// them into a zeroed `[u8; 8]`, without the variable-length copy (which was most of the cost of
+/// hashing a short word; see docs/performance.md). Overlapping fixed-size loads cover every length.
+#[inline]
+fn load_tail(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    if n >= 4 {
+        let lo = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+        let hi = u64::from(u32::from_le_bytes([
+            rest[n - 4],
+            rest[n - 3],
+            rest[n - 2],
+            rest[n - 1],
+        ]));
+        lo | (hi << ((n - 4) * 8))
+    } else if n > 0 {
+        u64::from(rest[0])
+            | (u64::from(rest[n / 2]) << (8 * (n / 2)))
+            | (u64::from(rest[n - 1]) << (8 * (n - 1)))
+    } else {
+        0
     }
 }
 
@@ -285,6 +306,21 @@ mod tests {
             "got {:#x}",
             h(Value::from("word"))
         );
+    }
+
+    #[test]
+    fn tail_loads_equal_a_zero_padded_copy() {
+        let bytes: Vec<u8> = (0u8..16)
+            .map(|i| i.wrapping_mul(37).wrapping_add(0x81))
+            .collect();
+        for start in 0..8 {
+            for n in 0..8 {
+                let rest = &bytes[start..start + n];
+                let mut a = [0u8; 8];
+                a[..n].copy_from_slice(rest);
+                assert_eq!(load_tail(rest), u64::from_le_bytes(a), "{rest:?}");
+            }
+        }
     }
 
     #[test]
