@@ -1,0 +1,270 @@
+//! How fast word count can go with Gale's tuple types but none of its engine: the ceiling the
+//! runtime works under (docs/performance.md, "The ceiling of Gale's tuple types").
+//!
+//!   cargo run --release -p gale-cli --example ceiling -- MODE TEXT_FILE
+//!
+//! MODE:
+//! - `plain`: one thread, words as `&str` counted in a hash map (what limit-1t does).
+//! - `values`: one thread, Storm's word count with Gale's types and no queues: each word becomes a
+//!   `Tuple` of one `Value::Str`, is hashed as FIELDS routing hashes it, counted in a
+//!   `SmolStr`-keyed map, becomes a `word, count` tuple and updates a second map (the sink).
+//! - `pipeline`: the bundled topology's shape with no engine: a split thread, 2 count threads
+//!   (FIELDS by the stable hash), a sink thread; batches of 500 `Delivery`-shaped tuples (task +
+//!   `Tuple`, 112 bytes) over bounded crossbeam channels.
+//! - `pipeline-slim`: the same with 64-byte queued tuples (task + values only).
+//!
+//! It prints words/s and ns per word (wall); run it under `/usr/bin/time` for CPU seconds.
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use rustc_hash::FxHashMap;
+use std::time::Instant;
+use topology_api::value::{SmolStr, StableHasher, small_str};
+use topology_api::{Fields, StreamSource, Tuple, Value, Values};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 500;
+
+fn stable_hash(v: &Value) -> u64 {
+    let mut h = StableHasher::new();
+    v.stable_hash(&mut h);
+    h.finish()
+}
+
+/// What a queued tuple looks like: built from a word or a (word, count), read back as values.
+trait Queued: Send + 'static {
+    fn word(task: u32, values: Values) -> Self;
+    fn count(values: Values) -> Self;
+    fn values(&self) -> &[Value];
+}
+
+/// The runtime's shape: the receiving task and a whole `Tuple` (112 bytes).
+struct Whole {
+    _task: u32,
+    tuple: Tuple,
+}
+
+/// Only the receiving task and the values (64 bytes).
+struct Slim {
+    _task: u32,
+    values: Values,
+}
+
+/// The split and count streams, interned once.
+fn sources() -> (&'static StreamSource, &'static StreamSource) {
+    static SOURCES: std::sync::OnceLock<(&'static StreamSource, &'static StreamSource)> =
+        std::sync::OnceLock::new();
+    *SOURCES.get_or_init(|| {
+        (
+            StreamSource::intern("split", "default", &Fields::new(["word"])),
+            StreamSource::intern("count", "default", &Fields::new(["word", "count"])),
+        )
+    })
+}
+
+impl Queued for Whole {
+    fn word(task: u32, values: Values) -> Self {
+        Whole {
+            _task: task,
+            tuple: Tuple::from_parts(sources().0, 5, values, Default::default(), 1),
+        }
+    }
+    fn count(values: Values) -> Self {
+        Whole {
+            _task: 4,
+            tuple: Tuple::from_parts(sources().1, 1, values, Default::default(), 1),
+        }
+    }
+    fn values(&self) -> &[Value] {
+        self.tuple.values()
+    }
+}
+
+impl Queued for Slim {
+    fn word(task: u32, values: Values) -> Self {
+        Slim {
+            _task: task,
+            values,
+        }
+    }
+    fn count(values: Values) -> Self {
+        Slim { _task: 4, values }
+    }
+    fn values(&self) -> &[Value] {
+        &self.values
+    }
+}
+
+/// Counts `key` in `counts` and returns the new count.
+fn bump(counts: &mut FxHashMap<SmolStr, i64>, key: &SmolStr) -> i64 {
+    match counts.get_mut(key.as_str()) {
+        Some(n) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            counts.insert(key.clone(), 1);
+            1
+        }
+    }
+}
+
+fn keep_latest(latest: &mut FxHashMap<SmolStr, Value>, key: &SmolStr, value: &Value) {
+    match latest.get_mut(key.as_str()) {
+        Some(slot) => *slot = value.clone(),
+        None => {
+            latest.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+fn word_values(w: &str) -> Values {
+    let mut v = Values::new();
+    v.push(Value::Str(small_str(w)));
+    v
+}
+
+fn count_values(key: SmolStr, n: i64) -> Values {
+    let mut v = Values::new();
+    v.push(Value::Str(key));
+    v.push(Value::Int(n));
+    v
+}
+
+fn plain(lines: &[&str]) -> usize {
+    let mut counts: FxHashMap<&str, i64> = FxHashMap::default();
+    for l in lines {
+        for w in l.split_ascii_whitespace() {
+            *counts.entry(w).or_insert(0) += 1;
+        }
+    }
+    counts.len()
+}
+
+fn values(lines: &[&str]) -> usize {
+    let (split, count) = sources();
+    let mut counts = FxHashMap::default();
+    let mut latest = FxHashMap::default();
+    let mut tasks = [0u64; 2];
+    for l in lines {
+        for w in l.split_ascii_whitespace() {
+            let t = Tuple::from_parts(split, 5, word_values(w), Default::default(), 1);
+            let Some(Value::Str(k)) = t.get(0) else {
+                continue;
+            };
+            tasks[topology_api::grouping::reduce(stable_hash(&t.values()[0]), 2)] += 1;
+            let n = bump(&mut counts, k);
+            let out =
+                Tuple::from_parts(count, 1, count_values(k.clone(), n), Default::default(), 1);
+            if let [Value::Str(k), v] = out.values() {
+                keep_latest(&mut latest, k, v);
+            }
+        }
+    }
+    // The routing decision is kept alive, as the runtime's is.
+    std::hint::black_box(tasks);
+    latest.len()
+}
+
+fn send<Q>(tx: &Sender<Vec<Q>>, buf: &mut Vec<Q>) {
+    let full = std::mem::replace(buf, Vec::with_capacity(BATCH));
+    // The receiver only goes away when this run is over.
+    let _ = tx.send(full);
+}
+
+fn pipeline<Q: Queued>(lines: &[&str]) -> usize {
+    let (to_count_0, from_split_0) = bounded::<Vec<Q>>(32);
+    let (to_count_1, from_split_1) = bounded::<Vec<Q>>(32);
+    let (to_sink, from_counts) = bounded::<Vec<Q>>(32);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let txs = [to_count_0, to_count_1];
+            let mut outs = [Vec::with_capacity(BATCH), Vec::with_capacity(BATCH)];
+            for l in lines {
+                for w in l.split_ascii_whitespace() {
+                    let v = word_values(w);
+                    let d = topology_api::grouping::reduce(stable_hash(&v[0]), 2);
+                    outs[d].push(Q::word(d as u32 + 1, v));
+                    if outs[d].len() >= BATCH {
+                        send(&txs[d], &mut outs[d]);
+                    }
+                }
+            }
+            for (tx, out) in txs.iter().zip(&mut outs) {
+                send(tx, out);
+            }
+        });
+        let count = |rx: Receiver<Vec<Q>>, tx: Sender<Vec<Q>>| {
+            move || {
+                let mut counts = FxHashMap::default();
+                let mut out = Vec::with_capacity(BATCH);
+                for batch in rx {
+                    for q in batch {
+                        let Some(Value::Str(k)) = q.values().first() else {
+                            continue;
+                        };
+                        let n = bump(&mut counts, k);
+                        out.push(Q::count(count_values(k.clone(), n)));
+                        if out.len() >= BATCH {
+                            send(&tx, &mut out);
+                        }
+                    }
+                }
+                send(&tx, &mut out);
+            }
+        };
+        s.spawn(count(from_split_0, to_sink.clone()));
+        s.spawn(count(from_split_1, to_sink));
+        s.spawn(move || {
+            let mut latest = FxHashMap::default();
+            for batch in from_counts {
+                for q in batch {
+                    if let [Value::Str(k), v] = q.values() {
+                        keep_latest(&mut latest, k, v);
+                    }
+                }
+            }
+            latest.len()
+        })
+        .join()
+        .unwrap_or(0)
+    })
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(mode), Some(path)) = (args.next(), args.next()) else {
+        eprintln!("usage: ceiling plain|values|pipeline|pipeline-slim TEXT_FILE");
+        std::process::exit(2);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {path}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let words: usize = lines
+        .iter()
+        .map(|l| l.split_ascii_whitespace().count())
+        .sum();
+    let start = Instant::now();
+    let distinct = match mode.as_str() {
+        "plain" => plain(&lines),
+        "values" => values(&lines),
+        "pipeline" => pipeline::<Whole>(&lines),
+        "pipeline-slim" => pipeline::<Slim>(&lines),
+        other => {
+            eprintln!("unknown mode {other:?}: plain, values, pipeline or pipeline-slim");
+            std::process::exit(2);
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "ceiling: mode={mode} words={words} distinct={distinct} wall_s={secs:.3} words_per_s={:.0} ns_per_word={:.1}",
+        words as f64 / secs,
+        secs * 1e9 / words as f64
+    );
+}
