@@ -12,6 +12,10 @@
 //!   (FIELDS by the stable hash), a sink thread; batches of 500 `Delivery`-shaped tuples (task +
 //!   `Tuple`, 112 bytes) over bounded crossbeam channels.
 //! - `pipeline-slim`: the same with 64-byte queued tuples (task + values only).
+//! - `pipeline-lean`: the same shape with no dynamic values at all: a word of up to 16 bytes packed
+//!   into a `u128` (longer words are skipped and not counted), queued as 32-byte `Copy` structs,
+//!   hashed and counted by the packed key. Not a design: a measure of what the dynamic
+//!   representation costs.
 //!
 //! It prints words/s and ns per word (wall); run it under `/usr/bin/time` for CPU seconds.
 
@@ -232,10 +236,112 @@ fn pipeline<Q: Queued>(lines: &[&str]) -> usize {
     })
 }
 
+/// The bytes of a word of up to 16 bytes as a little-endian `u128`, zero-padded, read with
+/// overlapping fixed-size loads.
+fn pack(b: &[u8]) -> u128 {
+    let n = b.len();
+    let le8 = |s: &[u8]| u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+    let le4 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+    if n >= 8 {
+        u128::from(le8(b)) | (u128::from(le8(&b[n - 8..])) << ((n - 8) * 8))
+    } else if n >= 4 {
+        u128::from(le4(b)) | (u128::from(le4(&b[n - 4..])) << ((n - 4) * 8))
+    } else if n > 0 {
+        u128::from(b[0])
+            | (u128::from(b[n / 2]) << (8 * (n / 2)))
+            | (u128::from(b[n - 1]) << (8 * (n - 1)))
+    } else {
+        0
+    }
+}
+
+fn mix(word: u128, len: u8) -> u64 {
+    let x = (word as u64) ^ ((word >> 64) as u64).rotate_left(29) ^ u64::from(len);
+    let x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+#[derive(Clone, Copy)]
+struct LeanWord {
+    _task: u32,
+    len: u8,
+    word: u128,
+}
+
+#[derive(Clone, Copy)]
+struct LeanCount {
+    word: u128,
+    len: u8,
+    n: i64,
+}
+
+fn pipeline_lean(lines: &[&str]) -> usize {
+    let (to_count_0, from_split_0) = bounded::<Vec<LeanWord>>(32);
+    let (to_count_1, from_split_1) = bounded::<Vec<LeanWord>>(32);
+    let (to_sink, from_counts) = bounded::<Vec<LeanCount>>(32);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let txs = [to_count_0, to_count_1];
+            let mut outs = [Vec::with_capacity(BATCH), Vec::with_capacity(BATCH)];
+            for l in lines {
+                for w in l.split_ascii_whitespace().filter(|w| w.len() <= 16) {
+                    let (word, len) = (pack(w.as_bytes()), w.len() as u8);
+                    let d = topology_api::grouping::reduce(mix(word, len), 2);
+                    outs[d].push(LeanWord {
+                        _task: d as u32 + 1,
+                        len,
+                        word,
+                    });
+                    if outs[d].len() >= BATCH {
+                        send(&txs[d], &mut outs[d]);
+                    }
+                }
+            }
+            for (tx, out) in txs.iter().zip(&mut outs) {
+                send(tx, out);
+            }
+        });
+        let count = |rx: Receiver<Vec<LeanWord>>, tx: Sender<Vec<LeanCount>>| {
+            move || {
+                let mut counts: FxHashMap<(u128, u8), i64> = FxHashMap::default();
+                let mut out = Vec::with_capacity(BATCH);
+                for batch in rx {
+                    for w in batch {
+                        let n = counts.entry((w.word, w.len)).or_insert(0);
+                        *n += 1;
+                        out.push(LeanCount {
+                            word: w.word,
+                            len: w.len,
+                            n: *n,
+                        });
+                        if out.len() >= BATCH {
+                            send(&tx, &mut out);
+                        }
+                    }
+                }
+                send(&tx, &mut out);
+            }
+        };
+        s.spawn(count(from_split_0, to_sink.clone()));
+        s.spawn(count(from_split_1, to_sink));
+        s.spawn(move || {
+            let mut latest: FxHashMap<(u128, u8), i64> = FxHashMap::default();
+            for batch in from_counts {
+                for c in batch {
+                    latest.insert((c.word, c.len), c.n);
+                }
+            }
+            latest.len()
+        })
+        .join()
+        .unwrap_or(0)
+    })
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(path)) = (args.next(), args.next()) else {
-        eprintln!("usage: ceiling plain|values|pipeline|pipeline-slim TEXT_FILE");
+        eprintln!("usage: ceiling plain|values|pipeline|pipeline-slim|pipeline-lean TEXT_FILE");
         std::process::exit(2);
     };
     let text = match std::fs::read_to_string(&path) {
@@ -256,8 +362,11 @@ fn main() {
         "values" => values(&lines),
         "pipeline" => pipeline::<Whole>(&lines),
         "pipeline-slim" => pipeline::<Slim>(&lines),
+        "pipeline-lean" => pipeline_lean(&lines),
         other => {
-            eprintln!("unknown mode {other:?}: plain, values, pipeline or pipeline-slim");
+            eprintln!(
+                "unknown mode {other:?}: plain, values, pipeline, pipeline-slim or pipeline-lean"
+            );
             std::process::exit(2);
         }
     };
