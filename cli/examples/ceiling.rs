@@ -36,11 +36,18 @@ fn stable_hash(v: &Value) -> u64 {
     h.finish()
 }
 
-/// What a queued tuple looks like: built from a word or a (word, count), read back as values.
-trait Queued: Send + 'static {
-    fn word(task: u32, values: Values) -> Self;
-    fn count(values: Values) -> Self;
-    fn values(&self) -> &[Value];
+/// What the pipeline queues and keeps: how a word becomes a queued tuple (and which of the 2
+/// count threads it goes to), how a count thread counts it, how the sink keeps the result.
+trait Scheme {
+    type Word: Send + 'static;
+    type Count: Send + 'static;
+    type Counts: Default;
+    type Latest: Default + Send;
+    /// The queued word and the count thread (0 or 1) it goes to; `None` skips the word.
+    fn word(w: &str) -> Option<(usize, Self::Word)>;
+    fn count(counts: &mut Self::Counts, w: Self::Word) -> Option<Self::Count>;
+    fn keep(latest: &mut Self::Latest, c: Self::Count);
+    fn distinct(latest: &Self::Latest) -> usize;
 }
 
 /// The runtime's shape: the receiving task and a whole `Tuple` (112 bytes).
@@ -65,6 +72,13 @@ fn sources() -> (&'static StreamSource, &'static StreamSource) {
             StreamSource::intern("count", "default", &Fields::new(["word", "count"])),
         )
     })
+}
+
+/// Dynamic values queued as `Q`: built from a word or a (word, count), read back as values.
+trait Queued: Send + 'static {
+    fn word(task: u32, values: Values) -> Self;
+    fn count(values: Values) -> Self;
+    fn values(&self) -> &[Value];
 }
 
 impl Queued for Whole {
@@ -97,6 +111,98 @@ impl Queued for Slim {
     }
     fn values(&self) -> &[Value] {
         &self.values
+    }
+}
+
+/// Gale's dynamic values, queued as `Q`.
+struct Dynamic<Q>(std::marker::PhantomData<Q>);
+
+impl<Q: Queued> Scheme for Dynamic<Q> {
+    type Word = Q;
+    type Count = Q;
+    type Counts = FxHashMap<SmolStr, i64>;
+    type Latest = FxHashMap<SmolStr, Value>;
+
+    fn word(w: &str) -> Option<(usize, Q)> {
+        let v = word_values(w);
+        let d = topology_api::grouping::reduce(stable_hash(&v[0]), 2);
+        Some((d, Q::word(d as u32 + 1, v)))
+    }
+
+    fn count(counts: &mut Self::Counts, q: Q) -> Option<Q> {
+        let Some(Value::Str(k)) = q.values().first() else {
+            return None;
+        };
+        let n = bump(counts, k);
+        Some(Q::count(count_values(k.clone(), n)))
+    }
+
+    fn keep(latest: &mut Self::Latest, q: Q) {
+        if let [Value::Str(k), v] = q.values() {
+            keep_latest(latest, k, v);
+        }
+    }
+
+    fn distinct(latest: &Self::Latest) -> usize {
+        latest.len()
+    }
+}
+
+/// No dynamic values: a word of up to 16 bytes packed into a `u128` (longer ones skipped).
+struct Lean;
+
+#[derive(Clone, Copy)]
+struct LeanWord {
+    _task: u32,
+    len: u8,
+    word: u128,
+}
+
+#[derive(Clone, Copy)]
+struct LeanCount {
+    word: u128,
+    len: u8,
+    n: i64,
+}
+
+impl Scheme for Lean {
+    type Word = LeanWord;
+    type Count = LeanCount;
+    type Counts = FxHashMap<(u128, u8), i64>;
+    type Latest = FxHashMap<(u128, u8), i64>;
+
+    fn word(w: &str) -> Option<(usize, LeanWord)> {
+        if w.len() > 16 {
+            return None;
+        }
+        let (word, len) = (pack(w.as_bytes()), w.len() as u8);
+        let d = topology_api::grouping::reduce(mix(word, len), 2);
+        Some((
+            d,
+            LeanWord {
+                _task: d as u32 + 1,
+                len,
+                word,
+            },
+        ))
+    }
+
+    fn count(counts: &mut Self::Counts, w: LeanWord) -> Option<LeanCount> {
+        let n = counts.entry((w.word, w.len)).or_insert(0);
+        *n += 1;
+        Some(LeanCount {
+            word: w.word,
+            len: w.len,
+            n: *n,
+        })
+    }
+
+    fn keep(latest: &mut Self::Latest, c: LeanCount) {
+        latest.insert((c.word, c.len), c.n);
+    }
+
+    fn distinct(latest: &Self::Latest) -> usize {
+        latest.len()
     }
 }
 
@@ -177,19 +283,17 @@ fn send<Q>(tx: &Sender<Vec<Q>>, buf: &mut Vec<Q>) {
     let _ = tx.send(full);
 }
 
-fn pipeline<Q: Queued>(lines: &[&str]) -> usize {
-    let (to_count_0, from_split_0) = bounded::<Vec<Q>>(32);
-    let (to_count_1, from_split_1) = bounded::<Vec<Q>>(32);
-    let (to_sink, from_counts) = bounded::<Vec<Q>>(32);
+fn pipeline<S: Scheme>(lines: &[&str]) -> usize {
+    let (to_count_0, from_split_0) = bounded::<Vec<S::Word>>(32);
+    let (to_count_1, from_split_1) = bounded::<Vec<S::Word>>(32);
+    let (to_sink, from_counts) = bounded::<Vec<S::Count>>(32);
     std::thread::scope(|s| {
         s.spawn(move || {
             let txs = [to_count_0, to_count_1];
             let mut outs = [Vec::with_capacity(BATCH), Vec::with_capacity(BATCH)];
             for l in lines {
-                for w in l.split_ascii_whitespace() {
-                    let v = word_values(w);
-                    let d = topology_api::grouping::reduce(stable_hash(&v[0]), 2);
-                    outs[d].push(Q::word(d as u32 + 1, v));
+                for (d, w) in l.split_ascii_whitespace().filter_map(S::word) {
+                    outs[d].push(w);
                     if outs[d].len() >= BATCH {
                         send(&txs[d], &mut outs[d]);
                     }
@@ -199,17 +303,13 @@ fn pipeline<Q: Queued>(lines: &[&str]) -> usize {
                 send(tx, out);
             }
         });
-        let count = |rx: Receiver<Vec<Q>>, tx: Sender<Vec<Q>>| {
+        let count = |rx: Receiver<Vec<S::Word>>, tx: Sender<Vec<S::Count>>| {
             move || {
-                let mut counts = FxHashMap::default();
+                let mut counts = S::Counts::default();
                 let mut out = Vec::with_capacity(BATCH);
                 for batch in rx {
-                    for q in batch {
-                        let Some(Value::Str(k)) = q.values().first() else {
-                            continue;
-                        };
-                        let n = bump(&mut counts, k);
-                        out.push(Q::count(count_values(k.clone(), n)));
+                    for c in batch.into_iter().filter_map(|w| S::count(&mut counts, w)) {
+                        out.push(c);
                         if out.len() >= BATCH {
                             send(&tx, &mut out);
                         }
@@ -221,15 +321,13 @@ fn pipeline<Q: Queued>(lines: &[&str]) -> usize {
         s.spawn(count(from_split_0, to_sink.clone()));
         s.spawn(count(from_split_1, to_sink));
         s.spawn(move || {
-            let mut latest = FxHashMap::default();
+            let mut latest = S::Latest::default();
             for batch in from_counts {
-                for q in batch {
-                    if let [Value::Str(k), v] = q.values() {
-                        keep_latest(&mut latest, k, v);
-                    }
+                for c in batch {
+                    S::keep(&mut latest, c);
                 }
             }
-            latest.len()
+            S::distinct(&latest)
         })
         .join()
         .unwrap_or(0)
@@ -261,83 +359,6 @@ fn mix(word: u128, len: u8) -> u64 {
     x ^ (x >> 29)
 }
 
-#[derive(Clone, Copy)]
-struct LeanWord {
-    _task: u32,
-    len: u8,
-    word: u128,
-}
-
-#[derive(Clone, Copy)]
-struct LeanCount {
-    word: u128,
-    len: u8,
-    n: i64,
-}
-
-fn pipeline_lean(lines: &[&str]) -> usize {
-    let (to_count_0, from_split_0) = bounded::<Vec<LeanWord>>(32);
-    let (to_count_1, from_split_1) = bounded::<Vec<LeanWord>>(32);
-    let (to_sink, from_counts) = bounded::<Vec<LeanCount>>(32);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let txs = [to_count_0, to_count_1];
-            let mut outs = [Vec::with_capacity(BATCH), Vec::with_capacity(BATCH)];
-            for l in lines {
-                for w in l.split_ascii_whitespace().filter(|w| w.len() <= 16) {
-                    let (word, len) = (pack(w.as_bytes()), w.len() as u8);
-                    let d = topology_api::grouping::reduce(mix(word, len), 2);
-                    outs[d].push(LeanWord {
-                        _task: d as u32 + 1,
-                        len,
-                        word,
-                    });
-                    if outs[d].len() >= BATCH {
-                        send(&txs[d], &mut outs[d]);
-                    }
-                }
-            }
-            for (tx, out) in txs.iter().zip(&mut outs) {
-                send(tx, out);
-            }
-        });
-        let count = |rx: Receiver<Vec<LeanWord>>, tx: Sender<Vec<LeanCount>>| {
-            move || {
-                let mut counts: FxHashMap<(u128, u8), i64> = FxHashMap::default();
-                let mut out = Vec::with_capacity(BATCH);
-                for batch in rx {
-                    for w in batch {
-                        let n = counts.entry((w.word, w.len)).or_insert(0);
-                        *n += 1;
-                        out.push(LeanCount {
-                            word: w.word,
-                            len: w.len,
-                            n: *n,
-                        });
-                        if out.len() >= BATCH {
-                            send(&tx, &mut out);
-                        }
-                    }
-                }
-                send(&tx, &mut out);
-            }
-        };
-        s.spawn(count(from_split_0, to_sink.clone()));
-        s.spawn(count(from_split_1, to_sink));
-        s.spawn(move || {
-            let mut latest: FxHashMap<(u128, u8), i64> = FxHashMap::default();
-            for batch in from_counts {
-                for c in batch {
-                    latest.insert((c.word, c.len), c.n);
-                }
-            }
-            latest.len()
-        })
-        .join()
-        .unwrap_or(0)
-    })
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(path)) = (args.next(), args.next()) else {
@@ -360,9 +381,9 @@ fn main() {
     let distinct = match mode.as_str() {
         "plain" => plain(&lines),
         "values" => values(&lines),
-        "pipeline" => pipeline::<Whole>(&lines),
-        "pipeline-slim" => pipeline::<Slim>(&lines),
-        "pipeline-lean" => pipeline_lean(&lines),
+        "pipeline" => pipeline::<Dynamic<Whole>>(&lines),
+        "pipeline-slim" => pipeline::<Dynamic<Slim>>(&lines),
+        "pipeline-lean" => pipeline::<Lean>(&lines),
         other => {
             eprintln!(
                 "unknown mode {other:?}: plain, values, pipeline, pipeline-slim or pipeline-lean"
