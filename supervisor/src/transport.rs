@@ -713,7 +713,7 @@ fn read_loop(
         // Complete frames first.
         loop {
             let next = frames.next_frame_with(
-                |names, _| Dispatch::new(names, topology, inbound, &mut sources),
+                |names, n| Dispatch::new(names, n, topology, inbound, &mut sources),
                 Dispatch::push,
             );
             match next {
@@ -756,11 +756,16 @@ struct Dispatch<'a> {
     resolved: Vec<Option<&'static StreamSource>>,
     per_queue: Vec<Batch>,
     inbound: &'a Inbound,
+    /// Tuples in the frame: a queue's batch is given room for all of them when its first tuple
+    /// arrives (a frame comes from one sending executor and mostly feeds one queue), so it never
+    /// grows by copying.
+    tuples: usize,
 }
 
 impl<'a> Dispatch<'a> {
     fn new(
         names: Vec<(String, String)>,
+        tuples: usize,
         topology: &Topology,
         inbound: &'a Inbound,
         cache: &mut HashMap<(String, String), Option<&'static StreamSource>>,
@@ -780,6 +785,7 @@ impl<'a> Dispatch<'a> {
             resolved,
             per_queue: (0..inbound.queue_count()).map(|_| Batch::new()).collect(),
             inbound,
+            tuples: tuples.min(1 << 16),
         }
     }
 
@@ -795,7 +801,11 @@ impl<'a> Dispatch<'a> {
             );
             return;
         };
-        self.per_queue[q].push(Delivery {
+        let batch = &mut self.per_queue[q];
+        if batch.capacity() == 0 {
+            batch.reserve(self.tuples);
+        }
+        batch.push(Delivery {
             task: t.task,
             tuple: Tuple::from_parts(src, t.source_task, t.values, t.ack_ids, t.born_us),
         });
