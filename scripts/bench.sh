@@ -158,6 +158,9 @@ done
 CLUSTER_DIR="$OUT/cluster"
 export GALE_CLUSTER_DIR="$CLUSTER_DIR" GALE_BIN="$GALE"
 scripts/cluster.sh stop >/dev/null 2>&1 || true
+# A fresh cluster: ZooKeeper keeps its data between starts, so a run interrupted earlier would
+# leave its word count topology running there.
+rm -rf "$CLUSTER_DIR"
 scripts/cluster.sh start 2 >&2
 eval "$(scripts/cluster.sh status | tail -1)"
 trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT

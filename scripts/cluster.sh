@@ -5,7 +5,9 @@
 #   scripts/cluster.sh stop
 #   scripts/cluster.sh status      # what runs, and where the logs are
 #
-# State and logs live in $GALE_CLUSTER_DIR (default /tmp/gale-cluster).
+# State and logs live in $GALE_CLUSTER_DIR (default /tmp/gale-cluster). ZooKeeper's data stays there
+# across stop and start, as a real cluster's does (topologies still running come back); remove the
+# directory after `stop` for an empty cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
