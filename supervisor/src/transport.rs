@@ -28,6 +28,20 @@ pub struct WireBatch {
     pub tuples: Vec<WireTuple>,
 }
 
+impl WireBatch {
+    /// A frame consumer's start (see [`decode_with`]): the frame's sources, room for its tuples.
+    fn collect(sources: Vec<(String, String)>, tuples: usize) -> Self {
+        WireBatch {
+            sources,
+            tuples: Vec::with_capacity(tuples.min(4096)),
+        }
+    }
+
+    fn push(&mut self, t: WireTuple) {
+        self.tuples.push(t);
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct WireTuple {
     pub task: u32,
@@ -316,8 +330,19 @@ pub fn encode_with_serde(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> 
 /// here, straight off the slice, because serde's generic path was most of a cluster worker's CPU.
 /// `decode_with_serde` (tests only) reads the same bytes the generic way; tests hold the two equal.
 pub fn decode(body: &[u8]) -> Result<WireBatch, String> {
+    decode_with(body, WireBatch::collect, WireBatch::push)
+}
+
+/// Decodes a frame body, handing each tuple to `each` as it is read (no vector of tuples in
+/// between): `begin` gets the frame's sources and tuple count first and makes the state.
+pub fn decode_with<S>(
+    body: &[u8],
+    begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
+    each: impl FnMut(&mut S, WireTuple),
+) -> Result<S, String> {
     let mut r = Reader { b: body };
-    r.batch().map_err(|e| format!("malformed frame: {e}"))
+    r.frame(begin, each)
+        .map_err(|e| format!("malformed frame: {e}"))
 }
 
 /// [`decode`] through rmp-serde: the reference the hand-written reader is tested against.
@@ -450,18 +475,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn batch(&mut self) -> Result<WireBatch, &'static str> {
-        self.frame(
-            |sources, n| WireBatch {
-                sources,
-                tuples: Vec::with_capacity(n.min(4096)),
-            },
-            |b, t| b.tuples.push(t),
-        )
-    }
-
-    /// Reads a frame, handing each tuple to `each` as it is decoded (no vector of tuples in
-    /// between): `begin` gets the frame's sources and tuple count first and makes the state.
+    /// Reads a frame (see [`decode_with`]).
     fn frame<S>(
         &mut self,
         begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
@@ -541,13 +555,7 @@ impl FrameReader {
     /// The next whole frame, `Ok(None)` when more bytes are needed. An error means the
     /// connection is not speaking Gale's protocol and must be closed.
     pub fn next_frame(&mut self) -> Result<Option<WireBatch>, String> {
-        self.next_frame_with(
-            |sources, n| WireBatch {
-                sources,
-                tuples: Vec::with_capacity(n.min(4096)),
-            },
-            |b, t| b.tuples.push(t),
-        )
+        self.next_frame_with(WireBatch::collect, WireBatch::push)
     }
 
     /// As [`FrameReader::next_frame`], handing the tuples to `each` as they are decoded.
@@ -569,12 +577,7 @@ impl FrameReader {
         if avail.len() < 4 + len {
             return Ok(None);
         }
-        let mut r = Reader {
-            b: &avail[4..4 + len],
-        };
-        let state = r
-            .frame(begin, each)
-            .map_err(|e| format!("malformed frame: {e}"))?;
+        let state = decode_with(&avail[4..4 + len], begin, each)?;
         self.start += 4 + len;
         if self.start > (1 << 20) {
             self.buf.drain(..self.start);
