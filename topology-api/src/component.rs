@@ -106,6 +106,17 @@ impl ComponentArgs {
             ))
         })
     }
+
+    /// As [`ComponentArgs::require_str`], refusing an empty value too (paths, commands).
+    pub fn require_nonempty_str(&self, name: &str) -> Result<String, ComponentError> {
+        let v = self.require_str(name)?;
+        if v.is_empty() {
+            return Err(ComponentError::Config(format!(
+                "property \"{name}\" is empty"
+            )));
+        }
+        Ok(v)
+    }
 }
 
 /// What a task knows about itself and the topology, as Storm's `TopologyContext`.

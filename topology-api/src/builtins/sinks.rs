@@ -52,10 +52,7 @@ pub struct TsvSinkBolt {
 
 impl TsvSinkBolt {
     pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
-        let path = args.require_str("path")?;
-        if path.is_empty() {
-            return Err(ComponentError::Config("property \"path\" is empty".into()));
-        }
+        let path = args.require_nonempty_str("path")?;
         Ok(TsvSinkBolt {
             resolved: PathBuf::from(&path),
             path,
@@ -150,10 +147,7 @@ pub struct FileSinkBolt {
 
 impl FileSinkBolt {
     pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
-        let path = args.require_str("path")?;
-        if path.is_empty() {
-            return Err(ComponentError::Config("property \"path\" is empty".into()));
-        }
+        let path = args.require_nonempty_str("path")?;
         Ok(FileSinkBolt {
             path,
             file: None,
