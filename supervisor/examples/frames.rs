@@ -1,0 +1,79 @@
+//! How long the transport takes to encode and decode a frame of word-count tuples, per tuple,
+//! without sockets or threads (docs/performance.md, "Cluster"):
+//!
+//!   cargo run --release -p supervisor --example frames [ROUNDS]
+
+use std::time::Instant;
+use supervisor::runtime::{Batch, Delivery};
+use supervisor::transport::{decode_with, encode};
+use topology_api::{Fields, StreamSource, Tuple, values};
+
+fn batch(words: &[&str], with_count: bool) -> Batch {
+    let split = StreamSource::intern("split", "default", &Fields::new(["word"]));
+    let count = StreamSource::intern("count", "default", &Fields::new(["word", "count"]));
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Delivery {
+            task: 2,
+            tuple: if with_count {
+                Tuple::new(count, 1, values![*w, i as i64 * 37]).with_born(1_795_000_000_000_000)
+            } else {
+                Tuple::new(split, 5, values![*w]).with_born(1_795_000_000_000_000)
+            },
+        })
+        .collect()
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let text = "the quick brown fox jumps over the lazy dog and then some words of ordinary length follow it";
+    let words: Vec<&str> = text.split(' ').cycle().take(500).collect();
+    for (name, with_count) in [("word", false), ("word,count", true)] {
+        let b = batch(&words, with_count);
+        let mut frame = Vec::new();
+        let t = Instant::now();
+        for _ in 0..rounds {
+            encode(b.clone(), &mut frame).expect("encodes");
+        }
+        let enc = t.elapsed().as_nanos() as f64 / (rounds * b.len()) as f64;
+        let mut clone_ns = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(b.clone());
+        }
+        let clone = clone_ns.elapsed().as_nanos() as f64 / (rounds * b.len()) as f64;
+        clone_ns = Instant::now();
+        let body = &frame[4..];
+        let src = StreamSource::intern("x", "default", &Fields::new(["word"]));
+        let mut n = 0;
+        for _ in 0..rounds {
+            let out = decode_with(
+                body,
+                |_, len| Batch::with_capacity(len),
+                |out, t| {
+                    out.push(Delivery {
+                        task: t.task,
+                        tuple: Tuple::from_parts(
+                            src,
+                            t.source_task,
+                            t.values,
+                            t.ack_ids,
+                            t.born_us,
+                        ),
+                    })
+                },
+            )
+            .expect("decodes");
+            n += out.len();
+        }
+        let dec = clone_ns.elapsed().as_nanos() as f64 / n as f64;
+        println!(
+            "frames: tuple={name} bytes_per_tuple={:.1} encode_ns={:.1} (incl. clone {clone:.1}) decode_ns={dec:.1}",
+            frame.len() as f64 / b.len() as f64,
+            enc
+        );
+    }
+}
