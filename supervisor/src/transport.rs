@@ -230,25 +230,48 @@ pub fn encode(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
     }
     w::write_array_len(out, batch.len() as u32).map_err(err)?;
     for (d, i) in batch.iter().zip(idx) {
-        w::write_array_len(out, 6).map_err(err)?;
-        w::write_uint(out, u64::from(d.task)).map_err(err)?;
-        w::write_uint(out, u64::from(d.tuple.source_task())).map_err(err)?;
-        w::write_uint(out, u64::from(i)).map_err(err)?;
         let values = d.tuple.values();
+        let ids = d.tuple.ack_ids();
+        // The common shapes (a few values, at most 15 ack ids) are written byte by byte into
+        // room reserved once per tuple; rmp's writers check capacity per piece and were half of
+        // the sending thread. The bytes are the same (`encode_agrees_with_serde` tests).
+        out.reserve(48 + 19 * ids.len());
+        out.push(0x96);
+        put_uint(out, u64::from(d.task));
+        put_uint(out, u64::from(d.tuple.source_task()));
+        put_uint(out, u64::from(i));
         w::write_array_len(out, values.len() as u32).map_err(err)?;
         for v in values {
             write_value(out, v)?;
         }
-        let ids = d.tuple.ack_ids();
         w::write_array_len(out, ids.len() as u32).map_err(err)?;
         for (root, edge) in ids {
-            w::write_array_len(out, 2).map_err(err)?;
-            w::write_uint(out, *root).map_err(err)?;
-            w::write_uint(out, *edge).map_err(err)?;
+            out.push(0x92);
+            put_uint(out, *root);
+            put_uint(out, *edge);
         }
-        w::write_uint(out, d.tuple.born_us()).map_err(err)?;
+        put_uint(out, d.tuple.born_us());
     }
     finish_frame(out)
+}
+
+/// msgpack's smallest form of an unsigned integer, as `rmp::encode::write_uint` writes it.
+#[inline]
+fn put_uint(out: &mut Vec<u8>, n: u64) {
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n <= 0xff {
+        out.extend_from_slice(&[0xcc, n as u8]);
+    } else if n <= 0xffff {
+        out.push(0xcd);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        out.push(0xce);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
 }
 
 fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), String> {
@@ -256,10 +279,15 @@ fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), String> {
     match v {
         Value::Null => w::write_nil(out).map_err(err)?,
         Value::Bool(b) => w::write_bool(out, *b).map_err(err)?,
+        Value::Int(i) if *i >= 0 => put_uint(out, *i as u64),
         Value::Int(i) => {
             w::write_sint(out, *i).map_err(err)?;
         }
         Value::Float(f) => w::write_f64(out, *f).map_err(err)?,
+        Value::Str(s) if s.len() < 32 => {
+            out.push(0xa0 | s.len() as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
         Value::Str(s) => w::write_str(out, s).map_err(err)?,
         Value::Bytes(b) => w::write_bin(out, b).map_err(err)?,
         Value::List(l) => {
