@@ -105,7 +105,9 @@ impl Bolt for TsvSinkBolt {
             _ => Value::List(values[1..].iter().cloned().collect()),
         };
         match key {
-            Value::Str(k) => match self.latest.get_mut(k.as_str()) {
+            // Looked up by the `SmolStr` itself: its equality compares the inline bytes in
+            // place, where `str` equality calls `memcmp`.
+            Value::Str(k) => match self.latest.get_mut(k) {
                 Some(slot) => *slot = value,
                 None => {
                     // A new key is copied out of the tuple: a long key must not keep a large

@@ -54,7 +54,9 @@ impl Bolt for WordCountBolt {
             Some(other) => SmolStr::new(other.to_string()),
             None => return,
         };
-        let n = match self.counts.get_mut(key.as_str()) {
+        // Looked up by the `SmolStr` itself: its equality compares the inline bytes in place,
+        // where `str` equality calls `memcmp`.
+        let n = match self.counts.get_mut(&key) {
             Some(n) => {
                 *n += 1;
                 *n
