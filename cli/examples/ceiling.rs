@@ -16,6 +16,11 @@
 //!   into a `u128` (longer words are skipped and not counted), queued as 32-byte `Copy` structs,
 //!   hashed and counted by the packed key. Not a design: a measure of what the dynamic
 //!   representation costs.
+//! - `pipeline-arena`: the same shape with general values but no per-tuple objects: each batch is
+//!   one byte buffer, each tuple appended to it as a header (receiving task, birth stamp) and its
+//!   values (a length-prefixed word; a word and an 8-byte count), and read back in place as
+//!   `&str` views by the receiver. What tuples as views into their batch (the frame format a
+//!   redesign would share with the TCP transport) would allow; words of any length are kept.
 //!
 //! It prints words/s and ns per word (wall); run it under `/usr/bin/time` for CPU seconds.
 
@@ -334,6 +339,116 @@ fn pipeline<S: Scheme>(lines: &[&str]) -> usize {
     })
 }
 
+/// Bytes of tuples per arena batch: about 500 word tuples.
+const ARENA_BYTES: usize = 500 * 20;
+
+/// Appends one tuple to an arena batch: receiving task (4 bytes), birth stamp (8), the word's
+/// length (2) and bytes, and an optional count (8).
+fn arena_push(buf: &mut Vec<u8>, task: u32, born: u64, word: &str, count: Option<i64>) {
+    buf.extend_from_slice(&task.to_le_bytes());
+    buf.extend_from_slice(&born.to_le_bytes());
+    buf.extend_from_slice(&(word.len() as u16).to_le_bytes());
+    buf.extend_from_slice(word.as_bytes());
+    if let Some(n) = count {
+        buf.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+/// Reads the tuples of an arena batch in place: (task, born, word, count).
+fn arena_each(buf: &[u8], with_count: bool, mut f: impl FnMut(u32, u64, &str, i64)) {
+    let mut b = buf;
+    while b.len() >= 14 {
+        let task = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let born = u64::from_le_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+        let n = usize::from(u16::from_le_bytes([b[12], b[13]]));
+        let end = 14 + n + if with_count { 8 } else { 0 };
+        if b.len() < end {
+            return;
+        }
+        let count = if with_count {
+            let c = &b[14 + n..end];
+            i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+        } else {
+            0
+        };
+        // The writer only appends whole `&str`s, so this check never fails; it is the cost a
+        // safe reader pays for its views.
+        if let Ok(w) = std::str::from_utf8(&b[14..14 + n]) {
+            f(task, born, w, count);
+        }
+        b = &b[end..];
+    }
+}
+
+fn pipeline_arena(lines: &[&str]) -> usize {
+    let (to_count_0, from_split_0) = bounded::<Vec<u8>>(32);
+    let (to_count_1, from_split_1) = bounded::<Vec<u8>>(32);
+    let (to_sink, from_counts) = bounded::<Vec<u8>>(32);
+    let fresh = || Vec::with_capacity(ARENA_BYTES + 64);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let txs = [to_count_0, to_count_1];
+            let mut outs = [fresh(), fresh()];
+            for l in lines {
+                for w in l.split_ascii_whitespace() {
+                    let mut h = StableHasher::new();
+                    h.write_u64(5);
+                    h.write_bytes(w.as_bytes());
+                    let d = topology_api::grouping::reduce(h.finish(), 2);
+                    arena_push(&mut outs[d], d as u32 + 1, 1, w, None);
+                    if outs[d].len() >= ARENA_BYTES {
+                        let _ = txs[d].send(std::mem::replace(&mut outs[d], fresh()));
+                    }
+                }
+            }
+            for (tx, out) in txs.iter().zip(&mut outs) {
+                let _ = tx.send(std::mem::take(out));
+            }
+        });
+        let count = |rx: Receiver<Vec<u8>>, tx: Sender<Vec<u8>>| {
+            move || {
+                let mut counts: FxHashMap<Box<str>, i64> = FxHashMap::default();
+                let mut out = fresh();
+                for batch in rx {
+                    arena_each(&batch, false, |_, born, w, _| {
+                        let n = match counts.get_mut(w) {
+                            Some(n) => {
+                                *n += 1;
+                                *n
+                            }
+                            None => {
+                                counts.insert(w.into(), 1);
+                                1
+                            }
+                        };
+                        arena_push(&mut out, 4, born, w, Some(n));
+                        if out.len() >= ARENA_BYTES {
+                            let _ = tx.send(std::mem::replace(&mut out, fresh()));
+                        }
+                    });
+                }
+                let _ = tx.send(out);
+            }
+        };
+        s.spawn(count(from_split_0, to_sink.clone()));
+        s.spawn(count(from_split_1, to_sink));
+        s.spawn(move || {
+            let mut latest: FxHashMap<Box<str>, i64> = FxHashMap::default();
+            for batch in from_counts {
+                arena_each(&batch, true, |_, _, w, n| match latest.get_mut(w) {
+                    Some(slot) => *slot = n,
+                    None => {
+                        latest.insert(w.into(), n);
+                    }
+                });
+            }
+            latest.len()
+        })
+        .join()
+        .unwrap_or(0)
+    })
+}
+
 /// The bytes of a word of up to 16 bytes as a little-endian `u128`, zero-padded, read with
 /// overlapping fixed-size loads.
 fn pack(b: &[u8]) -> u128 {
@@ -362,7 +477,9 @@ fn mix(word: u128, len: u8) -> u64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(path)) = (args.next(), args.next()) else {
-        eprintln!("usage: ceiling plain|values|pipeline|pipeline-slim|pipeline-lean TEXT_FILE");
+        eprintln!(
+            "usage: ceiling plain|values|pipeline|pipeline-slim|pipeline-lean|pipeline-arena TEXT_FILE"
+        );
         std::process::exit(2);
     };
     let text = match std::fs::read_to_string(&path) {
@@ -384,9 +501,10 @@ fn main() {
         "pipeline" => pipeline::<Dynamic<Whole>>(&lines),
         "pipeline-slim" => pipeline::<Dynamic<Slim>>(&lines),
         "pipeline-lean" => pipeline::<Lean>(&lines),
+        "pipeline-arena" => pipeline_arena(&lines),
         other => {
             eprintln!(
-                "unknown mode {other:?}: plain, values, pipeline, pipeline-slim or pipeline-lean"
+                "unknown mode {other:?}: plain, values, pipeline, pipeline-slim, pipeline-lean or pipeline-arena"
             );
             std::process::exit(2);
         }
