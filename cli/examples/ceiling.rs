@@ -28,7 +28,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use rustc_hash::FxHashMap;
 use std::time::Instant;
 use topology_api::value::{SmolStr, StableHasher, small_str};
-use topology_api::{Fields, StreamSource, Tuple, Value, Values};
+use topology_api::{AckIds, Fields, StreamSource, Value, Values};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -55,10 +55,32 @@ trait Scheme {
     fn distinct(latest: &Self::Latest) -> usize;
 }
 
-/// The runtime's shape: the receiving task and a whole `Tuple` (112 bytes).
+/// Gale's tuple object before tuples became views into their batch: values, source, source
+/// task, ack ids and birth stamp (104 bytes).
+struct ObjectTuple {
+    values: Values,
+    _source: &'static StreamSource,
+    _source_task: u32,
+    _ack_ids: AckIds,
+    _born_us: u64,
+}
+
+impl ObjectTuple {
+    fn new(source: &'static StreamSource, source_task: u32, values: Values) -> Self {
+        ObjectTuple {
+            values,
+            _source: source,
+            _source_task: source_task,
+            _ack_ids: AckIds::new(),
+            _born_us: 1,
+        }
+    }
+}
+
+/// The runtime's former shape: the receiving task and a whole tuple object (112 bytes).
 struct Whole {
     _task: u32,
-    tuple: Tuple,
+    tuple: ObjectTuple,
 }
 
 /// Only the receiving task and the values (64 bytes).
@@ -90,17 +112,17 @@ impl Queued for Whole {
     fn word(task: u32, values: Values) -> Self {
         Whole {
             _task: task,
-            tuple: Tuple::from_parts(sources().0, 5, values, Default::default(), 1),
+            tuple: ObjectTuple::new(sources().0, 5, values),
         }
     }
     fn count(values: Values) -> Self {
         Whole {
             _task: 4,
-            tuple: Tuple::from_parts(sources().1, 1, values, Default::default(), 1),
+            tuple: ObjectTuple::new(sources().1, 1, values),
         }
     }
     fn values(&self) -> &[Value] {
-        self.tuple.values()
+        &self.tuple.values
     }
 }
 
@@ -264,15 +286,14 @@ fn values(lines: &[&str]) -> usize {
     let mut tasks = [0u64; 2];
     for l in lines {
         for w in l.split_ascii_whitespace() {
-            let t = Tuple::from_parts(split, 5, word_values(w), Default::default(), 1);
-            let Some(Value::Str(k)) = t.get(0) else {
+            let t = ObjectTuple::new(split, 5, word_values(w));
+            let Some(Value::Str(k)) = t.values.first() else {
                 continue;
             };
-            tasks[topology_api::grouping::reduce(stable_hash(&t.values()[0]), 2)] += 1;
+            tasks[topology_api::grouping::reduce(stable_hash(&t.values[0]), 2)] += 1;
             let n = bump(&mut counts, k);
-            let out =
-                Tuple::from_parts(count, 1, count_values(k.clone(), n), Default::default(), 1);
-            if let [Value::Str(k), v] = out.values() {
+            let out = ObjectTuple::new(count, 1, count_values(k.clone(), n));
+            if let [Value::Str(k), v] = &out.values[..] {
                 keep_latest(&mut latest, k, v);
             }
         }

@@ -4,25 +4,24 @@
 //!   cargo run --release -p supervisor --example frames [ROUNDS]
 
 use std::time::Instant;
-use supervisor::runtime::{Batch, Delivery};
+use supervisor::runtime::Batch;
 use supervisor::transport::{decode_with, encode};
-use topology_api::{Fields, StreamSource, Tuple, values};
+use topology_api::{Fields, StreamSource, values};
 
 fn batch(words: &[&str], with_count: bool) -> Batch {
     let split = StreamSource::intern("split", "default", &Fields::new(["word"]));
     let count = StreamSource::intern("count", "default", &Fields::new(["word", "count"]));
-    words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| Delivery {
-            task: 2,
-            tuple: if with_count {
-                Tuple::new(count, 1, values![*w, i as i64 * 37]).with_born(1_795_000_000_000_000)
-            } else {
-                Tuple::new(split, 5, values![*w]).with_born(1_795_000_000_000_000)
-            },
-        })
-        .collect()
+    let born = 1_795_000_000_000_000;
+    let mut b = Batch::with_capacity(words.len());
+    for (i, w) in words.iter().enumerate() {
+        let pushed = if with_count {
+            b.push(2, count, 1, born, &[], &values![*w, i as i64 * 37])
+        } else {
+            b.push(2, split, 5, born, &[], &values![*w])
+        };
+        pushed.expect("a word fits");
+    }
+    b
 }
 
 fn main() {
@@ -55,16 +54,14 @@ fn main() {
                 body,
                 |_, len| Batch::with_capacity(len),
                 |out, t| {
-                    out.push(Delivery {
-                        task: t.task,
-                        tuple: Tuple::from_parts(
-                            src,
-                            t.source_task,
-                            t.values,
-                            t.ack_ids,
-                            t.born_us,
-                        ),
-                    })
+                    let _ = out.push_encoded(
+                        t.task,
+                        src,
+                        t.source_task,
+                        t.born_us,
+                        &t.ack_ids,
+                        t.values,
+                    );
                 },
             )
             .expect("decodes");

@@ -6,7 +6,7 @@
 //! runs a reader thread per connection; a malformed or oversized frame closes that connection
 //! with a logged reason and nothing else.
 
-use crate::runtime::{Batch, Delivery, Inbound};
+use crate::runtime::{Batch, Inbound};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use topology_api::{AckIds, StreamSource, Topology, Tuple, Value, Values};
+use topology_api::wire::{self, put_uint};
+use topology_api::{AckIds, StreamSource, Topology, Values};
 
 /// Largest frame accepted; a bigger length prefix closes the connection.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -37,9 +38,28 @@ impl WireBatch {
         }
     }
 
-    fn push(&mut self, t: WireTuple) {
-        self.tuples.push(t);
+    fn push(&mut self, t: WireTupleRef<'_>) {
+        self.tuples.push(WireTuple {
+            task: t.task,
+            source_task: t.source_task,
+            source: t.source,
+            values: wire::to_values(t.values),
+            ack_ids: t.ack_ids,
+            born_us: t.born_us,
+        });
     }
+}
+
+/// A tuple as the decoder hands it over: its values are still bytes (checked: an array of
+/// values as [`wire::put_values`] writes them), ready to be copied into a batch.
+#[derive(Debug)]
+pub struct WireTupleRef<'a> {
+    pub task: u32,
+    pub source_task: u32,
+    pub source: u16,
+    pub values: &'a [u8],
+    pub ack_ids: AckIds,
+    pub born_us: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -208,96 +228,44 @@ pub fn encode(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
     use rmp::encode as w;
     out.clear();
     out.extend_from_slice(&[0; 4]);
-    let mut seen: Vec<&'static StreamSource> = Vec::new();
-    let mut idx: Vec<u16> = Vec::with_capacity(batch.len());
-    for d in &batch {
-        let src = d.tuple.source();
-        let i = match seen.iter().position(|s| std::ptr::eq(*s, src)) {
-            Some(i) => i,
-            None => {
-                seen.push(src);
-                seen.len() - 1
-            }
-        };
-        idx.push(i as u16);
-    }
+    let sources = batch.sources();
     w::write_array_len(out, 2).map_err(err)?;
-    w::write_array_len(out, seen.len() as u32).map_err(err)?;
-    for s in &seen {
+    w::write_array_len(out, sources.len() as u32).map_err(err)?;
+    for s in sources {
         w::write_array_len(out, 2).map_err(err)?;
         w::write_str(out, &s.component).map_err(err)?;
         w::write_str(out, &s.stream).map_err(err)?;
     }
     w::write_array_len(out, batch.len() as u32).map_err(err)?;
-    for (d, i) in batch.iter().zip(idx) {
-        let values = d.tuple.values();
-        let ids = d.tuple.ack_ids();
-        // The fixed parts are written byte by byte into room reserved once per tuple; rmp's
-        // writers check capacity per piece. The bytes are the same as rmp-serde's
-        // (`hand_reader_agrees_on_random_batches` compares them).
-        out.reserve(48 + 19 * ids.len());
+    let mut last = 0usize;
+    for (task, t) in batch.iter() {
+        // The batch's own source table is the frame's: find this tuple's entry (nearly always
+        // the one before).
+        let src = t.source();
+        if !sources.get(last).is_some_and(|s| std::ptr::eq(*s, src)) {
+            last = sources
+                .iter()
+                .position(|s| std::ptr::eq(*s, src))
+                .unwrap_or(0);
+        }
+        // The values are already msgpack, in rmp-serde's forms: they are copied as they are.
+        let values = t.values_bytes();
+        let acks = usize::from(t.ack_count());
+        out.reserve(32 + values.len() + 19 * acks);
         out.push(0x96);
-        put_uint(out, u64::from(d.task));
-        put_uint(out, u64::from(d.tuple.source_task()));
-        put_uint(out, u64::from(i));
-        w::write_array_len(out, values.len() as u32).map_err(err)?;
-        for v in values {
-            write_value(out, v)?;
-        }
-        w::write_array_len(out, ids.len() as u32).map_err(err)?;
-        for (root, edge) in ids {
+        put_uint(out, u64::from(task));
+        put_uint(out, u64::from(t.source_task()));
+        put_uint(out, last as u64);
+        out.extend_from_slice(values);
+        w::write_array_len(out, acks as u32).map_err(err)?;
+        for (root, edge) in t.ack_pairs() {
             out.push(0x92);
-            put_uint(out, *root);
-            put_uint(out, *edge);
+            put_uint(out, root);
+            put_uint(out, edge);
         }
-        put_uint(out, d.tuple.born_us());
+        put_uint(out, t.born_us());
     }
     finish_frame(out)
-}
-
-/// msgpack's smallest form of an unsigned integer, as `rmp::encode::write_uint` writes it.
-#[inline]
-fn put_uint(out: &mut Vec<u8>, n: u64) {
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n <= 0xff {
-        out.extend_from_slice(&[0xcc, n as u8]);
-    } else if n <= 0xffff {
-        out.push(0xcd);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else if n <= 0xffff_ffff {
-        out.push(0xce);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-    } else {
-        out.push(0xcf);
-        out.extend_from_slice(&n.to_be_bytes());
-    }
-}
-
-fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), String> {
-    use rmp::encode as w;
-    match v {
-        Value::Null => w::write_nil(out).map_err(err)?,
-        Value::Bool(b) => w::write_bool(out, *b).map_err(err)?,
-        Value::Int(i) if *i >= 0 => put_uint(out, *i as u64),
-        Value::Int(i) => {
-            w::write_sint(out, *i).map_err(err)?;
-        }
-        Value::Float(f) => w::write_f64(out, *f).map_err(err)?,
-        Value::Str(s) if s.len() < 32 => {
-            out.push(0xa0 | s.len() as u8);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Str(s) => w::write_str(out, s).map_err(err)?,
-        Value::Bytes(b) => w::write_bin(out, b).map_err(err)?,
-        Value::List(l) => {
-            w::write_array_len(out, l.len() as u32).map_err(err)?;
-            for x in l.iter() {
-                write_value(out, x)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Writing to a `Vec` does not fail; rmp's error types are turned into text all the same.
@@ -323,8 +291,8 @@ fn finish_frame(out: &mut [u8]) -> Result<(), String> {
 pub fn encode_with_serde(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
     let mut wire = WireBatch::default();
     let mut seen: Vec<&'static StreamSource> = Vec::new();
-    for d in batch {
-        let src = d.tuple.source();
+    for (task, t) in batch.iter() {
+        let src = t.source();
         let idx = match seen.iter().position(|s| std::ptr::eq(*s, src)) {
             Some(i) => i,
             None => {
@@ -334,16 +302,13 @@ pub fn encode_with_serde(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> 
                 seen.len() - 1
             }
         };
-        let source_task = d.tuple.source_task();
-        let ack_ids = d.tuple.ack_ids().clone();
-        let born_us = d.tuple.born_us();
         wire.tuples.push(WireTuple {
-            task: d.task,
-            source_task,
+            task,
+            source_task: t.source_task(),
             source: idx as u16,
-            values: d.tuple.into_values(),
-            ack_ids,
-            born_us,
+            values: t.to_values(),
+            ack_ids: t.ack_ids(),
+            born_us: t.born_us(),
         });
     }
     out.clear();
@@ -366,11 +331,9 @@ pub fn decode(body: &[u8]) -> Result<WireBatch, String> {
 pub fn decode_with<S>(
     body: &[u8],
     begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
-    each: impl FnMut(&mut S, WireTuple),
+    each: impl FnMut(&mut S, WireTupleRef<'_>),
 ) -> Result<S, String> {
-    let mut r = Reader { b: body };
-    r.frame(begin, each)
-        .map_err(|e| format!("malformed frame: {e}"))
+    read_frame(body, begin, each).map_err(|e| format!("malformed frame: {e}"))
 }
 
 /// [`decode`] through rmp-serde: the reference the hand-written reader is tested against.
@@ -382,229 +345,68 @@ pub fn decode_with_serde(body: &[u8]) -> Result<WireBatch, String> {
     WireBatch::deserialize(&mut de).map_err(|e| format!("malformed frame: {e}"))
 }
 
-/// A msgpack reader over a frame body. Every length is checked against the bytes left before
-/// anything is allocated for it.
-struct Reader<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if self.b.len() < n {
-            return Err("frame ends inside a value");
+/// Reads a frame (see [`decode_with`]) with the value reader of [`topology_api::wire`]: every
+/// length is checked against the bytes left before anything is allocated for it, and each
+/// tuple's values are checked (UTF-8, depth, integer range) and handed over as bytes.
+fn read_frame<S>(
+    body: &[u8],
+    begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
+    mut each: impl FnMut(&mut S, WireTupleRef<'_>),
+) -> Result<S, &'static str> {
+    let mut r = wire::Reader { b: body };
+    if r.array()? != 2 {
+        return Err("a batch is [sources, tuples]");
+    }
+    let n = r.array()?;
+    let mut sources = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        if r.array()? != 2 {
+            return Err("a source is [component, stream]");
         }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
+        let c = r.str()?.to_owned();
+        sources.push((c, r.str()?.to_owned()));
     }
-
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// A big-endian unsigned integer of `n` bytes (1, 2, 4 or 8: msgpack's widths), read with one
-    /// fixed-size load per width rather than byte by byte.
-    #[inline]
-    fn be(&mut self, n: usize) -> Result<u64, &'static str> {
-        let b = self.take(n)?;
-        Ok(match *b {
-            [a] => u64::from(a),
-            [a, b] => u64::from(u16::from_be_bytes([a, b])),
-            [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
-            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-            _ => b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)),
-        })
-    }
-
-    /// An array header; its length is at most the bytes left (each element takes one or more).
-    fn array(&mut self) -> Result<usize, &'static str> {
-        let m = self.byte()?;
-        self.array_after(m)
-    }
-
-    fn array_after(&mut self, m: u8) -> Result<usize, &'static str> {
-        let n = match m {
-            m @ 0x90..=0x9f => usize::from(m & 0x0f),
-            0xdc => self.be(2)? as usize,
-            0xdd => self.be(4)? as usize,
-            _ => return Err("expected an array"),
-        };
-        if n > self.b.len() {
-            return Err("array longer than the frame");
+    let n = r.array()?;
+    let mut state = begin(sources, n);
+    for _ in 0..n {
+        if r.array()? != 6 {
+            return Err("a tuple is [task, source_task, source, values, ack_ids, born_us]");
         }
-        Ok(n)
-    }
-
-    fn int_after(&mut self, m: u8) -> Result<i128, &'static str> {
-        Ok(match m {
-            0x00..=0x7f => i128::from(m),
-            0xe0..=0xff => i128::from(m as i8),
-            0xcc => i128::from(self.be(1)?),
-            0xcd => i128::from(self.be(2)?),
-            0xce => i128::from(self.be(4)?),
-            0xcf => i128::from(self.be(8)?),
-            0xd0 => i128::from(self.be(1)? as u8 as i8),
-            0xd1 => i128::from(self.be(2)? as u16 as i16),
-            0xd2 => i128::from(self.be(4)? as u32 as i32),
-            0xd3 => i128::from(self.be(8)? as i64),
-            _ => return Err("expected an integer"),
-        })
-    }
-
-    fn uint<T: TryFrom<u64>>(&mut self) -> Result<T, &'static str> {
-        let m = self.byte()?;
-        // Task ids, indexes, ack ids and stamps are positive fixints or unsigned (rmp writes
-        // the smallest form); signed forms are accepted as long as the value is not negative.
-        let v = match m {
-            0x00..=0x7f => u64::from(m),
-            0xcc => self.be(1)?,
-            0xcd => self.be(2)?,
-            0xce => self.be(4)?,
-            0xcf => self.be(8)?,
-            _ => u64::try_from(self.int_after(m)?).map_err(|_| "integer out of range")?,
-        };
-        T::try_from(v).map_err(|_| "integer out of range")
-    }
-
-    fn str_after(&mut self, m: u8) -> Result<&'a str, &'static str> {
-        let n = match m {
-            0xa0..=0xbf => usize::from(m & 0x1f),
-            0xd9 => self.be(1)? as usize,
-            0xda => self.be(2)? as usize,
-            0xdb => self.be(4)? as usize,
-            _ => return Err("expected a string"),
-        };
-        std::str::from_utf8(self.take(n)?).map_err(|_| "string is not UTF-8")
-    }
-
-    fn str(&mut self) -> Result<&'a str, &'static str> {
-        let m = self.byte()?;
-        self.str_after(m)
-    }
-
-    /// Reads one top-level value into `values`. Strings and integers, nearly every value a
-    /// topology sends, are built where they are pushed instead of coming back through
-    /// `Result<Value, _>`: that return went through memory and was reloaded at other widths,
-    /// which stalled the receiving thread (docs/performance.md, "Encoding and decoding, per
-    /// tuple").
-    #[inline]
-    fn push_value(&mut self, values: &mut Values) -> Result<(), &'static str> {
-        let m = self.byte()?;
-        match m {
-            0xa0..=0xbf | 0xd9..=0xdb => {
-                let s = self.str_after(m)?;
-                values.push(Value::Str(topology_api::value::small_str(s)));
-            }
-            0x00..=0x7f => values.push(Value::Int(i64::from(m))),
-            0xcc..=0xce => {
-                let n = self.be(1 << (m - 0xcc))?;
-                values.push(Value::Int(n as i64));
-            }
-            _ => values.push(self.value_after(m, 1)?),
+        let task = r.uint()?;
+        let source_task = r.uint()?;
+        let source = r.uint()?;
+        let start = r.b;
+        let count = r.array()?;
+        for _ in 0..count {
+            r.skip_value()?;
         }
-        Ok(())
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, &'static str> {
-        let m = self.byte()?;
-        self.value_after(m, depth)
-    }
-
-    fn value_after(&mut self, m: u8, depth: usize) -> Result<Value, &'static str> {
-        Ok(match m {
-            0xc0 => Value::Null,
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xca => Value::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
-            0xcb => Value::Float(f64::from_bits(self.be(8)?)),
-            0xa0..=0xbf | 0xd9..=0xdb => {
-                Value::Str(topology_api::value::small_str(self.str_after(m)?))
+        let values = &start[..start.len() - r.b.len()];
+        let mut ack_ids = AckIds::new();
+        for _ in 0..r.array()? {
+            if r.array()? != 2 {
+                return Err("an ack id is [root, edge]");
             }
-            0xc4..=0xc6 => {
-                let n = match m {
-                    0xc4 => self.be(1)?,
-                    0xc5 => self.be(2)?,
-                    _ => self.be(4)?,
-                } as usize;
-                Value::Bytes(self.take(n)?.into())
-            }
-            0x90..=0x9f | 0xdc | 0xdd => {
-                if depth >= MAX_DEPTH {
-                    return Err("values nested too deep (depth limit exceeded)");
-                }
-                let n = self.array_after(m)?;
-                // Reserve by what was read, not by what was claimed.
-                let mut out = Vec::with_capacity(n.min(64));
-                for _ in 0..n {
-                    out.push(self.value(depth + 1)?);
-                }
-                Value::List(out.into())
-            }
-            _ => {
-                let i = self.int_after(m)?;
-                Value::Int(i64::try_from(i).map_err(|_| "integer does not fit in an i64")?)
-            }
-        })
-    }
-
-    /// Reads a frame (see [`decode_with`]).
-    fn frame<S>(
-        &mut self,
-        begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
-        mut each: impl FnMut(&mut S, WireTuple),
-    ) -> Result<S, &'static str> {
-        if self.array()? != 2 {
-            return Err("a batch is [sources, tuples]");
+            let root = r.uint()?;
+            ack_ids.push((root, r.uint()?));
         }
-        let n = self.array()?;
-        let mut sources = Vec::with_capacity(n.min(64));
-        for _ in 0..n {
-            if self.array()? != 2 {
-                return Err("a source is [component, stream]");
-            }
-            let c = self.str()?.to_owned();
-            sources.push((c, self.str()?.to_owned()));
-        }
-        let n = self.array()?;
-        let mut state = begin(sources, n);
-        for _ in 0..n {
-            if self.array()? != 6 {
-                return Err("a tuple is [task, source_task, source, values, ack_ids, born_us]");
-            }
-            let task = self.uint()?;
-            let source_task = self.uint()?;
-            let source = self.uint()?;
-            let mut values = Values::new();
-            for _ in 0..self.array()? {
-                self.push_value(&mut values)?;
-            }
-            let mut ack_ids = AckIds::new();
-            for _ in 0..self.array()? {
-                if self.array()? != 2 {
-                    return Err("an ack id is [root, edge]");
-                }
-                let root = self.uint()?;
-                ack_ids.push((root, self.uint()?));
-            }
-            let born_us = self.uint()?;
-            each(
-                &mut state,
-                WireTuple {
-                    task,
-                    source_task,
-                    source,
-                    values,
-                    ack_ids,
-                    born_us,
-                },
-            );
-        }
-        Ok(state)
+        let born_us = r.uint()?;
+        each(
+            &mut state,
+            WireTupleRef {
+                task,
+                source_task,
+                source,
+                values,
+                ack_ids,
+                born_us,
+            },
+        );
     }
+    Ok(state)
 }
 
 /// Deepest nesting of lists accepted in a frame.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = wire::MAX_DEPTH;
 
 /// Splits the bytes of one connection into frames and decodes them. Pure: the reader thread
 /// feeds it what the socket gives; the fuzz target feeds it anything.
@@ -634,7 +436,7 @@ impl FrameReader {
     pub fn next_frame_with<S>(
         &mut self,
         begin: impl FnOnce(Vec<(String, String)>, usize) -> S,
-        each: impl FnMut(&mut S, WireTuple),
+        each: impl FnMut(&mut S, WireTupleRef<'_>),
     ) -> Result<Option<S>, String> {
         let avail = &self.buf[self.start..];
         if avail.len() < 4 {
@@ -858,14 +660,16 @@ impl<'a> Dispatch<'a> {
             .collect();
         Dispatch {
             resolved,
-            per_queue: (0..inbound.queue_count()).map(|_| Batch::new()).collect(),
+            per_queue: (0..inbound.queue_count())
+                .map(|_| Batch::default())
+                .collect(),
             inbound,
             tuples: tuples.min(1 << 16),
         }
     }
 
     #[inline]
-    fn push(&mut self, t: WireTuple) {
+    fn push(&mut self, t: WireTupleRef<'_>) {
         let (Some(Some(src)), Some(q)) = (
             self.resolved.get(t.source as usize),
             self.inbound.queue_index(t.task),
@@ -877,13 +681,14 @@ impl<'a> Dispatch<'a> {
             return;
         };
         let batch = &mut self.per_queue[q];
-        if batch.capacity() == 0 {
-            batch.reserve(self.tuples);
+        if batch.is_empty() && batch.byte_len() == 0 {
+            *batch = Batch::with_capacity(self.tuples);
         }
-        batch.push(Delivery {
-            task: t.task,
-            tuple: Tuple::from_parts(src, t.source_task, t.values, t.ack_ids, t.born_us),
-        });
+        if let Err(e) =
+            batch.push_encoded(t.task, src, t.source_task, t.born_us, &t.ack_ids, t.values)
+        {
+            tracing::warn!(task = t.task, error = %e, "Dropping a tuple");
+        }
     }
 
     /// Hands the batches to the local queues; false when the worker is shutting down.
@@ -907,21 +712,24 @@ impl<'a> Dispatch<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::{Fields, Value, values};
+    use topology_api::{Fields, Tuple, Value, values};
+
+    /// A batch of owned tuples, each addressed to its task.
+    pub(super) fn batch_of(items: Vec<(u32, Tuple<'static>)>) -> Batch {
+        let mut b = Batch::with_capacity(items.len());
+        for (task, t) in &items {
+            b.push_tuple(*task, t).expect("fits");
+        }
+        b
+    }
 
     #[test]
     fn frames_round_trip() {
         let src = StreamSource::intern("split", "default", &Fields::new(["word"]));
-        let batch = vec![
-            Delivery {
-                task: 3,
-                tuple: Tuple::new(src, 1, values!["storm"]),
-            },
-            Delivery {
-                task: 4,
-                tuple: Tuple::new(src, 2, values!["gale", 7]),
-            },
-        ];
+        let batch = batch_of(vec![
+            (3, Tuple::new(src, 1, values!["storm"])),
+            (4, Tuple::new(src, 2, values!["gale", 7])),
+        ]);
         let mut f = Vec::new();
         encode(batch, &mut f).expect("encodes");
         let len = u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize;
@@ -947,10 +755,7 @@ mod tests {
             Value::Bytes(vec![0u8, 255, 7].into()),
             Value::List(vec![Value::Int(1), Value::List(vec![Value::from("x")].into())].into())
         ];
-        let batch = vec![Delivery {
-            task: 9,
-            tuple: Tuple::new(src, 2, vals.clone()),
-        }];
+        let batch = batch_of(vec![(9, Tuple::new(src, 2, vals.clone()))]);
         let mut f = Vec::new();
         encode(batch, &mut f).expect("encodes");
         let w = decode(&f[4..]).expect("decodes");
@@ -962,7 +767,7 @@ mod tests {
     fn hand_reader_matches_serde() {
         let src = StreamSource::intern("count", "default", &Fields::new(["word", "count"]));
         let other = StreamSource::intern("split", "words", &Fields::new(["w"]));
-        let mut batch = Vec::new();
+        let mut items = Vec::new();
         for i in 0..300u32 {
             let mut t = Tuple::new(
                 if i % 3 == 0 { other } else { src },
@@ -971,17 +776,11 @@ mod tests {
             )
             .with_born(u64::from(i) << 33);
             if i % 2 == 0 {
-                t = t.with_ack_ids(
-                    [(u64::MAX - u64::from(i), u64::from(i))]
-                        .into_iter()
-                        .collect(),
-                );
+                t = t.with_ack_ids(&[(u64::MAX - u64::from(i), u64::from(i))]);
             }
-            batch.push(Delivery {
-                task: i * 7,
-                tuple: t,
-            });
+            items.push((i * 7, t));
         }
+        let batch = batch_of(items);
         let mut f = Vec::new();
         encode(batch, &mut f).expect("encodes");
         assert_eq!(decode(&f[4..]), decode_with_serde(&f[4..]));
@@ -1013,10 +812,7 @@ mod tests {
         let mut bytes = Vec::new();
         for i in 0..3 {
             let mut f = Vec::new();
-            let batch = vec![Delivery {
-                task: i,
-                tuple: Tuple::new(src, 1, values!["w"]),
-            }];
+            let batch = batch_of(vec![(i, Tuple::new(src, 1, values!["w"]))]);
             encode(batch, &mut f).expect("encodes");
             bytes.extend_from_slice(&f);
         }
@@ -1045,10 +841,7 @@ mod tests {
                 v = Value::List(vec![v].into());
             }
             let mut f = Vec::new();
-            let batch = vec![Delivery {
-                task: 1,
-                tuple: Tuple::new(src, 1, values![v]),
-            }];
+            let batch = batch_of(vec![(1, Tuple::new(src, 1, values![v]))]);
             encode(batch, &mut f).expect("encodes");
             f
         };
@@ -1062,6 +855,7 @@ mod tests {
 mod hostile {
     use super::*;
     use proptest::prelude::*;
+    use topology_api::Tuple;
 
     fn value() -> impl Strategy<Value = topology_api::Value> {
         use topology_api::Value as V;
@@ -1093,15 +887,14 @@ mod hostile {
             )
         ) {
             let src = StreamSource::intern("p", "default", &topology_api::Fields::new(["a"]));
-            let batch: Vec<Delivery> = tuples
+            let batch = tests::batch_of(tuples
                 .into_iter()
-                .map(|(task, st, vals, born, acks)| Delivery {
-                    task,
-                    tuple: Tuple::new(src, st, vals.into_iter().collect())
+                .map(|(task, st, vals, born, acks)| {
+                    (task, Tuple::new(src, st, vals.into_iter().collect())
                         .with_born(born)
-                        .with_ack_ids(acks.into_iter().collect()),
+                        .with_ack_ids(&acks))
                 })
-                .collect();
+                .collect());
             let mut f = Vec::new();
             encode(batch.clone(), &mut f).expect("encodes");
             let mut g = Vec::new();

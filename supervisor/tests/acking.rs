@@ -77,7 +77,7 @@ impl Bolt for Flaky {
         d.declare(Fields::new(["n"]));
     }
     fn execute(&mut self, t: &Tuple, out: &mut BoltCollector<'_>) {
-        let n = t.get(0).and_then(Value::as_int).unwrap_or(0);
+        let n = t.get_int(0).unwrap_or(0);
         let first = self.seen.insert(n);
         if first && n % 25 == 0 {
             return; // neither acked nor failed: the tree times out
@@ -102,7 +102,7 @@ impl Bolt for Flaky {
 /// then acks both.
 #[derive(Default)]
 struct PairJoin {
-    held: Option<Tuple>,
+    held: Option<Tuple<'static>>,
 }
 
 impl Bolt for PairJoin {
@@ -111,10 +111,10 @@ impl Bolt for PairJoin {
     }
     fn execute(&mut self, t: &Tuple, out: &mut BoltCollector<'_>) {
         match self.held.take() {
-            None => self.held = Some(t.clone()),
+            None => self.held = Some(t.to_owned()),
             Some(h) => {
                 let mut v = Values::new();
-                v.push(t.get(0).cloned().unwrap_or_default());
+                v.push(t.get(0).map(|x| x.to_value()).unwrap_or_default());
                 out.emit_stream("default", &[&h, t], v);
                 out.ack(&h);
                 out.ack(t);

@@ -60,8 +60,8 @@ impl Bolt for Recorder {
         Ok(())
     }
     fn execute(&mut self, t: &Tuple, _out: &mut BoltCollector<'_>) {
-        let n = t.get(0).and_then(Value::as_int).unwrap_or(-1);
-        let k = t.get_by_field("k").and_then(Value::as_int).unwrap_or(-1);
+        let n = t.get_int(0).unwrap_or(-1);
+        let k = t.get_by_field("k").and_then(|v| v.as_int()).unwrap_or(-1);
         if Some(n) == self.panic_on {
             panic!("boom at {n}");
         }

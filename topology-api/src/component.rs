@@ -5,7 +5,8 @@
 //! to an [`OutputSink`] that the runtime implements (routing by grouping, batching, acking).
 
 use crate::tuple::{DEFAULT_STREAM, MessageId, Tuple};
-use crate::value::{Fields, Values};
+use crate::value::{Fields, Value, Values};
+use crate::wire::ValueRef;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -169,12 +170,58 @@ impl TopologyContext {
     }
 }
 
+/// The values of an emission: owned [`Value`]s, or views ([`ValueRef`]) such as words borrowed
+/// from the input, which the runtime writes into its batches without building a `Value` first.
+#[derive(Debug, Clone, Copy)]
+pub enum EmitValues<'a> {
+    Owned(&'a [Value]),
+    Refs(&'a [ValueRef<'a>]),
+}
+
+impl EmitValues<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            EmitValues::Owned(v) => v.len(),
+            EmitValues::Refs(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the values' bytes ([`crate::wire`]).
+    #[inline]
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            EmitValues::Owned(v) => crate::wire::put_values(out, v),
+            EmitValues::Refs(v) => crate::wire::put_value_refs(out, v),
+        }
+    }
+
+    /// The values as text, for logs.
+    pub fn to_strings(&self) -> Vec<String> {
+        match self {
+            EmitValues::Owned(v) => v.iter().map(ToString::to_string).collect(),
+            EmitValues::Refs(v) => v.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Owned copies of the values.
+    pub fn to_values(&self) -> Values {
+        match self {
+            EmitValues::Owned(v) => v.iter().cloned().collect(),
+            EmitValues::Refs(v) => v.iter().map(ValueRef::to_value).collect(),
+        }
+    }
+}
+
 /// One emission as a collector hands it to the runtime.
 #[derive(Debug)]
 pub struct Emission<'a> {
     pub stream: &'a str,
-    pub values: Values,
-    pub anchors: &'a [&'a Tuple],
+    pub values: EmitValues<'a>,
+    pub anchors: &'a [&'a Tuple<'a>],
     /// Spouts only: the id `ack`/`fail` will be called with.
     pub message_id: Option<MessageId>,
     /// For `emit_direct`: the one task to send to.
@@ -186,8 +233,8 @@ pub trait OutputSink {
     /// Routes one emission. When `task_ids` is given, the runtime fills it with the receiving
     /// tasks (Storm's `emit` return value; multi-lang needs it).
     fn emit(&mut self, emission: Emission<'_>, task_ids: Option<&mut Vec<u32>>);
-    fn ack(&mut self, input: &Tuple);
-    fn fail(&mut self, input: &Tuple);
+    fn ack(&mut self, input: &Tuple<'_>);
+    fn fail(&mut self, input: &Tuple<'_>);
     /// Records an error against this component (shown in status and logs); the task keeps running.
     fn report_error(&mut self, message: &str);
 }
@@ -216,7 +263,7 @@ impl<'a> SpoutCollector<'a> {
         self.sink.emit(
             Emission {
                 stream,
-                values,
+                values: EmitValues::Owned(&values),
                 anchors: &[],
                 message_id: id,
                 direct_task: None,
@@ -229,7 +276,7 @@ impl<'a> SpoutCollector<'a> {
         self.sink.emit(
             Emission {
                 stream,
-                values,
+                values: EmitValues::Owned(&values),
                 anchors: &[],
                 message_id: id,
                 direct_task: Some(task),
@@ -250,7 +297,7 @@ impl<'a> SpoutCollector<'a> {
         self.sink.emit(
             Emission {
                 stream,
-                values,
+                values: EmitValues::Owned(&values),
                 anchors: &[],
                 message_id: id,
                 direct_task,
@@ -285,12 +332,42 @@ impl<'a> BoltCollector<'a> {
         self.emit_stream(DEFAULT_STREAM, &[anchor], values);
     }
 
+    /// As [`BoltCollector::emit_anchored`], with values borrowed (say, words of the input's
+    /// string): nothing is built per value, the runtime writes them straight into its batch.
+    #[inline]
+    pub fn emit_refs_anchored(&mut self, anchor: &Tuple, values: &[ValueRef<'_>]) {
+        self.sink.emit(
+            Emission {
+                stream: DEFAULT_STREAM,
+                values: EmitValues::Refs(values),
+                anchors: &[anchor],
+                message_id: None,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
+    /// Emits borrowed values on `stream`, anchored to every tuple in `anchors`.
+    pub fn emit_refs(&mut self, stream: &str, anchors: &[&Tuple], values: &[ValueRef<'_>]) {
+        self.sink.emit(
+            Emission {
+                stream,
+                values: EmitValues::Refs(values),
+                anchors,
+                message_id: None,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
     /// Emits on `stream`, anchored to every tuple in `anchors` (multi-anchoring).
     pub fn emit_stream(&mut self, stream: &str, anchors: &[&Tuple], values: Values) {
         self.sink.emit(
             Emission {
                 stream,
-                values,
+                values: EmitValues::Owned(&values),
                 anchors,
                 message_id: None,
                 direct_task: None,
@@ -303,7 +380,7 @@ impl<'a> BoltCollector<'a> {
         self.sink.emit(
             Emission {
                 stream,
-                values,
+                values: EmitValues::Owned(&values),
                 anchors,
                 message_id: None,
                 direct_task: Some(task),
@@ -324,7 +401,7 @@ impl<'a> BoltCollector<'a> {
         self.sink.emit(
             Emission {
                 stream,
-                values,
+                values: EmitValues::Owned(&values),
                 anchors,
                 message_id: None,
                 direct_task,

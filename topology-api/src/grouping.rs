@@ -3,7 +3,9 @@
 //! Each function takes the subscriber's task ids (sorted ascending, never empty) and returns where
 //! a tuple goes. They hold no locks and allocate nothing; the runtime calls them once per tuple.
 
+use crate::component::EmitValues;
 use crate::value::{StableHasher, Value};
+use crate::wire::ValueRef;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -74,15 +76,70 @@ impl fmt::Display for Grouping {
     }
 }
 
+/// Values a grouping can hash keys of: owned [`Value`]s, views ([`ValueRef`]) or either
+/// ([`EmitValues`]). The same values hash alike in every form.
+pub trait KeyValues {
+    /// Feeds the value at `i` (null if there is none) into `h`.
+    fn hash_at(&self, i: usize, h: &mut StableHasher);
+}
+
+impl KeyValues for [Value] {
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut StableHasher) {
+        match self.get(i) {
+            Some(v) => v.stable_hash(h),
+            None => Value::Null.stable_hash(h),
+        }
+    }
+}
+
+impl<const N: usize> KeyValues for [Value; N] {
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut StableHasher) {
+        self[..].hash_at(i, h)
+    }
+}
+
+impl KeyValues for Vec<Value> {
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut StableHasher) {
+        self[..].hash_at(i, h)
+    }
+}
+
+impl KeyValues for crate::value::Values {
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut StableHasher) {
+        self[..].hash_at(i, h)
+    }
+}
+
+impl KeyValues for [ValueRef<'_>] {
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut StableHasher) {
+        match self.get(i) {
+            Some(v) => v.stable_hash(h),
+            None => Value::Null.stable_hash(h),
+        }
+    }
+}
+
+impl KeyValues for EmitValues<'_> {
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut StableHasher) {
+        match self {
+            EmitValues::Owned(v) => v.hash_at(i, h),
+            EmitValues::Refs(v) => v.hash_at(i, h),
+        }
+    }
+}
+
 /// Hash of the key fields at positions `key_idx` of `values`.
 #[inline]
-pub fn key_hash(values: &[Value], key_idx: &[usize]) -> u64 {
+pub fn key_hash<V: KeyValues + ?Sized>(values: &V, key_idx: &[usize]) -> u64 {
     let mut h = StableHasher::new();
     for &i in key_idx {
-        match values.get(i) {
-            Some(v) => v.stable_hash(&mut h),
-            None => Value::Null.stable_hash(&mut h),
-        }
+        values.hash_at(i, &mut h);
     }
     h.finish()
 }
@@ -100,7 +157,7 @@ pub fn key_hash(values: &[Value], key_idx: &[usize]) -> u64 {
 /// assert!(tasks.contains(&a));
 /// ```
 #[inline]
-pub fn fields_target(values: &[Value], key_idx: &[usize], tasks: &[u32]) -> u32 {
+pub fn fields_target<V: KeyValues + ?Sized>(values: &V, key_idx: &[usize], tasks: &[u32]) -> u32 {
     tasks[reduce(key_hash(values, key_idx), tasks.len())]
 }
 
@@ -164,8 +221,8 @@ impl Shuffle {
 ///
 /// Contract: a key only ever goes to one of its two candidates (so a downstream merge step needs
 /// only two partial results per key); `load` counts per position of `tasks`.
-pub fn partial_key_target(
-    values: &[Value],
+pub fn partial_key_target<V: KeyValues + ?Sized>(
+    values: &V,
     key_idx: &[usize],
     tasks: &[u32],
     load: &mut [u64],

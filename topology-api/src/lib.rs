@@ -1,6 +1,7 @@
 //! The crate Gale users write components against.
 //!
-//! - [`Tuple`], [`Value`], [`Values`], [`Fields`]: the data that flows.
+//! - [`Tuple`], [`Value`], [`Values`], [`Fields`]: the data that flows; [`Batch`] and [`wire`]:
+//!   tuples as bytes, read in place as [`ValueRef`]s.
 //! - [`Spout`], [`Bolt`] and their collectors: Storm's component model.
 //! - [`grouping`]: stream groupings as pure routing functions.
 //! - [`Registry`]: `className` -> constructor, with Gale's [`builtins`].
@@ -10,6 +11,7 @@
 //!
 //! Architecture invariant: nothing here does network I/O or knows about ZooKeeper.
 
+pub mod batch;
 pub mod builtins;
 pub mod component;
 pub mod grouping;
@@ -19,7 +21,9 @@ pub mod registry;
 pub mod spec;
 pub mod tuple;
 pub mod value;
+pub mod wire;
 
+pub use batch::Batch;
 pub use component::{
     Bolt, BoltCollector, ComponentArgs, ComponentError, Emission, OutputDeclarer, OutputSink,
     Spout, SpoutCollector, StreamDecl, TopologyContext,
@@ -32,3 +36,4 @@ pub use tuple::{
     SYSTEM_COMPONENT, StreamSource, Tuple, now_us, system_source,
 };
 pub use value::{Fields, SmolStr, Value, Values};
+pub use wire::ValueRef;

@@ -7,8 +7,10 @@
 //! cache line on the hot path.
 
 use crate::value::{Fields, Value, Values};
+use crate::wire::{self, ValueIter, ValueRef};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
@@ -96,45 +98,110 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// One tuple as a bolt receives it.
-#[derive(Clone, Debug)]
-pub struct Tuple {
-    values: Values,
+/// One tuple as a bolt receives it: a view of its bytes where they lie in their batch.
+///
+/// Values are read in place ([`Tuple::get`] returns a [`ValueRef`] borrowing from the batch); a
+/// component that keeps a tuple past `execute` takes [`Tuple::to_owned`], a `Tuple<'static>`
+/// with its own copy of the bytes. `Tuple::new` builds an owned one from [`Values`] (tests, ticks).
+#[derive(Clone)]
+pub struct Tuple<'a> {
     source: &'static StreamSource,
     source_task: u32,
-    ack_ids: AckIds,
     /// When the spout tuple this one descends from was emitted ([`now_us`]); 0 if unknown.
     born_us: u64,
+    /// Number of (root, edge) pairs at the start of `data`, 16 bytes each.
+    acks: u8,
+    /// The ack pairs (little-endian) followed by the values ([`crate::wire::put_values`]).
+    data: Cow<'a, [u8]>,
 }
 
-impl Tuple {
+impl Tuple<'static> {
     /// Builds a tuple; the runtime does this, and tests of single components may too.
     pub fn new(source: &'static StreamSource, source_task: u32, values: Values) -> Self {
-        Tuple {
-            values,
-            source,
-            source_task,
-            ack_ids: AckIds::new(),
-            born_us: 0,
-        }
+        Self::from_parts(source, source_task, &values, &[], 0)
     }
 
-    /// Builds a tuple with every field at once (the runtime's hot path: one write of the whole
-    /// struct instead of a chain of builder moves, which the CPU cannot forward cheaply).
-    #[inline]
+    /// Builds an owned tuple with every field.
     pub fn from_parts(
         source: &'static StreamSource,
         source_task: u32,
-        values: Values,
-        ack_ids: AckIds,
+        values: &[Value],
+        ack_ids: &[(u64, u64)],
         born_us: u64,
     ) -> Self {
+        let mut data = Vec::with_capacity(16 * ack_ids.len() + 16);
+        put_ack_ids(&mut data, ack_ids);
+        wire::put_values(&mut data, values);
         Tuple {
-            values,
             source,
             source_task,
-            ack_ids,
             born_us,
+            acks: ack_ids.len().min(usize::from(MAX_ACK_IDS)) as u8,
+            data: Cow::Owned(data),
+        }
+    }
+}
+
+/// Most (root, edge) pairs a tuple carries: one per spout tuple it descends from.
+pub const MAX_ACK_IDS: u8 = u8::MAX;
+
+/// Appends ack pairs as a tuple's bytes hold them (at most [`MAX_ACK_IDS`]).
+#[inline]
+pub(crate) fn put_ack_ids(out: &mut Vec<u8>, ids: &[(u64, u64)]) {
+    for (r, e) in ids.iter().take(usize::from(MAX_ACK_IDS)) {
+        out.extend_from_slice(&r.to_le_bytes());
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+}
+
+#[inline]
+fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+impl<'a> Tuple<'a> {
+    /// A view of a tuple's parts; `data` is its ack pairs then its values (see the field docs).
+    #[inline]
+    pub(crate) fn view(
+        source: &'static StreamSource,
+        source_task: u32,
+        born_us: u64,
+        acks: u8,
+        data: &'a [u8],
+    ) -> Self {
+        Tuple {
+            source,
+            source_task,
+            born_us,
+            acks,
+            data: Cow::Borrowed(data),
+        }
+    }
+
+    /// A copy that owns its bytes, to keep past `execute` (windows, joins, pending acks).
+    pub fn to_owned(&self) -> Tuple<'static> {
+        Tuple {
+            source: self.source,
+            source_task: self.source_task,
+            born_us: self.born_us,
+            acks: self.acks,
+            data: Cow::Owned(self.data.to_vec()),
+        }
+    }
+
+    /// This tuple with new ack ids (the runtime's copies of one emission each get their own).
+    pub fn with_ack_ids(&self, ids: &[(u64, u64)]) -> Tuple<'static> {
+        let mut data = Vec::with_capacity(16 * ids.len() + self.values_bytes().len());
+        put_ack_ids(&mut data, ids);
+        data.extend_from_slice(self.values_bytes());
+        Tuple {
+            source: self.source,
+            source_task: self.source_task,
+            born_us: self.born_us,
+            acks: ids.len().min(usize::from(MAX_ACK_IDS)) as u8,
+            data: Cow::Owned(data),
         }
     }
 
@@ -147,43 +214,85 @@ impl Tuple {
 
     /// When the spout tuple behind this one was emitted, in microseconds since the Unix epoch
     /// (0 if unknown). End-to-end latency is measured from it.
+    #[inline]
     pub fn born_us(&self) -> u64 {
         self.born_us
     }
 
-    pub fn with_ack_ids(mut self, ids: AckIds) -> Self {
-        self.ack_ids = ids;
-        self
+    /// The values' bytes (plain msgpack, [`crate::wire`]).
+    #[inline]
+    pub fn values_bytes(&self) -> &[u8] {
+        self.data
+            .get(16 * usize::from(self.acks)..)
+            .unwrap_or_default()
     }
 
-    pub fn set_ack_ids(&mut self, ids: AckIds) {
-        self.ack_ids = ids;
+    /// The values, read in place.
+    #[inline]
+    pub fn values(&self) -> ValueIter<'_> {
+        ValueIter::of_values(self.values_bytes())
     }
 
-    pub fn values(&self) -> &[Value] {
-        &self.values
+    /// Owned copies of the values.
+    pub fn to_values(&self) -> Values {
+        wire::to_values(self.values_bytes())
     }
 
-    pub fn into_values(self) -> Values {
-        self.values
+    /// How many values the tuple has.
+    pub fn len(&self) -> usize {
+        let mut r = wire::Reader {
+            b: self.values_bytes(),
+        };
+        r.array().unwrap_or(0)
     }
 
-    /// Value at a position, as Storm's `getValue(i)`.
-    pub fn get(&self, i: usize) -> Option<&Value> {
-        self.values.get(i)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value at a position, as Storm's `getValue(i)`, read in place.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<ValueRef<'_>> {
+        self.values().nth(i)
     }
 
     /// Value of a named field, as Storm's `getValueByField`.
-    pub fn get_by_field(&self, name: &str) -> Option<&Value> {
-        self.source
-            .fields
-            .index_of(name)
-            .and_then(|i| self.values.get(i))
+    pub fn get_by_field(&self, name: &str) -> Option<ValueRef<'_>> {
+        self.source.fields.index_of(name).and_then(|i| self.get(i))
     }
 
-    /// String at a position, if that value is a string.
+    /// A reader at value `i`, if the tuple has one.
+    #[inline]
+    fn at(&self, i: usize) -> Option<wire::Reader<'_>> {
+        let mut r = wire::Reader {
+            b: self.values_bytes(),
+        };
+        if i >= r.array().ok()? {
+            return None;
+        }
+        for _ in 0..i {
+            r.skip().ok()?;
+        }
+        Some(r)
+    }
+
+    /// String at a position, if that value is a string (Storm's `getString`).
+    #[inline]
     pub fn get_str(&self, i: usize) -> Option<&str> {
-        self.values.get(i).and_then(Value::as_str)
+        self.at(i)?.str_value()
+    }
+
+    /// The UTF-8 bytes of the string at a position, if that value is a string, without checking
+    /// them: for components that only compare or store them.
+    #[inline]
+    pub fn get_str_bytes(&self, i: usize) -> Option<&[u8]> {
+        self.at(i)?.str_bytes()
+    }
+
+    /// Integer at a position, if that value is an integer (Storm's `getLong`).
+    #[inline]
+    pub fn get_int(&self, i: usize) -> Option<i64> {
+        self.at(i)?.int_value()
     }
 
     pub fn fields(&self) -> &Fields {
@@ -206,8 +315,38 @@ impl Tuple {
         self.source_task
     }
 
-    pub fn ack_ids(&self) -> &AckIds {
-        &self.ack_ids
+    /// The acking identity: for each spout tuple it descends from, (root id, edge id).
+    pub fn ack_ids(&self) -> AckIds {
+        self.ack_pairs().collect()
+    }
+
+    /// The first (root, edge) pair, the key acking keeps per input.
+    #[inline]
+    pub fn first_ack_id(&self) -> Option<(u64, u64)> {
+        if self.acks == 0 || self.data.len() < 16 {
+            return None;
+        }
+        Some((le64(&self.data[..8]), le64(&self.data[8..16])))
+    }
+
+    /// The (root, edge) pairs, read in place.
+    pub fn ack_pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let n = usize::from(self.acks).min(self.data.len() / 16);
+        self.data[..16 * n]
+            .chunks_exact(16)
+            .map(|c| (le64(&c[..8]), le64(&c[8..])))
+    }
+
+    /// How many (root, edge) pairs it carries.
+    #[inline]
+    pub fn ack_count(&self) -> u8 {
+        self.acks
+    }
+
+    /// The ack pairs' bytes followed by the values' bytes, as a batch holds them.
+    #[inline]
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.data
     }
 
     /// True for Storm's tick tuples (component `__system`, stream `__tick`).
@@ -216,12 +355,25 @@ impl Tuple {
     }
 }
 
-impl PartialEq for Tuple {
+impl std::fmt::Debug for Tuple<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tuple")
+            .field("component", &self.source.component)
+            .field("stream", &self.source.stream)
+            .field("source_task", &self.source_task)
+            .field("values", &self.values().collect::<Vec<_>>())
+            .field("ack_ids", &self.ack_ids())
+            .field("born_us", &self.born_us)
+            .finish()
+    }
+}
+
+impl PartialEq for Tuple<'_> {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self.source, other.source)
             && self.source_task == other.source_task
-            && self.values == other.values
-            && self.ack_ids == other.ack_ids
+            && self.acks == other.acks
+            && self.data == other.data
     }
 }
 
@@ -244,7 +396,9 @@ mod tests {
     fn field_access_by_name() {
         let src = StreamSource::intern("count", "default", &Fields::new(["word", "count"]));
         let t = Tuple::new(src, 3, values!["storm", 2]);
-        assert_eq!(t.get_by_field("count"), Some(&Value::Int(2)));
+        assert_eq!(t.get_by_field("count"), Some(ValueRef::Int(2)));
+        assert_eq!(t.get_str(0), Some("storm"));
+        assert_eq!(t.to_values(), values!["storm", 2]);
         assert_eq!(t.get_by_field("nope"), None);
         assert_eq!(t.source_component(), "count");
         assert_eq!(t.source_task(), 3);

@@ -8,11 +8,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use topology_api::component::EmitValues;
 use topology_api::layout::ExecutorId;
 use topology_api::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, MessageId,
-    SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Tuple, Value, Values, now_us,
-    system_source,
+    SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Value, now_us, system_source,
 };
 
 /// A spout executor's acking settings.
@@ -169,8 +169,8 @@ fn settle(
     complete: &mut Option<hdrhistogram::Histogram<u64>>,
 ) {
     let now = Instant::now();
-    for d in &batch {
-        let Some(root) = d.tuple.get(0).and_then(Value::as_int) else {
+    for (_, t) in batch.iter() {
+        let Some(root) = t.get_int(0) else {
             continue;
         };
         let Some(PendingTree {
@@ -183,7 +183,7 @@ fn settle(
             continue;
         };
         per_task[i] = per_task[i].saturating_sub(1);
-        if d.tuple.source_stream() == ACK_ACK_STREAM {
+        if t.source_stream() == ACK_ACK_STREAM {
             spouts[i].ack(&id);
             env.router.counters.acked += 1;
             let us = now.duration_since(start).as_micros() as u64;
@@ -425,16 +425,12 @@ pub(crate) fn run_bolt(
             && Instant::now() >= at
         {
             next_tick = Some(at + every);
-            let ticks: Batch = (first..first + bolts.len() as u32)
-                .map(|task| {
-                    let mut v = Values::new();
-                    v.push(Value::Int(every.as_secs() as i64));
-                    super::Delivery {
-                        task,
-                        tuple: Tuple::new(src, 0, v),
-                    }
-                })
-                .collect();
+            let mut ticks = Batch::with_capacity(bolts.len());
+            let secs = [Value::Int(every.as_secs() as i64)];
+            for task in first..first + bolts.len() as u32 {
+                // One small tuple per task: it always fits.
+                let _ = ticks.push(task, src, 0, 0, &[], &secs);
+            }
             run_batch(&mut env, &mut bolts, &auto_ack, ticks, &mut latency);
             continue;
         }
@@ -486,8 +482,8 @@ pub(crate) fn run_bolt(
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        if let Some(d) = batch.first() {
-            env.heads.took(env.head_slot, d.tuple.born_us());
+        if let Some(born) = batch.first_born() {
+            env.heads.took(env.head_slot, born);
         }
         run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
         if polls {
@@ -553,8 +549,8 @@ fn run_batch(
     // One clock read per batch: latency is exact to within the batch's own processing time.
     if let Some(h) = latency.as_mut() {
         let now = now_us();
-        for d in &batch {
-            let born = d.tuple.born_us();
+        for (_, t) in batch.iter() {
+            let born = t.born_us();
             if born > 0 {
                 h.saturating_record(now.saturating_sub(born));
             }
@@ -562,18 +558,18 @@ fn run_batch(
     }
     // By reference: the bolt reads each tuple where it lies in the batch instead of a copy of it
     // moved onto the stack; the batch is dropped whole afterwards.
-    for d in &batch {
-        let idx = (d.task - first) as usize;
+    for (task, t) in batch.iter() {
+        let idx = task.wrapping_sub(first) as usize;
         let Some(bolt) = bolts.get_mut(idx) else {
             continue;
         };
-        env.router.current_task = d.task;
-        env.router.current_born = d.tuple.born_us();
+        env.router.current_task = task;
+        env.router.current_born = t.born_us();
         let settled = env.router.counters.acked + env.router.counters.failed;
-        env.router.begin_input(&d.tuple);
-        bolt.execute(&d.tuple, &mut BoltCollector::new(&mut env.router));
+        env.router.begin_input(&t);
+        bolt.execute(&t, &mut BoltCollector::new(&mut env.router));
         if auto_ack[idx] && env.router.counters.acked + env.router.counters.failed == settled {
-            topology_api::OutputSink::ack(&mut env.router, &d.tuple);
+            topology_api::OutputSink::ack(&mut env.router, &t);
         }
     }
     env.router.flush_acks();
@@ -608,7 +604,7 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
                 env.stats.publish(&env.router.counters);
                 match rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(b) => b,
-                    Err(RecvTimeoutError::Timeout) => Vec::new(),
+                    Err(RecvTimeoutError::Timeout) => Batch::default(),
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
@@ -616,12 +612,11 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
         };
         let n = batch.len() as u64;
         let now_ms = epoch.elapsed().as_millis() as u64;
-        for d in &batch {
-            let t = &d.tuple;
-            let Some(root) = t.get(0).and_then(Value::as_int).map(|r| r as u64) else {
+        for (_, t) in batch.iter() {
+            let Some(root) = t.get_int(0).map(|r| r as u64) else {
                 continue;
             };
-            let val = t.get(1).and_then(Value::as_int).unwrap_or(0) as u64;
+            let val = t.get_int(1).unwrap_or(0) as u64;
             let outcome = match t.source_stream() {
                 ACK_INIT_STREAM => book.init(root, val, t.source_task(), now_ms),
                 ACK_FAIL_STREAM => book.fail(root, now_ms),
@@ -632,9 +627,9 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
                 Some(Outcome::Failed { spout_task, .. }) => (fail_src, spout_task),
                 None => continue,
             };
-            let mut v = Values::new();
-            v.push(Value::Int(root as i64));
-            env.router.send_to(spout, Tuple::new(reply, me, v));
+            env.router.current_task = me;
+            env.router
+                .send_to(spout, reply, EmitValues::Owned(&[Value::Int(root as i64)]));
             env.router.counters.emitted += 1;
         }
         env.router.counters.executed += n;

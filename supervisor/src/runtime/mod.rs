@@ -10,7 +10,7 @@ mod queue;
 mod router;
 pub mod stats;
 
-pub use queue::{Batch, Delivery};
+pub use queue::Batch;
 pub use stats::{Counters, ExecutorStats, QueueHeads};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -789,7 +789,7 @@ fn build_router(
                         cfg.batch_size
                     };
                     outs.push(OutBuf {
-                        buf: Vec::with_capacity(batch),
+                        buf: Batch::with_capacity(batch),
                         tx: senders[*ei].1.clone(),
                         closed: false,
                         batch,

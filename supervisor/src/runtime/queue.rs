@@ -1,14 +1,7 @@
-//! What moves between executors: batches of deliveries on bounded channels.
+//! What moves between executors: batches of encoded tuples on bounded channels.
+//!
+//! A [`Batch`] is one byte buffer of tuples, each addressed to one task of the receiving executor
+//! and read back in place ([`topology_api::batch`]): one channel operation (and at most one
+//! wake-up) per batch instead of per tuple, and no per-tuple object.
 
-use topology_api::Tuple;
-
-/// One tuple addressed to one task of the receiving executor.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub task: u32,
-    pub tuple: Tuple,
-}
-
-/// Tuples move between executors in batches: one channel operation (and at most one wake-up) per
-/// batch instead of per tuple.
-pub type Batch = Vec<Delivery>;
+pub use topology_api::Batch;

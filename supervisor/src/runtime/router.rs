@@ -5,14 +5,15 @@
 //! as one batch when it holds its batch size in tuples, when the executor runs out of input, or when the
 //! flush interval passes. A full queue blocks the send: that is the backpressure.
 
-use super::queue::{Batch, Delivery};
+use super::queue::Batch;
 use super::stats::Counters;
 use crossbeam_channel::Sender;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::time::Instant;
+use topology_api::component::EmitValues;
 use topology_api::grouping::{self, Grouping, Shuffle};
-use topology_api::{AckIds, Emission, MessageId, OutputSink, StreamSource, Tuple, Value, Values};
+use topology_api::{AckIds, Emission, MessageId, OutputSink, StreamSource, Tuple, Value};
 
 /// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
 #[derive(Clone, Copy, Debug)]
@@ -169,15 +170,36 @@ impl Router {
         self.streams.iter().position(|s| s.source.stream == name)
     }
 
+    /// Appends one tuple for `task` to its executor's buffer, and sends the buffer when full.
     #[inline]
-    fn push(outs: &mut [OutBuf], task_dest: &[u32], lost: &mut bool, task: u32, tuple: Tuple) {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        outs: &mut [OutBuf],
+        task_dest: &[u32],
+        lost: &mut bool,
+        task: u32,
+        source: &'static StreamSource,
+        source_task: u32,
+        born: u64,
+        ack_ids: &[(u64, u64)],
+        values: EmitValues<'_>,
+    ) {
         let Some(&d) = task_dest.get(task as usize) else {
             return;
         };
         let Some(ob) = outs.get_mut(d as usize) else {
             return;
         };
-        ob.buf.push(Delivery { task, tuple });
+        let pushed = match values {
+            EmitValues::Owned(v) => ob.buf.push(task, source, source_task, born, ack_ids, v),
+            EmitValues::Refs(v) => ob
+                .buf
+                .push_refs(task, source, source_task, born, ack_ids, v),
+        };
+        if let Err(e) = pushed {
+            tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
+            return;
+        }
         if ob.buf.len() >= ob.batch {
             Self::send(ob, lost);
         }
@@ -185,7 +207,7 @@ impl Router {
 
     #[inline]
     fn send(ob: &mut OutBuf, lost: &mut bool) {
-        let batch = std::mem::replace(&mut ob.buf, Vec::with_capacity(ob.batch));
+        let batch = std::mem::replace(&mut ob.buf, Batch::with_capacity(ob.batch));
         if ob.closed {
             return;
         }
@@ -202,23 +224,19 @@ impl Router {
             return;
         };
         let task = acking.acker_for(root);
+        let pair = [Value::Int(root as i64), Value::Int(val as i64)];
         let (source, values) = match kind {
-            0 => (acking.init, two(root, val)),
-            1 => (acking.ack, two(root, val)),
-            _ => {
-                let mut v = Values::new();
-                v.push(Value::Int(root as i64));
-                (acking.fail, v)
-            }
+            0 => (acking.init, &pair[..]),
+            1 => (acking.ack, &pair[..]),
+            _ => (acking.fail, &pair[..1]),
         };
-        let tuple = Tuple::new(source, self.current_task, values);
-        self.send_to(task, tuple);
+        self.send_to(task, source, EmitValues::Owned(values));
     }
 
     /// Marks `input` as the tuple about to be executed. An earlier input that was not acked yet
     /// keeps its anchored edges in the map.
     #[inline]
-    pub fn begin_input(&mut self, input: &Tuple) {
+    pub fn begin_input(&mut self, input: &Tuple<'_>) {
         if let Some(acking) = self.acking.as_mut() {
             if let Some(prev) = acking.current.take()
                 && acking.current_xor != 0
@@ -227,7 +245,7 @@ impl Router {
                     std::mem::take(&mut acking.current_xor);
             }
             acking.current_xor = 0;
-            acking.current = input.ack_ids().first().copied();
+            acking.current = input.first_ack_id();
         }
     }
 
@@ -254,14 +272,19 @@ impl Router {
         }
     }
 
-    /// Sends a tuple to one task, outside any subscription (acker replies to spouts).
-    pub fn send_to(&mut self, task: u32, tuple: Tuple) {
+    /// Sends a tuple from this executor's current task to one task, outside any subscription
+    /// (acking messages, acker replies to spouts).
+    pub fn send_to(&mut self, task: u32, source: &'static StreamSource, values: EmitValues<'_>) {
         Self::push(
             &mut self.outs,
             &self.task_dest,
             &mut self.downstream_lost,
             task,
-            tuple,
+            source,
+            self.current_task,
+            0,
+            &[],
+            values,
         );
     }
 
@@ -279,7 +302,7 @@ impl Router {
     /// The common case, kept apart so the tuple is built once, straight into the batch: one
     /// subscriber, one receiving task, nobody asking which task it was.
     #[inline]
-    fn route_single(&mut self, si: usize, values: Values, tag: &mut AckTag) -> Result<(), Values> {
+    fn route_single(&mut self, si: usize, values: EmitValues<'_>, tag: &mut AckTag) -> bool {
         let Router {
             streams,
             task_dest,
@@ -291,7 +314,7 @@ impl Router {
         } = self;
         let stream = &mut streams[si];
         let [sub] = stream.subscribers.as_mut_slice() else {
-            return Err(values);
+            return false;
         };
         let task = match &sub.grouping {
             Grouping::Shuffle | Grouping::None => sub.shuffle.next(&sub.targets),
@@ -302,46 +325,33 @@ impl Router {
             }
             // Targets are sorted: the lowest task is the first.
             Grouping::Global => sub.targets[0],
-            Grouping::All | Grouping::Direct => return Err(values),
+            Grouping::All | Grouping::Direct => return false,
         };
-        let Some(&d) = task_dest.get(task as usize) else {
-            return Ok(());
-        };
-        let Some(ob) = outs.get_mut(d as usize) else {
-            return Ok(());
-        };
-        ob.buf.push(Delivery {
+        Self::push(
+            outs,
+            task_dest,
+            downstream_lost,
             task,
-            tuple: Tuple::from_parts(
-                stream.source,
-                *current_task,
-                values,
-                tag.ids(),
-                *current_born,
-            ),
-        });
-        if ob.buf.len() >= ob.batch {
-            Self::send(ob, downstream_lost);
-        }
-        Ok(())
+            stream.source,
+            *current_task,
+            *current_born,
+            &tag.ids(),
+            values,
+        );
+        true
     }
 
     fn route(
         &mut self,
         si: usize,
-        values: Values,
+        values: EmitValues<'_>,
         direct_task: Option<u32>,
         mut task_ids: Option<&mut Vec<u32>>,
         tag: &mut AckTag,
     ) {
-        let values = if direct_task.is_none() && task_ids.is_none() {
-            match self.route_single(si, values, tag) {
-                Ok(()) => return,
-                Err(v) => v,
-            }
-        } else {
-            values
-        };
+        if direct_task.is_none() && task_ids.is_none() && self.route_single(si, values, tag) {
+            return;
+        }
         let born = self.current_born;
         let Router {
             streams,
@@ -349,10 +359,29 @@ impl Router {
             outs,
             current_task,
             downstream_lost,
+            reporter,
+            component,
             ..
         } = self;
         let stream = &mut streams[si];
-        let tuple = Tuple::new(stream.source, *current_task, values).with_born(born);
+        let source = stream.source;
+        // Each copy is written into its receiver's batch with its own acking ids.
+        let mut deliver = |task: u32, tag: &mut AckTag| {
+            if let Some(ids) = task_ids.as_deref_mut() {
+                ids.push(task);
+            }
+            Self::push(
+                outs,
+                task_dest,
+                downstream_lost,
+                task,
+                source,
+                *current_task,
+                born,
+                &tag.ids(),
+                values,
+            );
+        };
         if let Some(task) = direct_task {
             let ok = stream
                 .subscribers
@@ -361,69 +390,44 @@ impl Router {
             if !ok {
                 let msg = format!(
                     "emit_direct to task {task} on stream \"{}\": that task does not subscribe to it with a DIRECT grouping",
-                    stream.source.stream
+                    source.stream
                 );
-                self.reporter
-                    .report(&self.component, self.current_task, &msg);
+                reporter.report(component, *current_task, &msg);
                 return;
             }
-            if let Some(ids) = task_ids.as_deref_mut() {
-                ids.push(task);
-            }
-            let tuple = tuple.with_ack_ids(tag.ids());
-            Self::push(outs, task_dest, downstream_lost, task, tuple);
+            deliver(task, tag);
             return;
         }
-        let n = stream.subscribers.len();
-        let mut tuple = Some(tuple);
-        for (i, sub) in stream.subscribers.iter_mut().enumerate() {
-            let last = i + 1 == n;
-            let mut deliver = |task: u32, tuple_slot: &mut Option<Tuple>, final_copy: bool| {
-                if let Some(ids) = task_ids.as_deref_mut() {
-                    ids.push(task);
-                }
-                let t = if final_copy {
-                    tuple_slot.take()
-                } else {
-                    tuple_slot.clone()
-                };
-                if let Some(mut t) = t {
-                    t.set_ack_ids(tag.ids());
-                    Self::push(outs, task_dest, downstream_lost, task, t);
-                }
-            };
+        for sub in stream.subscribers.iter_mut() {
             match &sub.grouping {
                 Grouping::Shuffle | Grouping::None => {
                     let t = sub.shuffle.next(&sub.targets);
-                    deliver(t, &mut tuple, last);
+                    deliver(t, tag);
                 }
                 Grouping::LocalOrShuffle => {
                     let t = sub.shuffle.next(&sub.local_targets);
-                    deliver(t, &mut tuple, last);
+                    deliver(t, tag);
                 }
                 Grouping::Fields(_) => {
-                    let vals = tuple.as_ref().map(|t| t.values()).unwrap_or(&[]);
-                    let t = grouping::fields_target(vals, &sub.key_idx, &sub.targets);
-                    deliver(t, &mut tuple, last);
+                    let t = grouping::fields_target(&values, &sub.key_idx, &sub.targets);
+                    deliver(t, tag);
                 }
                 Grouping::PartialKey(_) => {
-                    let vals = tuple.as_ref().map(|t| t.values()).unwrap_or(&[]);
                     let t = grouping::partial_key_target(
-                        vals,
+                        &values,
                         &sub.key_idx,
                         &sub.targets,
                         &mut sub.load,
                     );
-                    deliver(t, &mut tuple, last);
+                    deliver(t, tag);
                 }
                 Grouping::Global => {
                     let t = grouping::global_target(&sub.targets);
-                    deliver(t, &mut tuple, last);
+                    deliver(t, tag);
                 }
                 Grouping::All => {
-                    let m = sub.targets.len();
-                    for (j, &t) in sub.targets.iter().enumerate() {
-                        deliver(t, &mut tuple, last && j + 1 == m);
+                    for &t in &sub.targets {
+                        deliver(t, tag);
                     }
                 }
                 // Direct subscribers only receive `emit_direct`.
@@ -475,7 +479,7 @@ impl OutputSink for Router {
             self.current_born = b;
         }
         if self.debug {
-            let values: Vec<String> = e.values.iter().map(ToString::to_string).collect();
+            let values = e.values.to_strings();
             tracing::info!(
                 component = %self.component,
                 task = self.current_task,
@@ -526,9 +530,9 @@ impl OutputSink for Router {
         }
         let mut roots: SmallVec<[u64; 2]> = SmallVec::new();
         for a in e.anchors {
-            for (r, _) in a.ack_ids() {
-                if !roots.contains(r) {
-                    roots.push(*r);
+            for (r, _) in a.ack_pairs() {
+                if !roots.contains(&r) {
+                    roots.push(r);
                 }
             }
         }
@@ -550,49 +554,49 @@ impl OutputSink for Router {
         };
         acking.rng = rng;
         for a in e.anchors {
-            if let Some(key) = a.ack_ids().first() {
-                if acking.current == Some(*key) {
+            if let Some(key) = a.first_ack_id() {
+                if acking.current == Some(key) {
                     acking.current_xor ^= xor;
                 } else {
-                    *acking.anchored.entry(*key).or_insert(0) ^= xor;
+                    *acking.anchored.entry(key).or_insert(0) ^= xor;
                 }
             }
         }
     }
 
-    fn ack(&mut self, input: &Tuple) {
+    fn ack(&mut self, input: &Tuple<'_>) {
         self.counters.acked += 1;
         let Some(acking) = self.acking.as_mut() else {
             return;
         };
-        let Some(key) = input.ack_ids().first() else {
+        let Some(key) = input.first_ack_id() else {
             return;
         };
-        let children = if acking.current == Some(*key) {
+        let children = if acking.current == Some(key) {
             acking.current = None;
             std::mem::take(&mut acking.current_xor)
         } else {
-            acking.anchored.remove(key).unwrap_or(0)
+            acking.anchored.remove(&key).unwrap_or(0)
         };
-        for (root, edge) in input.ack_ids() {
-            *acking.pending_acks.entry(*root).or_insert(0) ^= edge ^ children;
+        for (root, edge) in input.ack_pairs() {
+            *acking.pending_acks.entry(root).or_insert(0) ^= edge ^ children;
         }
     }
 
-    fn fail(&mut self, input: &Tuple) {
+    fn fail(&mut self, input: &Tuple<'_>) {
         self.counters.failed += 1;
         let Some(acking) = self.acking.as_mut() else {
             return;
         };
-        let Some(key) = input.ack_ids().first() else {
+        let Some(key) = input.first_ack_id() else {
             return;
         };
-        if acking.current == Some(*key) {
+        if acking.current == Some(key) {
             acking.current = None;
             acking.current_xor = 0;
         }
-        acking.anchored.remove(key);
-        let ids: AckIds = input.ack_ids().clone();
+        acking.anchored.remove(&key);
+        let ids: AckIds = input.ack_ids();
         for (root, _) in ids {
             self.send_system(2, root, 0);
         }
@@ -602,11 +606,4 @@ impl OutputSink for Router {
         self.reporter
             .report(&self.component, self.current_task, message);
     }
-}
-
-fn two(a: u64, b: u64) -> Values {
-    let mut v = Values::new();
-    v.push(Value::Int(a as i64));
-    v.push(Value::Int(b as i64));
-    v
 }

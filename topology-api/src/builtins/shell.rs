@@ -51,7 +51,7 @@ pub struct ShellBolt {
     timeout: Duration,
     next_id: u64,
     /// Tuples handed to the subprocess and not yet acked or failed by it, by the id sent.
-    pending: std::collections::HashMap<String, Tuple>,
+    pending: std::collections::HashMap<String, Tuple<'static>>,
     /// Storm's `topology.shellbolt.max.pending` (default 100).
     max_pending: usize,
 }
@@ -461,9 +461,9 @@ impl Bolt for ShellBolt {
             "comp": input.source_component(),
             "stream": input.source_stream(),
             "task": input.source_task(),
-            "tuple": input.values().iter().map(to_json).collect::<Vec<_>>(),
+            "tuple": input.values().map(|v| to_json(&v.to_value())).collect::<Vec<_>>(),
         });
-        self.pending.insert(id, input.clone());
+        self.pending.insert(id, input.to_owned());
         let sent = self.proc.as_ref().map(|p| p.send(&msg));
         if let Some(Err(e)) = sent {
             self.lost(e, out);

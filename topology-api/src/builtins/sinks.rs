@@ -5,7 +5,8 @@ use crate::component::{
     Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
 };
 use crate::tuple::Tuple;
-use crate::value::{SmolStr, Value};
+use crate::value::Value;
+use crate::wire::ValueRef;
 use rustc_hash::FxHashMap;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ impl Bolt for LogInfoBolt {
     }
 
     fn execute(&mut self, input: &Tuple, _out: &mut BoltCollector<'_>) {
-        let values: Vec<String> = input.values().iter().map(ToString::to_string).collect();
+        let values: Vec<String> = input.values().map(|v| v.to_string()).collect();
         tracing::info!(
             component = %self.component,
             task = self.task,
@@ -47,7 +48,9 @@ impl Bolt for LogInfoBolt {
 pub struct TsvSinkBolt {
     path: String,
     resolved: PathBuf,
-    latest: FxHashMap<SmolStr, Value>,
+    /// Keyed by the key's UTF-8 bytes as the tuple holds them (compared and stored, never
+    /// decoded per tuple); turned into text when the file is written.
+    latest: FxHashMap<Box<[u8]>, Value>,
 }
 
 impl TsvSinkBolt {
@@ -61,7 +64,7 @@ impl TsvSinkBolt {
     }
 
     fn write(&self) -> std::io::Result<()> {
-        let mut rows: Vec<(&SmolStr, &Value)> = self.latest.iter().collect();
+        let mut rows: Vec<(&[u8], &Value)> = self.latest.iter().map(|(k, v)| (&k[..], v)).collect();
         rows.sort_by(|a, b| compare_values(b.1, a.1).then_with(|| a.0.cmp(b.0)));
         if let Some(dir) = self.resolved.parent()
             && !dir.as_os_str().is_empty()
@@ -73,7 +76,7 @@ impl TsvSinkBolt {
         let tmp = PathBuf::from(tmp);
         let mut w = BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
         for (k, v) in rows {
-            writeln!(w, "{k}\t{v}")?;
+            writeln!(w, "{}\t{v}", String::from_utf8_lossy(k))?;
         }
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, &self.resolved)
@@ -97,28 +100,35 @@ impl Bolt for TsvSinkBolt {
     }
 
     fn execute(&mut self, input: &Tuple, _out: &mut BoltCollector<'_>) {
-        let values = input.values();
-        let Some(key) = values.first() else { return };
-        let value = match values.len() {
-            1 => Value::Null,
-            2 => values[1].clone(),
-            _ => Value::List(values[1..].iter().cloned().collect()),
-        };
-        match key {
-            // Looked up by the `SmolStr` itself: its equality compares the inline bytes in
-            // place, where `str` equality calls `memcmp`.
-            Value::Str(k) => match self.latest.get_mut(k) {
-                Some(slot) => *slot = value,
+        // The common case, a string key and one integer (`word, count`): updated in place.
+        if let (Some(k), Some(n)) = (input.get_str_bytes(0), input.get_int(1))
+            && input.len() == 2
+        {
+            match self.latest.get_mut(k) {
+                Some(Value::Int(slot)) => *slot = n,
+                Some(slot) => *slot = Value::Int(n),
                 None => {
-                    // A new key is copied out of the tuple: a long key must not keep a large
-                    // shared buffer alive.
-                    self.latest.insert(SmolStr::new(k.as_str()), value);
+                    self.latest.insert(k.into(), Value::Int(n));
                 }
-            },
-            other => {
-                self.latest.insert(SmolStr::new(other.to_string()), value);
             }
+            return;
         }
+        let mut values = input.values();
+        let Some(key) = values.next() else { return };
+        let value = match (values.next(), values.next()) {
+            (None, _) => Value::Null,
+            (Some(v), None) => v.to_value(),
+            (Some(a), Some(b)) => {
+                let mut rest = vec![a.to_value(), b.to_value()];
+                rest.extend(values.map(|v| v.to_value()));
+                Value::List(rest.into())
+            }
+        };
+        let key: Box<[u8]> = match key {
+            ValueRef::Str(k) => k.as_bytes().into(),
+            other => other.to_string().into_bytes().into(),
+        };
+        self.latest.insert(key, value);
     }
 
     fn cleanup(&mut self) {
@@ -184,7 +194,7 @@ impl Bolt for FileSinkBolt {
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
         use std::fmt::Write as _;
         self.line.clear();
-        for (i, v) in input.values().iter().enumerate() {
+        for (i, v) in input.values().enumerate() {
             if i > 0 {
                 self.line.push('\t');
             }

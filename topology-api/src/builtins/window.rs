@@ -22,8 +22,8 @@ use std::collections::VecDeque;
 pub struct WindowCountBolt {
     length: usize,
     interval: usize,
-    window: VecDeque<Tuple>,
-    fresh: Vec<Tuple>,
+    window: VecDeque<Tuple<'static>>,
+    fresh: Vec<Tuple<'static>>,
 }
 
 /// A window size: a plain number, or a Flux `BaseWindowedBolt$Count` component.
@@ -109,11 +109,11 @@ impl Bolt for WindowCountBolt {
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        self.window.push_back(input.clone());
+        self.window.push_back(input.to_owned());
         if self.window.len() > self.length {
             self.window.pop_front();
         }
-        self.fresh.push(input.clone());
+        self.fresh.push(input.to_owned());
         if self.fresh.len() >= self.interval {
             let mut v = Values::new();
             v.push(Value::Int(self.window.len() as i64));
@@ -145,7 +145,7 @@ mod tests {
 
     impl OutputSink for Record {
         fn emit(&mut self, e: Emission<'_>, _: Option<&mut Vec<u32>>) {
-            let n = e.values[0].as_int().unwrap_or(-1);
+            let n = e.values.to_values()[0].as_int().unwrap_or(-1);
             self.emitted.push((n, e.anchors.len()));
         }
         fn ack(&mut self, _: &Tuple) {

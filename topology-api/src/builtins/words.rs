@@ -2,7 +2,8 @@
 
 use crate::component::{Bolt, BoltCollector, OutputDeclarer};
 use crate::tuple::Tuple;
-use crate::value::{Fields, SmolStr, Value, Values, small_str};
+use crate::value::{Fields, SmolStr, small_str};
+use crate::wire::ValueRef;
 use rustc_hash::FxHashMap;
 
 /// Splits field 0 on whitespace (Unicode's definition, as `str::split_whitespace`) and emits each
@@ -16,7 +17,7 @@ impl Bolt for SplitSentenceBolt {
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        let Some(Value::Str(s)) = input.get(0) else {
+        let Some(ValueRef::Str(s)) = input.get(0) else {
             if let Some(v) = input.get(0) {
                 out.report_error(&format!(
                     "SplitSentenceBolt expects a string in field 0, got {v}"
@@ -24,11 +25,7 @@ impl Bolt for SplitSentenceBolt {
             }
             return;
         };
-        let mut emit = |w: &str| {
-            let mut v = Values::new();
-            v.push(Value::Str(small_str(w)));
-            out.emit_anchored(input, v);
-        };
+        let mut emit = |w: &str| out.emit_refs_anchored(input, &[ValueRef::Str(w)]);
         if s.is_ascii() {
             s.split_ascii_whitespace().for_each(&mut emit);
         } else {
@@ -49,26 +46,27 @@ impl Bolt for WordCountBolt {
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        let key = match input.get(0) {
-            Some(Value::Str(s)) => s.clone(),
-            Some(other) => SmolStr::new(other.to_string()),
-            None => return,
+        let other;
+        let word = match input.get_str(0) {
+            Some(s) => s,
+            None => match input.get(0) {
+                Some(v) => {
+                    other = v.to_string();
+                    &other
+                }
+                None => return,
+            },
         };
-        // Looked up by the `SmolStr` itself: its equality compares the inline bytes in place,
-        // where `str` equality calls `memcmp`.
-        let n = match self.counts.get_mut(&key) {
+        let n = match self.counts.get_mut(word) {
             Some(n) => {
                 *n += 1;
                 *n
             }
             None => {
-                self.counts.insert(key.clone(), 1);
+                self.counts.insert(small_str(word), 1);
                 1
             }
         };
-        let mut v = Values::new();
-        v.push(Value::Str(key));
-        v.push(Value::Int(n));
-        out.emit_anchored(input, v);
+        out.emit_refs_anchored(input, &[ValueRef::Str(word), ValueRef::Int(n)]);
     }
 }
