@@ -323,7 +323,11 @@ impl<'a> Reader<'a> {
         let m = self.byte().ok()?;
         match m {
             0x00..=0x7f => Some(i64::from(m)),
-            0xcc..=0xd3 | 0xe0..=0xff => i64::try_from(self.int_after(m).ok()?).ok(),
+            0xe0..=0xff => Some(i64::from(m as i8)),
+            // Acking ids are random 64-bit numbers: their widths, inline.
+            0xd3 => Some(self.be(8).ok()? as i64),
+            0xcf => i64::try_from(self.be(8).ok()?).ok(),
+            0xcc..=0xd2 => i64::try_from(self.int_after(m).ok()?).ok(),
             _ => None,
         }
     }

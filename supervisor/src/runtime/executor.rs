@@ -169,6 +169,8 @@ fn settle(
     complete: &mut Option<hdrhistogram::Histogram<u64>>,
 ) {
     let now = Instant::now();
+    // Acker replies name their stream by the interned system source: a pointer compare.
+    let acked_src = system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM);
     for (_, t) in batch.iter() {
         let Some(root) = t.get_int(0) else {
             continue;
@@ -183,7 +185,11 @@ fn settle(
             continue;
         };
         per_task[i] = per_task[i].saturating_sub(1);
-        if t.source_stream() == ACK_ACK_STREAM {
+        let acked = match acked_src {
+            Some(a) if std::ptr::eq(t.source(), a) => true,
+            _ => t.source_stream() == ACK_ACK_STREAM,
+        };
+        if acked {
             spouts[i].ack(&id);
             env.router.counters.acked += 1;
             let us = now.duration_since(start).as_micros() as u64;
@@ -592,6 +598,7 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
         system_source(SYSTEM_COMPONENT, stream).expect("acking streams are system streams")
     };
     let (ack_src, fail_src) = (source(ACK_ACK_STREAM), source(ACK_FAIL_STREAM));
+    let init_src = source(ACK_INIT_STREAM);
     let me = env.executor.start;
     let mut book = AckerBook::new();
     let epoch = Instant::now();
@@ -617,7 +624,18 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
                 continue;
             };
             let val = t.get_int(1).unwrap_or(0) as u64;
-            let outcome = match t.source_stream() {
+            // Interned sources compare by pointer; a stream name is the fallback.
+            let src = t.source();
+            let stream = if std::ptr::eq(src, init_src) {
+                ACK_INIT_STREAM
+            } else if std::ptr::eq(src, ack_src) {
+                ACK_ACK_STREAM
+            } else if std::ptr::eq(src, fail_src) {
+                ACK_FAIL_STREAM
+            } else {
+                t.source_stream()
+            };
+            let outcome = match stream {
                 ACK_INIT_STREAM => book.init(root, val, t.source_task(), now_ms),
                 ACK_FAIL_STREAM => book.fail(root, now_ms),
                 _ => book.ack(root, val, now_ms),
