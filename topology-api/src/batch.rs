@@ -105,6 +105,27 @@ impl Batch {
         Ok(())
     }
 
+    /// Appends one tuple: its header, its ack pairs, then whatever `values` writes.
+    #[inline]
+    fn push_with(
+        &mut self,
+        task: u32,
+        source: &'static StreamSource,
+        source_task: u32,
+        born_us: u64,
+        ack_ids: &[(u64, u64)],
+        values: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), BatchError> {
+        let src = self.source_index(source)?;
+        let acks = ack_ids.len().min(usize::from(MAX_ACK_IDS)) as u8;
+        let at = self.header(task, src, acks, source_task, born_us);
+        if acks > 0 {
+            put_ack_ids(&mut self.bytes, ack_ids);
+        }
+        values(&mut self.bytes);
+        self.finish(at)
+    }
+
     /// Appends a tuple built from its parts.
     #[inline]
     pub fn push(
@@ -116,14 +137,9 @@ impl Batch {
         ack_ids: &[(u64, u64)],
         values: &[Value],
     ) -> Result<(), BatchError> {
-        let src = self.source_index(source)?;
-        let acks = ack_ids.len().min(usize::from(MAX_ACK_IDS)) as u8;
-        let at = self.header(task, src, acks, source_task, born_us);
-        if acks > 0 {
-            put_ack_ids(&mut self.bytes, ack_ids);
-        }
-        wire::put_values(&mut self.bytes, values);
-        self.finish(at)
+        self.push_with(task, source, source_task, born_us, ack_ids, |b| {
+            wire::put_values(b, values)
+        })
     }
 
     /// Appends a tuple whose values are views (written as [`Batch::push`] writes owned ones).
@@ -137,14 +153,9 @@ impl Batch {
         ack_ids: &[(u64, u64)],
         values: &[ValueRef<'_>],
     ) -> Result<(), BatchError> {
-        let src = self.source_index(source)?;
-        let acks = ack_ids.len().min(usize::from(MAX_ACK_IDS)) as u8;
-        let at = self.header(task, src, acks, source_task, born_us);
-        if acks > 0 {
-            put_ack_ids(&mut self.bytes, ack_ids);
-        }
-        wire::put_value_refs(&mut self.bytes, values);
-        self.finish(at)
+        self.push_with(task, source, source_task, born_us, ack_ids, |b| {
+            wire::put_value_refs(b, values)
+        })
     }
 
     /// Appends a tuple whose values are already encoded (the transport, after checking them
@@ -158,12 +169,9 @@ impl Batch {
         ack_ids: &[(u64, u64)],
         values: &[u8],
     ) -> Result<(), BatchError> {
-        let src = self.source_index(source)?;
-        let acks = ack_ids.len().min(usize::from(MAX_ACK_IDS)) as u8;
-        let at = self.header(task, src, acks, source_task, born_us);
-        put_ack_ids(&mut self.bytes, ack_ids);
-        self.bytes.extend_from_slice(values);
-        self.finish(at)
+        self.push_with(task, source, source_task, born_us, ack_ids, |b| {
+            b.extend_from_slice(values)
+        })
     }
 
     /// Appends a copy of a tuple, addressed to `task`.
