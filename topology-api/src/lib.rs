@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod builtins;
+pub mod bytemap;
 pub mod component;
 pub mod grouping;
 pub mod layout;

@@ -261,6 +261,17 @@ impl<'a> Tuple<'a> {
         self.source.fields.index_of(name).and_then(|i| self.get(i))
     }
 
+    /// How many values the tuple has, and a reader at the first: for components that read
+    /// several values in one pass ([`wire::Reader::str_bytes`], [`wire::Reader::int_value`]).
+    #[inline]
+    pub fn reader(&self) -> Option<(usize, wire::Reader<'_>)> {
+        let mut r = wire::Reader {
+            b: self.values_bytes(),
+        };
+        let n = r.array().ok()?;
+        Some((n, r))
+    }
+
     /// A reader at value `i`, if the tuple has one.
     #[inline]
     fn at(&self, i: usize) -> Option<wire::Reader<'_>> {

@@ -326,8 +326,18 @@ impl<'a> Reader<'a> {
             0xe0..=0xff => Some(i64::from(m as i8)),
             // Acking ids are random 64-bit numbers: their widths, inline.
             0xd3 => Some(self.be(8).ok()? as i64),
+            // Counts: unsigned 8, 16 and 32 bits.
+            0xcc => Some(i64::from(*self.take(1).ok()?.first()?)),
+            0xcd => {
+                let b = self.take(2).ok()?;
+                Some(i64::from(u16::from_be_bytes([b[0], b[1]])))
+            }
+            0xce => {
+                let b = self.take(4).ok()?;
+                Some(i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+            }
             0xcf => i64::try_from(self.be(8).ok()?).ok(),
-            0xcc..=0xd2 => i64::try_from(self.int_after(m).ok()?).ok(),
+            0xd0..=0xd2 => i64::try_from(self.int_after(m).ok()?).ok(),
             _ => None,
         }
     }

@@ -553,24 +553,33 @@ fn run_batch(
     let first = env.executor.start;
     let n = batch.len() as u64;
     // One clock read per batch: latency is exact to within the batch's own processing time.
-    if let Some(h) = latency.as_mut() {
-        let now = now_us();
-        for (_, t) in batch.iter() {
-            let born = t.born_us();
-            if born > 0 {
-                h.saturating_record(now.saturating_sub(born));
-            }
+    // Consecutive tuples of one spout tuple (the words of a line) share a birth stamp: recorded
+    // as one run.
+    let now = if latency.is_some() { now_us() } else { 0 };
+    let mut run: (u64, u64) = (0, 0);
+    let mut record = |run: (u64, u64)| {
+        if let Some(h) = latency.as_mut()
+            && run.0 > 0
+        {
+            h.saturating_record_n(now.saturating_sub(run.0), run.1);
         }
-    }
+    };
     // By reference: the bolt reads each tuple where it lies in the batch instead of a copy of it
     // moved onto the stack; the batch is dropped whole afterwards.
     for (task, t) in batch.iter() {
+        let born = t.born_us();
+        if born == run.0 {
+            run.1 += 1;
+        } else {
+            record(run);
+            run = (born, 1);
+        }
         let idx = task.wrapping_sub(first) as usize;
         let Some(bolt) = bolts.get_mut(idx) else {
             continue;
         };
         env.router.current_task = task;
-        env.router.current_born = t.born_us();
+        env.router.current_born = born;
         let settled = env.router.counters.acked + env.router.counters.failed;
         env.router.begin_input(&t);
         bolt.execute(&t, &mut BoltCollector::new(&mut env.router));
@@ -578,6 +587,7 @@ fn run_batch(
             topology_api::OutputSink::ack(&mut env.router, &t);
         }
     }
+    record(run);
     env.router.flush_acks();
     env.router.counters.executed += n;
     if env.router.last_flush.elapsed() >= env.flush_interval {

@@ -171,7 +171,7 @@ impl Router {
     }
 
     /// Appends one tuple for `task` to its executor's buffer, and sends the buffer when full.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn push(
         outs: &mut [OutBuf],
@@ -205,7 +205,8 @@ impl Router {
         }
     }
 
-    #[inline]
+    /// Once per batch: kept out of line so the per-tuple path stays small.
+    #[inline(never)]
     fn send(ob: &mut OutBuf, lost: &mut bool) {
         let batch = std::mem::replace(&mut ob.buf, Batch::with_capacity(ob.batch));
         if ob.closed {
@@ -327,6 +328,14 @@ impl Router {
             Grouping::Global => sub.targets[0],
             Grouping::All | Grouping::Direct => return false,
         };
+        let ids;
+        let ack_ids: &[(u64, u64)] = match tag {
+            AckTag::Off => &[],
+            tag => {
+                ids = tag.ids();
+                &ids
+            }
+        };
         Self::push(
             outs,
             task_dest,
@@ -335,7 +344,7 @@ impl Router {
             stream.source,
             *current_task,
             *current_born,
-            &tag.ids(),
+            ack_ids,
             values,
         );
         true
@@ -439,6 +448,68 @@ impl Router {
 
 impl OutputSink for Router {
     fn emit(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
+        // The common case, kept short: the first declared stream (the default one, usually),
+        // one subscriber, no acking, no debug log, nobody asking where the tuple went.
+        if self.acking.is_none()
+            && task_ids.is_none()
+            && e.direct_task.is_none()
+            && !self.debug
+            && let Some(first) = self.streams.first()
+            && !first.direct
+            && first.source.stream == e.stream
+        {
+            if let Some(b) = e.anchors.first().map(|a| a.born_us())
+                && b > 0
+            {
+                self.current_born = b;
+            }
+            if self.route_single(0, e.values, &mut AckTag::Off) {
+                self.counters.emitted += 1;
+                if let Some(id) = e.message_id {
+                    self.immediate_acks.push(id);
+                }
+                return;
+            }
+        }
+        self.emit_general(e, task_ids);
+    }
+
+    fn ack(&mut self, input: &Tuple<'_>) {
+        self.counters.acked += 1;
+        if self.acking.is_some() {
+            self.ack_tree(input);
+        }
+    }
+
+    fn fail(&mut self, input: &Tuple<'_>) {
+        self.counters.failed += 1;
+        let Some(acking) = self.acking.as_mut() else {
+            return;
+        };
+        let Some(key) = input.first_ack_id() else {
+            return;
+        };
+        if acking.current == Some(key) {
+            acking.current = None;
+            acking.current_xor = 0;
+        }
+        acking.anchored.remove(&key);
+        let ids: AckIds = input.ack_ids();
+        for (root, _) in ids {
+            self.send_system(2, root, 0);
+        }
+    }
+
+    fn report_error(&mut self, message: &str) {
+        self.reporter
+            .report(&self.component, self.current_task, message);
+    }
+}
+
+impl Router {
+    /// Every emission the fast path in `emit` does not take.
+    #[inline(never)]
+    fn emit_general(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
         let si = if e.stream == topology_api::DEFAULT_STREAM
             && self
                 .streams
@@ -564,8 +635,8 @@ impl OutputSink for Router {
         }
     }
 
-    fn ack(&mut self, input: &Tuple<'_>) {
-        self.counters.acked += 1;
+    /// Acking's part of `ack`: the input's edges and those anchored to it go to its acker.
+    fn ack_tree(&mut self, input: &Tuple<'_>) {
         let Some(acking) = self.acking.as_mut() else {
             return;
         };
@@ -581,29 +652,5 @@ impl OutputSink for Router {
         for (root, edge) in input.ack_pairs() {
             *acking.pending_acks.entry(root).or_insert(0) ^= edge ^ children;
         }
-    }
-
-    fn fail(&mut self, input: &Tuple<'_>) {
-        self.counters.failed += 1;
-        let Some(acking) = self.acking.as_mut() else {
-            return;
-        };
-        let Some(key) = input.first_ack_id() else {
-            return;
-        };
-        if acking.current == Some(key) {
-            acking.current = None;
-            acking.current_xor = 0;
-        }
-        acking.anchored.remove(&key);
-        let ids: AckIds = input.ack_ids();
-        for (root, _) in ids {
-            self.send_system(2, root, 0);
-        }
-    }
-
-    fn report_error(&mut self, message: &str) {
-        self.reporter
-            .report(&self.component, self.current_task, message);
     }
 }

@@ -1,13 +1,13 @@
 //! Terminal bolts: logging, a TSV file of the latest value per key, and an append-only TSV file
 //! of every tuple.
 
+use crate::bytemap::ByteMap;
 use crate::component::{
     Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
 };
 use crate::tuple::Tuple;
-use crate::value::Value;
+use crate::value::{SmolStr, Value};
 use crate::wire::ValueRef;
-use rustc_hash::FxHashMap;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -48,9 +48,9 @@ impl Bolt for LogInfoBolt {
 pub struct TsvSinkBolt {
     path: String,
     resolved: PathBuf,
-    /// Keyed by the key's UTF-8 bytes as the tuple holds them (compared and stored, never
-    /// decoded per tuple); turned into text when the file is written.
-    latest: FxHashMap<Box<[u8]>, Value>,
+    /// Looked up by the key's UTF-8 bytes as the tuple holds them (never decoded per tuple);
+    /// keys of up to 23 bytes are stored inline in the table.
+    latest: ByteMap<SmolStr, Value>,
 }
 
 impl TsvSinkBolt {
@@ -59,12 +59,13 @@ impl TsvSinkBolt {
         Ok(TsvSinkBolt {
             resolved: PathBuf::from(&path),
             path,
-            latest: FxHashMap::default(),
+            latest: ByteMap::new(),
         })
     }
 
     fn write(&self) -> std::io::Result<()> {
-        let mut rows: Vec<(&[u8], &Value)> = self.latest.iter().map(|(k, v)| (&k[..], v)).collect();
+        let mut rows: Vec<(&[u8], &Value)> =
+            self.latest.iter().map(|(k, v)| (k.as_bytes(), v)).collect();
         rows.sort_by(|a, b| compare_values(b.1, a.1).then_with(|| a.0.cmp(b.0)));
         if let Some(dir) = self.resolved.parent()
             && !dir.as_os_str().is_empty()
@@ -100,15 +101,18 @@ impl Bolt for TsvSinkBolt {
     }
 
     fn execute(&mut self, input: &Tuple, _out: &mut BoltCollector<'_>) {
-        // The common case, a string key and one integer (`word, count`): updated in place.
-        if let (Some(k), Some(n)) = (input.get_str_bytes(0), input.get_int(1))
-            && input.len() == 2
+        // The common case, a string key and one integer (`word, count`), read in one pass and
+        // updated in place.
+        if let Some((2, mut r)) = input.reader()
+            && let Some(k) = r.str_bytes()
+            && let Some(n) = r.int_value()
         {
             match self.latest.get_mut(k) {
-                Some(Value::Int(slot)) => *slot = n,
-                Some(slot) => *slot = Value::Int(n),
+                Some((_, Value::Int(slot))) => *slot = n,
+                Some((_, slot)) => *slot = Value::Int(n),
                 None => {
-                    self.latest.insert(k.into(), Value::Int(n));
+                    self.latest
+                        .insert(SmolStr::new(String::from_utf8_lossy(k)), Value::Int(n));
                 }
             }
             return;
@@ -124,9 +128,9 @@ impl Bolt for TsvSinkBolt {
                 Value::List(rest.into())
             }
         };
-        let key: Box<[u8]> = match key {
-            ValueRef::Str(k) => k.as_bytes().into(),
-            other => other.to_string().into_bytes().into(),
+        let key = match key {
+            ValueRef::Str(k) => SmolStr::new(k),
+            other => SmolStr::new(other.to_string()),
         };
         self.latest.insert(key, value);
     }

@@ -1,10 +1,10 @@
 //! The word-count bolts.
 
+use crate::bytemap::ByteMap;
 use crate::component::{Bolt, BoltCollector, OutputDeclarer};
 use crate::tuple::Tuple;
-use crate::value::{Fields, SmolStr, small_str};
+use crate::value::{Fields, SmolStr};
 use crate::wire::ValueRef;
-use rustc_hash::FxHashMap;
 
 /// Splits field 0 on whitespace (Unicode's definition, as `str::split_whitespace`) and emits each
 /// word (field `word`), anchored to the input.
@@ -35,9 +35,12 @@ impl Bolt for SplitSentenceBolt {
 }
 
 /// Counts field 0 and emits `word, count` with the running count, as Storm's `TestWordCounter`.
+///
+/// Words are looked up by their bytes as the tuple holds them; the word emitted is the map's own
+/// copy, checked as UTF-8 once when it was first seen.
 #[derive(Debug, Default)]
 pub struct WordCountBolt {
-    counts: FxHashMap<SmolStr, i64>,
+    counts: ByteMap<SmolStr, i64>,
 }
 
 impl Bolt for WordCountBolt {
@@ -46,25 +49,28 @@ impl Bolt for WordCountBolt {
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        let other;
-        let word = match input.get_str(0) {
-            Some(s) => s,
+        let text;
+        let key = match input.get_str_bytes(0) {
+            Some(b) => b,
+            // Not a string: counted by its text, as Storm's counter would print it.
             None => match input.get(0) {
                 Some(v) => {
-                    other = v.to_string();
-                    &other
+                    text = v.to_string();
+                    text.as_bytes()
                 }
                 None => return,
             },
         };
-        let n = match self.counts.get_mut(word) {
-            Some(n) => {
+        let (word, n) = match self.counts.get_mut(key) {
+            Some((w, n)) => {
                 *n += 1;
-                *n
+                (w, *n)
             }
             None => {
-                self.counts.insert(small_str(word), 1);
-                1
+                let (w, n) = self
+                    .counts
+                    .insert(SmolStr::new(String::from_utf8_lossy(key)), 1);
+                (w, *n)
             }
         };
         out.emit_refs_anchored(input, &[ValueRef::Str(word), ValueRef::Int(n)]);
