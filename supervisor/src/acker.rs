@@ -42,47 +42,63 @@ impl AckerBook {
         self.trees.is_empty()
     }
 
-    fn entry(&mut self, root: u64, now_ms: u64) -> &mut Tree {
-        self.trees.entry(root).or_insert(Tree {
-            val: 0,
-            spout_task: None,
-            failed: false,
-            born_ms: now_ms,
-        })
-    }
-
-    fn settle(&mut self, root: u64) -> Option<Outcome> {
-        let t = self.trees.get(&root)?;
-        let spout_task = t.spout_task?;
-        let out = if t.failed {
-            Outcome::Failed { root, spout_task }
-        } else if t.val == 0 {
-            Outcome::Acked { root, spout_task }
-        } else {
-            return None;
-        };
-        self.trees.remove(&root);
-        Some(out)
+    /// Applies one message to `root`'s tree and settles it if that completed or failed it:
+    /// one hash lookup per message (a tree that settles on the spot is never stored).
+    #[inline]
+    fn apply(&mut self, root: u64, now_ms: u64, f: impl FnOnce(&mut Tree)) -> Option<Outcome> {
+        use std::collections::hash_map::Entry;
+        fn outcome(root: u64, t: &Tree) -> Option<Outcome> {
+            let spout_task = t.spout_task?;
+            if t.failed {
+                Some(Outcome::Failed { root, spout_task })
+            } else if t.val == 0 {
+                Some(Outcome::Acked { root, spout_task })
+            } else {
+                None
+            }
+        }
+        match self.trees.entry(root) {
+            Entry::Occupied(mut o) => {
+                f(o.get_mut());
+                let out = outcome(root, o.get());
+                if out.is_some() {
+                    o.remove();
+                }
+                out
+            }
+            Entry::Vacant(v) => {
+                let mut t = Tree {
+                    val: 0,
+                    spout_task: None,
+                    failed: false,
+                    born_ms: now_ms,
+                };
+                f(&mut t);
+                let out = outcome(root, &t);
+                if out.is_none() {
+                    v.insert(t);
+                }
+                out
+            }
+        }
     }
 
     /// The spout started `root` with edges XORing to `xor`.
     pub fn init(&mut self, root: u64, xor: u64, spout_task: u32, now_ms: u64) -> Option<Outcome> {
-        let t = self.entry(root, now_ms);
-        t.val ^= xor;
-        t.spout_task = Some(spout_task);
-        self.settle(root)
+        self.apply(root, now_ms, |t| {
+            t.val ^= xor;
+            t.spout_task = Some(spout_task);
+        })
     }
 
     /// A bolt acked a tuple of `root`: its edge XOR the edges anchored to it.
     pub fn ack(&mut self, root: u64, xor: u64, now_ms: u64) -> Option<Outcome> {
-        self.entry(root, now_ms).val ^= xor;
-        self.settle(root)
+        self.apply(root, now_ms, |t| t.val ^= xor)
     }
 
     /// A bolt failed a tuple of `root`: the whole tree fails.
     pub fn fail(&mut self, root: u64, now_ms: u64) -> Option<Outcome> {
-        self.entry(root, now_ms).failed = true;
-        self.settle(root)
+        self.apply(root, now_ms, |t| t.failed = true)
     }
 
     /// Forgets trees older than `timeout_ms` (their spout fails them on its own timer) and returns

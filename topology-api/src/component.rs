@@ -272,6 +272,21 @@ impl<'a> SpoutCollector<'a> {
         );
     }
 
+    /// Emits a reliable tuple on the default stream from borrowed values (written straight into
+    /// the outgoing batch, nothing built per tuple).
+    pub fn emit_refs_with_id(&mut self, values: &[ValueRef<'_>], id: MessageId) {
+        self.sink.emit(
+            Emission {
+                stream: DEFAULT_STREAM,
+                values: EmitValues::Refs(values),
+                anchors: &[],
+                message_id: Some(id),
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
     pub fn emit_direct(&mut self, task: u32, stream: &str, values: Values, id: Option<MessageId>) {
         self.sink.emit(
             Emission {

@@ -239,6 +239,8 @@ pub(crate) fn run_spout(
     let mut last_timeout_scan = Instant::now();
     // Where the executors were at the last few scans (oldest first), for the queue-aware rule.
     let mut seen_oldest = [0u64; 5];
+    let stamp_every_call = env.router.outs.iter().any(|o| o.batch <= 1);
+    let mut was_idle = true;
     'outer: loop {
         if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
             break;
@@ -304,7 +306,13 @@ pub(crate) fn run_spout(
                 continue;
             }
             env.router.current_task = first + i as u32;
-            env.router.current_born = now_us();
+            // The birth stamp: a clock read per call when tuples go out one at a time (latency
+            // mode); with batching, every 16th call (a few microseconds stale at most, against
+            // batches that wait up to the flush interval), which saves a clock read per line. After
+            // an idle round (the spout may have slept) always.
+            if stamp_every_call || was_idle || iter.is_multiple_of(16) {
+                env.router.current_born = now_us();
+            }
             s.next_tuple(&mut SpoutCollector::new(&mut env.router));
             if !env.router.immediate_acks.is_empty() {
                 // Acking is off (or nobody subscribes): Storm acks a spout tuple at once.
@@ -343,7 +351,8 @@ pub(crate) fn run_spout(
             break 'outer;
         }
         iter = iter.wrapping_add(1);
-        if env.router.counters.emitted > before {
+        was_idle = env.router.counters.emitted == before;
+        if !was_idle {
             backoff.reset();
             if iter.is_multiple_of(64) {
                 env.stats.publish(&env.router.counters);
@@ -630,10 +639,18 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
         let n = batch.len() as u64;
         let now_ms = epoch.elapsed().as_millis() as u64;
         for (_, t) in batch.iter() {
-            let Some(root) = t.get_int(0).map(|r| r as u64) else {
+            // (root, val), or (root) for a fail: read in one pass.
+            let Some((n, mut r)) = t.reader() else {
                 continue;
             };
-            let val = t.get_int(1).unwrap_or(0) as u64;
+            let Some(root) = r.int_value().map(|r| r as u64) else {
+                continue;
+            };
+            let val = if n > 1 {
+                r.int_value().unwrap_or(0) as u64
+            } else {
+                0
+            };
             // Interned sources compare by pointer; a stream name is the fallback.
             let src = t.source();
             let stream = if std::ptr::eq(src, init_src) {

@@ -472,6 +472,7 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                 current: None,
                 current_xor: 0,
                 pending_acks: Default::default(),
+                last_ack: None,
             });
             let router = build_router(
                 &topo,

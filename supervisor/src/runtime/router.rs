@@ -98,6 +98,9 @@ pub(crate) struct Acking {
     /// Acks waiting to be sent, XORed per root: one message per tree per batch instead of one per
     /// tuple (XOR is associative, so the acker's arithmetic is unchanged).
     pub pending_acks: FxHashMap<u64, u64>,
+    /// The tree acked last and its XOR so far: consecutive inputs usually share a tree (the words
+    /// of one line), so most acks touch no map.
+    pub last_ack: Option<(u64, u64)>,
 }
 
 impl Acking {
@@ -260,6 +263,9 @@ impl Router {
         let Some(acking) = self.acking.as_mut() else {
             return;
         };
+        if let Some((r, acc)) = acking.last_ack.take() {
+            *acking.pending_acks.entry(r).or_insert(0) ^= acc;
+        }
         if acking.pending_acks.is_empty() {
             return;
         }
@@ -650,7 +656,15 @@ impl Router {
             acking.anchored.remove(&key).unwrap_or(0)
         };
         for (root, edge) in input.ack_pairs() {
-            *acking.pending_acks.entry(root).or_insert(0) ^= edge ^ children;
+            let x = edge ^ children;
+            match &mut acking.last_ack {
+                Some((r, acc)) if *r == root => *acc ^= x,
+                last => {
+                    if let Some((r, acc)) = last.replace((root, x)) {
+                        *acking.pending_acks.entry(r).or_insert(0) ^= acc;
+                    }
+                }
+            }
         }
     }
 }

@@ -5,7 +5,8 @@ use crate::component::{
 };
 use crate::spec::keys;
 use crate::tuple::MessageId;
-use crate::value::{Fields, SmolStr, Value, Values, small_str};
+use crate::value::Fields;
+use crate::wire::ValueRef;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -18,7 +19,9 @@ use std::time::{Duration, Instant};
 /// - With several tasks, task `i` of `n` emits the lines whose number is `i` modulo `n`, so every
 ///   line is emitted once by the component as a whole.
 /// - Invalid UTF-8 is replaced by U+FFFD; a trailing `\r` is dropped.
-/// - With acking on, emitted lines are kept until acked, and a failed line is emitted again.
+/// - With acking on, the file offsets of emitted lines are kept until acked, and a failed line is
+///   read again from the file and emitted again (the spout holds 16 bytes per line in flight,
+///   not the line).
 ///   The spout is finished when the file is read and nothing is pending.
 /// - With property `checkpoint` (a path), each task keeps in `PATH.taskI-of-N` the number of
 ///   leading lines of the file that are settled for it (acked, or emitted with acking off): the
@@ -31,13 +34,19 @@ pub struct FileLineSpout {
     path: String,
     reader: Option<BufReader<File>>,
     buf: Vec<u8>,
+    /// File offset of the next line read.
+    offset: u64,
+    /// Reads failed lines again, by offset (opened at the first replay).
+    replay_reader: Option<BufReader<File>>,
+    resolved: PathBuf,
     line_no: u64,
     task_index: u64,
     tasks: u64,
     reliable: bool,
-    /// Emitted, not yet acked lines of this task, by position: line numbers of one task step by
-    /// `tasks`, so slot `i` holds line `pending_base + i * tasks` (no hashing per line).
-    pending: VecDeque<Option<SmolStr>>,
+    /// File offsets of emitted, not yet acked lines of this task, by position: line numbers of
+    /// one task step by `tasks`, so slot `i` holds line `pending_base + i * tasks` (no hashing
+    /// per line).
+    pending: VecDeque<Option<u64>>,
     pending_base: u64,
     pending_live: usize,
     replay: VecDeque<u64>,
@@ -69,6 +78,9 @@ impl FileLineSpout {
             path,
             reader: None,
             buf: Vec::with_capacity(256),
+            offset: 0,
+            replay_reader: None,
+            resolved: PathBuf::new(),
             line_no: 0,
             task_index: 0,
             tasks: 1,
@@ -124,11 +136,32 @@ impl FileLineSpout {
 
     fn slot(&self, no: u64) -> Option<usize> {
         let off = no.checked_sub(self.pending_base)?;
+        if self.tasks == 1 {
+            // One task (the common case): no divisions per line.
+            return usize::try_from(off).ok();
+        }
         (off % self.tasks == 0).then_some((off / self.tasks) as usize)
     }
 
-    fn pending_line(&self, no: u64) -> Option<&SmolStr> {
-        self.pending.get(self.slot(no)?)?.as_ref()
+    /// The file offset of a line in flight.
+    fn pending_offset(&self, no: u64) -> Option<u64> {
+        *self.pending.get(self.slot(no)?)?
+    }
+
+    /// Reads the line at `offset` again (a replay).
+    fn read_line_at(&mut self, offset: u64) -> std::io::Result<String> {
+        use std::io::{Seek, SeekFrom};
+        let r = match self.replay_reader.as_mut() {
+            Some(r) => r,
+            None => self.replay_reader.insert(BufReader::with_capacity(
+                8 << 10,
+                File::open(&self.resolved)?,
+            )),
+        };
+        r.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        r.read_until(b'\n', &mut buf)?;
+        Ok(line_text(&buf).into_owned())
     }
 
     fn settle(&mut self, no: u64) -> bool {
@@ -147,23 +180,30 @@ impl FileLineSpout {
         true
     }
 
-    fn emit_line(&mut self, out: &mut SpoutCollector<'_>, no: u64, line: SmolStr) {
-        if self.reliable {
-            if self.pending.is_empty() {
-                self.pending_base = no;
-            }
-            if let Some(i) = self.slot(no) {
-                while self.pending.len() <= i {
-                    self.pending.push_back(None);
-                }
-                self.pending[i] = Some(line.clone());
-                self.pending_live += 1;
-            }
+    /// Keeps a line's offset until it is acked (acking on).
+    fn track(&mut self, no: u64, offset: u64) {
+        if self.pending.is_empty() {
+            self.pending_base = no;
         }
-        let mut v = Values::new();
-        v.push(Value::Str(line));
-        out.emit_with_id(v, MessageId::Int(no));
+        if let Some(i) = self.slot(no) {
+            while self.pending.len() <= i {
+                self.pending.push_back(None);
+            }
+            self.pending[i] = Some(offset);
+            self.pending_live += 1;
+        }
     }
+}
+
+/// A line's text: without its line end, invalid UTF-8 replaced by U+FFFD.
+fn line_text(mut bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Some(b) = bytes.strip_suffix(b"\n") {
+        bytes = b;
+    }
+    if let Some(b) = bytes.strip_suffix(b"\r") {
+        bytes = b;
+    }
+    String::from_utf8_lossy(bytes)
 }
 
 impl Spout for FileLineSpout {
@@ -179,6 +219,7 @@ impl Spout for FileLineSpout {
             source,
         })?;
         let mut reader = BufReader::with_capacity(256 << 10, f);
+        self.resolved = path.clone();
         self.task_index = ctx.task_index() as u64;
         self.tasks = ctx.tasks_of(&ctx.component_id).len().max(1) as u64;
         if let Some(cp) = &self.checkpoint {
@@ -209,7 +250,10 @@ impl Spout for FileLineSpout {
                 self.buf.clear();
                 match reader.read_until(b'\n', &mut self.buf) {
                     Ok(0) => break,
-                    Ok(_) => self.line_no += 1,
+                    Ok(n) => {
+                        self.line_no += 1;
+                        self.offset += n as u64;
+                    }
                     Err(source) => {
                         return Err(ComponentError::Io {
                             what: "cannot read input file",
@@ -249,10 +293,15 @@ impl Spout for FileLineSpout {
 
     fn next_tuple(&mut self, out: &mut SpoutCollector<'_>) {
         if let Some(no) = self.replay.pop_front() {
-            if let Some(line) = self.pending_line(no).cloned() {
-                let mut v = Values::new();
-                v.push(Value::Str(line));
-                out.emit_with_id(v, MessageId::Int(no));
+            if let Some(offset) = self.pending_offset(no) {
+                match self.read_line_at(offset) {
+                    Ok(line) => out.emit_refs_with_id(&[ValueRef::Str(&line)], MessageId::Int(no)),
+                    Err(e) => {
+                        out.report_error(&format!("reading {} again: {e}", self.path));
+                        // Not emitted: failed again after the timeout, and retried.
+                        self.replay.push_back(no);
+                    }
+                }
             }
             return;
         }
@@ -267,12 +316,13 @@ impl Spout for FileLineSpout {
         };
         loop {
             self.buf.clear();
+            let offset = self.offset;
             match reader.read_until(b'\n', &mut self.buf) {
                 Ok(0) => {
                     self.eof = true;
                     return;
                 }
-                Ok(_) => {}
+                Ok(n) => self.offset += n as u64,
                 Err(e) => {
                     out.report_error(&format!("reading {}: {e}", self.path));
                     self.eof = true;
@@ -284,18 +334,12 @@ impl Spout for FileLineSpout {
             if no % self.tasks != self.task_index {
                 continue;
             }
-            let mut bytes = self.buf.as_slice();
-            if let Some(b) = bytes.strip_suffix(b"\n") {
-                bytes = b;
+            if self.reliable {
+                self.track(no, offset);
             }
-            if let Some(b) = bytes.strip_suffix(b"\r") {
-                bytes = b;
-            }
-            let line = match std::str::from_utf8(bytes) {
-                Ok(s) => small_str(s),
-                Err(_) => SmolStr::new(String::from_utf8_lossy(bytes)),
-            };
-            self.emit_line(out, no, line);
+            // Emitted straight from the read buffer: nothing is allocated per line.
+            let line = line_text(&self.buf);
+            out.emit_refs_with_id(&[ValueRef::Str(&line)], MessageId::Int(no));
             if !self.reliable {
                 self.commit(false);
             }
@@ -321,7 +365,7 @@ impl Spout for FileLineSpout {
 
     fn fail(&mut self, id: &MessageId) {
         if let MessageId::Int(no) = id
-            && self.pending_line(*no).is_some()
+            && self.pending_offset(*no).is_some()
         {
             self.replay.push_back(*no);
         }
@@ -329,5 +373,112 @@ impl Spout for FileLineSpout {
 
     fn is_finished(&self) -> bool {
         self.eof && self.pending_live == 0 && self.replay.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::{Emission, OutputSink};
+    use crate::tuple::Tuple;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// Records (message id, line) per emission.
+    #[derive(Default)]
+    struct Lines(Vec<(u64, String)>);
+
+    impl OutputSink for Lines {
+        fn emit(&mut self, e: Emission<'_>, _: Option<&mut Vec<u32>>) {
+            let Some(MessageId::Int(no)) = e.message_id else {
+                panic!("FileLineSpout emits with line numbers as ids");
+            };
+            let line = e.values.to_values()[0].as_str().unwrap_or("?").to_owned();
+            self.0.push((no, line));
+        }
+        fn ack(&mut self, _: &Tuple) {}
+        fn fail(&mut self, _: &Tuple) {}
+        fn report_error(&mut self, m: &str) {
+            panic!("unexpected error: {m}");
+        }
+    }
+
+    fn open(path: &std::path::Path, ackers: u64) -> FileLineSpout {
+        let args = ComponentArgs {
+            properties: BTreeMap::from([("path".into(), path.display().to_string().into())]),
+            ..ComponentArgs::default()
+        };
+        let mut s = FileLineSpout::from_args(&args).expect("args");
+        let mut config = serde_json::Map::new();
+        config.insert(keys::ACKER_EXECUTORS.into(), ackers.into());
+        let ctx = TopologyContext {
+            topology_name: "t".into(),
+            component_id: "lines".into(),
+            task_id: 1,
+            component_tasks: Arc::new(BTreeMap::from([("lines".into(), vec![1])])),
+            config: Arc::new(config),
+            resources_dir: PathBuf::from("."),
+        };
+        s.open(&ctx).expect("open");
+        s
+    }
+
+    #[test]
+    fn failed_lines_are_read_again_from_the_file_and_emitted_again() {
+        let dir = std::env::temp_dir().join(format!("gale-fls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("in.txt");
+        std::fs::write(&path, b"first line\r\nsecond \xff line\n\nlast, no newline")
+            .expect("write");
+        let mut s = open(&path, 1);
+        let mut out = Lines::default();
+        while !s.eof {
+            s.next_tuple(&mut SpoutCollector::new(&mut out));
+        }
+        let want = [
+            (0, "first line"),
+            (1, "second \u{fffd} line"),
+            (2, ""),
+            (3, "last, no newline"),
+        ];
+        let got: Vec<(u64, &str)> = out.0.iter().map(|(n, l)| (*n, l.as_str())).collect();
+        assert_eq!(got, want);
+        assert!(!s.is_finished(), "nothing acked yet");
+        // Lines 1 and 3 fail, the others are acked: the failed ones come back, in fail order.
+        s.fail(&MessageId::Int(3));
+        s.fail(&MessageId::Int(1));
+        s.ack(&MessageId::Int(0));
+        s.ack(&MessageId::Int(2));
+        out.0.clear();
+        s.next_tuple(&mut SpoutCollector::new(&mut out));
+        s.next_tuple(&mut SpoutCollector::new(&mut out));
+        let got: Vec<(u64, &str)> = out.0.iter().map(|(n, l)| (*n, l.as_str())).collect();
+        assert_eq!(got, [(3, "last, no newline"), (1, "second \u{fffd} line")]);
+        s.ack(&MessageId::Int(1));
+        assert!(!s.is_finished());
+        s.ack(&MessageId::Int(3));
+        assert!(s.is_finished());
+        // Acked twice or never emitted: ignored.
+        s.ack(&MessageId::Int(3));
+        s.fail(&MessageId::Int(9));
+        assert!(s.is_finished());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn without_ackers_nothing_is_kept() {
+        let dir = std::env::temp_dir().join(format!("gale-fls0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("in.txt");
+        std::fs::write(&path, "a\nb\n").expect("write");
+        let mut s = open(&path, 0);
+        let mut out = Lines::default();
+        for _ in 0..3 {
+            s.next_tuple(&mut SpoutCollector::new(&mut out));
+        }
+        assert_eq!(out.0.len(), 2);
+        assert!(s.pending.is_empty());
+        assert!(s.is_finished());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
