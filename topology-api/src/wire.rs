@@ -230,6 +230,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-negative integer in any msgpack form.
+    #[inline]
     pub fn uint<T: TryFrom<u64>>(&mut self) -> Result<T, WireError> {
         let m = self.byte()?;
         let v = match m {
@@ -382,10 +383,40 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Skips one value, checking it as [`Reader::value`] does.
+    /// Skips one value, checking it as [`Reader::value`] does (UTF-8, depth, integer range).
+    #[inline]
     pub fn skip_value(&mut self) -> Result<(), WireError> {
-        self.value().map(|_| ())
+        let m = self.byte()?;
+        match m {
+            0xa0..=0xbf => {
+                let b = self.take(usize::from(m & 0x1f))?;
+                if is_utf8(b) {
+                    Ok(())
+                } else {
+                    Err("string is not UTF-8")
+                }
+            }
+            0x00..=0x7f => Ok(()),
+            _ => self.value_after(m, 0).map(|_| ()),
+        }
     }
+}
+
+/// Whether `b` is UTF-8. Short ASCII strings (most words) are recognised with two fixed-size
+/// loads; anything else gets the full check.
+#[inline]
+pub fn is_utf8(b: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = b.len();
+    let le8 = |s: &[u8]| u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+    let le4 = |s: &[u8]| u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let high = match n {
+        0..=3 => b.iter().fold(0u64, |a, x| a | u64::from(*x)) & 0x80,
+        4..=7 => (le4(b) | le4(&b[n - 4..])) & HIGH,
+        8..=16 => (le8(b) | le8(&b[n - 8..])) & HIGH,
+        _ => 1,
+    };
+    high == 0 || std::str::from_utf8(b).is_ok()
 }
 
 /// Checks that `bytes` are exactly a tuple's values (an array of values), as [`put_values`]
@@ -649,6 +680,27 @@ mod tests {
         fn any_bytes_are_checked_without_panicking(b in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = check_values(&b);
             let _ = ValueIter::of_values(&b).count();
+        }
+
+        #[test]
+        fn is_utf8_agrees_with_std(b in proptest::collection::vec(
+            prop_oneof![0u8..0x80, 0x80u8..=0xff], 0..40)) {
+            prop_assert_eq!(is_utf8(&b), std::str::from_utf8(&b).is_ok());
+        }
+
+        #[test]
+        fn text_is_utf8(s in "\\PC{0,20}", cut in 0usize..40) {
+            prop_assert!(is_utf8(s.as_bytes()));
+            let b = &s.as_bytes()[..cut.min(s.len())];
+            prop_assert_eq!(is_utf8(b), std::str::from_utf8(b).is_ok());
+        }
+
+        #[test]
+        fn checking_agrees_with_reading(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            // The fast checking skip and the reader that builds values accept the same bytes.
+            let mut r = Reader { b: &b };
+            let mut v = Reader { b: &b };
+            prop_assert_eq!(r.skip_value().is_ok(), v.value().is_ok());
         }
     }
 
