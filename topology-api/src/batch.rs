@@ -45,6 +45,16 @@ impl Batch {
         }
     }
 
+    /// An empty batch with room for `bytes` bytes of tuples (a sender that knows the size of
+    /// the batches it sends, [`Batch::byte_len`], asks for that and never grows one by copying).
+    pub fn with_byte_capacity(bytes: usize) -> Self {
+        Batch {
+            bytes: Vec::with_capacity(bytes.min(1 << 24)),
+            sources: Vec::new(),
+            len: 0,
+        }
+    }
+
     /// Tuples in the batch.
     #[inline]
     pub fn len(&self) -> usize {

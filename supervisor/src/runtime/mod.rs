@@ -750,6 +750,7 @@ fn build_router(
             .collect();
         streams.push(OutStream {
             source,
+            is_default: source.stream == topology_api::DEFAULT_STREAM,
             direct: decl.direct,
             subscribers,
         });

@@ -13,7 +13,9 @@ use smallvec::SmallVec;
 use std::time::Instant;
 use topology_api::component::EmitValues;
 use topology_api::grouping::{self, Grouping, Shuffle};
-use topology_api::{AckIds, Emission, MessageId, OutputSink, StreamSource, Tuple, Value};
+use topology_api::{
+    AckIds, DEFAULT_STREAM, Emission, MessageId, OutputSink, StreamSource, Tuple, Value,
+};
 
 /// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
 #[derive(Clone, Copy, Debug)]
@@ -126,6 +128,8 @@ pub(crate) struct Subscriber {
 /// A stream this executor's component declared.
 pub(crate) struct OutStream {
     pub source: &'static StreamSource,
+    /// `source.stream` is Storm's default stream.
+    pub is_default: bool,
     pub direct: bool,
     pub subscribers: Vec<Subscriber>,
 }
@@ -211,7 +215,15 @@ impl Router {
     /// Once per batch: kept out of line so the per-tuple path stays small.
     #[inline(never)]
     fn send(ob: &mut OutBuf, lost: &mut bool) {
-        let batch = std::mem::replace(&mut ob.buf, Batch::with_capacity(ob.batch));
+        // The next batch gets the room this one took (and a little more): tuples' sizes differ
+        // by stream, and a batch that outgrows its buffer copies it.
+        let room = ob.buf.byte_len() + ob.buf.byte_len() / 8;
+        let next = if ob.buf.len() >= ob.batch {
+            Batch::with_byte_capacity(room)
+        } else {
+            Batch::with_capacity(ob.batch)
+        };
+        let batch = std::mem::replace(&mut ob.buf, next);
         if ob.closed {
             return;
         }
@@ -462,7 +474,8 @@ impl OutputSink for Router {
             && !self.debug
             && let Some(first) = self.streams.first()
             && !first.direct
-            && first.source.stream == e.stream
+            // Against the constant first: a fixed-length compare the compiler inlines.
+            && ((e.stream == DEFAULT_STREAM && first.is_default) || first.source.stream == e.stream)
         {
             if let Some(b) = e.anchors.first().map(|a| a.born_us())
                 && b > 0

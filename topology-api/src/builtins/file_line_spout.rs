@@ -203,7 +203,11 @@ fn line_text(mut bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     if let Some(b) = bytes.strip_suffix(b"\r") {
         bytes = b;
     }
-    String::from_utf8_lossy(bytes)
+    // The full check first: it is several times faster than the lossy one on valid text.
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 impl Spout for FileLineSpout {
