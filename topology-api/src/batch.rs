@@ -71,7 +71,7 @@ impl Batch {
         self.bytes.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn source_index(&mut self, source: &'static StreamSource) -> Result<u16, BatchError> {
         // A batch nearly always carries one stream: its last source is checked first.
         if let Some(last) = self.sources.last()
@@ -89,7 +89,7 @@ impl Batch {
         Ok((self.sources.len() - 1) as u16)
     }
 
-    #[inline]
+    #[inline(always)]
     fn header(&mut self, task: u32, src: u16, acks: u8, source_task: u32, born_us: u64) -> usize {
         let mut h = [0u8; HEADER];
         h[0..4].copy_from_slice(&task.to_le_bytes());
@@ -103,7 +103,7 @@ impl Batch {
     }
 
     /// Writes the data length into the header at `at`, now that the data is written.
-    #[inline]
+    #[inline(always)]
     fn finish(&mut self, at: usize) -> Result<(), BatchError> {
         let n = self.bytes.len() - at - HEADER;
         let Ok(n) = u32::try_from(n) else {
@@ -116,7 +116,7 @@ impl Batch {
     }
 
     /// Appends one tuple: its header, its ack pairs, then whatever `values` writes.
-    #[inline]
+    #[inline(always)]
     fn push_with(
         &mut self,
         task: u32,
@@ -137,7 +137,7 @@ impl Batch {
     }
 
     /// Appends a tuple built from its parts.
-    #[inline]
+    #[inline(always)]
     pub fn push(
         &mut self,
         task: u32,
@@ -153,7 +153,7 @@ impl Batch {
     }
 
     /// Appends a tuple whose values are views (written as [`Batch::push`] writes owned ones).
-    #[inline]
+    #[inline(always)]
     pub fn push_refs(
         &mut self,
         task: u32,

@@ -135,7 +135,7 @@ impl KeyValues for EmitValues<'_> {
 }
 
 /// Hash of the key fields at positions `key_idx` of `values`.
-#[inline]
+#[inline(always)]
 pub fn key_hash<V: KeyValues + ?Sized>(values: &V, key_idx: &[usize]) -> u64 {
     let mut h = StableHasher::new();
     for &i in key_idx {
@@ -156,7 +156,7 @@ pub fn key_hash<V: KeyValues + ?Sized>(values: &V, key_idx: &[usize]) -> u64 {
 /// assert_eq!(a, fields_target(&[Value::from("storm")], &[0], &tasks));
 /// assert!(tasks.contains(&a));
 /// ```
-#[inline]
+#[inline(always)]
 pub fn fields_target<V: KeyValues + ?Sized>(values: &V, key_idx: &[usize], tasks: &[u32]) -> u32 {
     tasks[reduce(key_hash(values, key_idx), tasks.len())]
 }

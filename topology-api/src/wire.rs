@@ -49,7 +49,7 @@ fn put_negative(out: &mut Vec<u8>, i: i64) {
 }
 
 /// An array header (`len` elements follow).
-#[inline]
+#[inline(always)]
 pub fn put_array_len(out: &mut Vec<u8>, len: usize) {
     if len < 16 {
         out.push(0x90 | len as u8);
@@ -127,6 +127,7 @@ pub fn put_values(out: &mut Vec<u8>, values: &[Value]) {
 }
 
 /// Writes borrowed values as [`put_values`] writes the owned ones (same bytes).
+#[inline(always)]
 pub fn put_value_refs(out: &mut Vec<u8>, values: &[ValueRef<'_>]) {
     put_array_len(out, values.len());
     for v in values {
@@ -134,6 +135,7 @@ pub fn put_value_refs(out: &mut Vec<u8>, values: &[ValueRef<'_>]) {
     }
 }
 
+#[inline]
 fn put_value_ref(out: &mut Vec<u8>, v: &ValueRef<'_>) {
     match v {
         ValueRef::Str(s) => put_str(out, s),
@@ -504,7 +506,20 @@ impl<'a> ValueRef<'a> {
     }
 
     /// The same hash as [`Value::stable_hash`] of the owned value.
+    #[inline(always)]
     pub fn stable_hash(&self, h: &mut StableHasher) {
+        // Strings, the usual key, inline; the other kinds out of line.
+        match *self {
+            ValueRef::Str(s) => {
+                h.write_u64(5);
+                h.write_bytes(s.as_bytes())
+            }
+            _ => self.stable_hash_other(h),
+        }
+    }
+
+    #[inline(never)]
+    fn stable_hash_other(&self, h: &mut StableHasher) {
         match *self {
             ValueRef::Str(s) => {
                 h.write_u64(5);

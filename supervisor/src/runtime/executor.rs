@@ -167,10 +167,9 @@ fn settle(
     per_task: &mut [u64],
     env: &mut ExecutorEnv,
     complete: &mut Option<hdrhistogram::Histogram<u64>>,
+    acked_src: Option<&'static topology_api::StreamSource>,
 ) {
     let now = Instant::now();
-    // Acker replies name their stream by the interned system source: a pointer compare.
-    let acked_src = system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM);
     for (_, t) in batch.iter() {
         let Some(root) = t.get_int(0) else {
             continue;
@@ -185,6 +184,7 @@ fn settle(
             continue;
         };
         per_task[i] = per_task[i].saturating_sub(1);
+        // Acker replies name their stream by the interned system source: a pointer compare.
         let acked = match acked_src {
             Some(a) if std::ptr::eq(t.source(), a) => true,
             _ => t.source_stream() == ACK_ACK_STREAM,
@@ -241,6 +241,9 @@ pub(crate) fn run_spout(
     let mut seen_oldest = [0u64; 5];
     let stamp_every_call = env.router.outs.iter().any(|o| o.batch <= 1);
     let mut was_idle = true;
+    // When the trees started now began (read with the birth stamp, as often).
+    let mut clock = Instant::now();
+    let acked_src = system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM);
     'outer: loop {
         if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
             break;
@@ -254,6 +257,7 @@ pub(crate) fn run_spout(
                     &mut per_task,
                     &mut env,
                     &mut complete,
+                    acked_src,
                 );
             }
         }
@@ -312,6 +316,7 @@ pub(crate) fn run_spout(
             // an idle round (the spout may have slept) always.
             if stamp_every_call || was_idle || iter.is_multiple_of(16) {
                 env.router.current_born = now_us();
+                clock = Instant::now();
             }
             s.next_tuple(&mut SpoutCollector::new(&mut env.router));
             if !env.router.immediate_acks.is_empty() {
@@ -324,7 +329,7 @@ pub(crate) fn run_spout(
             if let Some(acking) = env.router.acking.as_mut()
                 && !acking.started.is_empty()
             {
-                let now = Instant::now();
+                let now = clock;
                 let born = env.router.current_born;
                 for (root, task, id) in acking.started.drain(..) {
                     let idx = (task - first) as usize;
@@ -374,6 +379,7 @@ pub(crate) fn run_spout(
                             &mut per_task,
                             &mut env,
                             &mut complete,
+                            acked_src,
                         ),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => backoff.wait(),

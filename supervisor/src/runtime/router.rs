@@ -37,6 +37,12 @@ impl Rng {
 /// How the copies of one emission get their acking ids.
 enum AckTag {
     Off,
+    /// An emit anchored to one input of one tree, sent to one task: its one new edge, drawn by
+    /// the caller, who records it against the input (`key`, the input's (root, edge)).
+    One {
+        key: (u64, u64),
+        edge: u64,
+    },
     /// A reliable spout emit: each copy is an edge of the new tree `root`.
     Root {
         root: u64,
@@ -57,6 +63,11 @@ impl AckTag {
     fn ids(&mut self) -> AckIds {
         match self {
             AckTag::Off => AckIds::new(),
+            AckTag::One { key, edge } => {
+                let mut ids = AckIds::new();
+                ids.push((key.0, *edge));
+                ids
+            }
             AckTag::Root {
                 root,
                 xor,
@@ -320,7 +331,7 @@ impl Router {
 
     /// The common case, kept apart so the tuple is built once, straight into the batch: one
     /// subscriber, one receiving task, nobody asking which task it was.
-    #[inline]
+    #[inline(always)]
     fn route_single(&mut self, si: usize, values: EmitValues<'_>, tag: &mut AckTag) -> bool {
         let Router {
             streams,
@@ -347,8 +358,13 @@ impl Router {
             Grouping::All | Grouping::Direct => return false,
         };
         let ids;
+        let one;
         let ack_ids: &[(u64, u64)] = match tag {
             AckTag::Off => &[],
+            AckTag::One { key, edge } => {
+                one = [(key.0, *edge)];
+                &one
+            }
             tag => {
                 ids = tag.ids();
                 &ids
@@ -468,8 +484,9 @@ impl OutputSink for Router {
     fn emit(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
         // The common case, kept short: the first declared stream (the default one, usually),
         // one subscriber, no acking, no debug log, nobody asking where the tuple went.
-        if self.acking.is_none()
-            && task_ids.is_none()
+        // With acking on, the common bolt emit is anchored to one input of one tree: its one
+        // new edge is drawn here, without the general path's lists.
+        if task_ids.is_none()
             && e.direct_task.is_none()
             && !self.debug
             && let Some(first) = self.streams.first()
@@ -482,10 +499,35 @@ impl OutputSink for Router {
             {
                 self.current_born = b;
             }
-            if self.route_single(0, e.values, &mut AckTag::Off) {
+            let mut tag = match (self.acking.as_mut(), e.anchors) {
+                (None, _) => AckTag::Off,
+                (Some(_), []) if e.message_id.is_none() => AckTag::Off,
+                (Some(acking), [anchor]) if e.message_id.is_none() && anchor.ack_count() == 1 => {
+                    match anchor.first_ack_id() {
+                        Some(key) => AckTag::One {
+                            key,
+                            edge: acking.rng.next(),
+                        },
+                        None => AckTag::Off,
+                    }
+                }
+                _ => return self.emit_general(e, task_ids),
+            };
+            if self.route_single(0, e.values, &mut tag) {
                 self.counters.emitted += 1;
-                if let Some(id) = e.message_id {
-                    self.immediate_acks.push(id);
+                match (tag, self.acking.as_mut()) {
+                    (AckTag::One { key, edge }, Some(acking)) => {
+                        if acking.current == Some(key) {
+                            acking.current_xor ^= edge;
+                        } else {
+                            *acking.anchored.entry(key).or_insert(0) ^= edge;
+                        }
+                    }
+                    _ => {
+                        if let Some(id) = e.message_id {
+                            self.immediate_acks.push(id);
+                        }
+                    }
                 }
                 return;
             }
