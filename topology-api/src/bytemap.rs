@@ -3,10 +3,12 @@
 //! A tuple's string is read in place as bytes ([`crate::Tuple::get_str_bytes`]); looking it up
 //! here costs no UTF-8 check and no call to `memcmp` for short keys, and a hit hands back the key
 //! as the map stores it (already checked once, when it was inserted), so a bolt can emit it as a
-//! `&str`. The hash is Gale's [`StableHasher`] over the bytes, with a seed of its own so a map
-//! behind a FIELDS grouping (which routes on the same hash) still spreads its keys evenly.
+//! `&str`. The hash is a folded multiply over the key's bytes, not the FIELDS grouping's
+//! [`StableHasher`], so a map behind a FIELDS grouping still spreads its keys evenly.
 
-use crate::value::{SmolStr, StableHasher};
+use crate::value::SmolStr;
+#[cfg(doc)]
+use crate::value::StableHasher;
 use hashbrown::HashTable;
 
 /// Keys of a [`ByteMap`]: anything that is a run of bytes.
@@ -57,15 +59,39 @@ impl<K: ByteKey, V> std::fmt::Debug for ByteMap<K, V> {
     }
 }
 
+/// The table's hash: one folded 64x64-bit multiply over the (overlapping) first and last 8
+/// bytes and the length for keys up to 16 bytes, one more per 16 bytes beyond. In-process only,
+/// so free to differ from the routing hash ([`StableHasher`], which must stay fixed).
 #[inline]
 fn hash(b: &[u8]) -> u64 {
-    let mut h = StableHasher::new();
-    h.write_u64(0x6279_7465_6d61_7021);
-    h.write_bytes(b);
-    // hashbrown takes its control byte from the top bits and its bucket from the low ones: one
-    // fold brings the well-mixed high half down (no need for the full avalanche of `finish`).
-    let x = h.state();
-    x ^ (x >> 32)
+    const K0: u64 = 0x243f_6a88_85a3_08d3;
+    const K1: u64 = 0x1319_8a2e_0370_7344;
+    const K2: u64 = 0xa409_3822_299f_31d0;
+    let n = b.len();
+    let (x, y) = match n {
+        0 => (0, 0),
+        1..=3 => (
+            u64::from(b[0]) | (u64::from(b[n / 2]) << 8) | (u64::from(b[n - 1]) << 16),
+            0,
+        ),
+        4..=7 => (u64::from(le4(b)), u64::from(le4(&b[n - 4..]))),
+        8..=16 => (le8(b), le8(&b[n - 8..])),
+        _ => {
+            let mut h = K2;
+            let mut chunks = b.chunks_exact(16);
+            for c in &mut chunks {
+                h = fold(h ^ le8(c) ^ K0, le8(&c[8..]) ^ K1);
+            }
+            (h ^ le8(&b[n - 16..]), le8(&b[n - 8..]))
+        }
+    };
+    fold(x ^ K0, y ^ K1 ^ (n as u64).rotate_left(32))
+}
+
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 #[inline(always)]

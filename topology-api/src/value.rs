@@ -198,13 +198,6 @@ impl StableHasher {
         self.write_u64(load_tail(chunks.remainder()) ^ ((b.len() as u64) << 56));
     }
 
-    /// The state before [`StableHasher::finish`]'s avalanche: for in-process tables, whose hash
-    /// is theirs to choose (multiplicative mixing leaves the high bits strong already).
-    #[inline]
-    pub(crate) fn state(&self) -> u64 {
-        self.h
-    }
-
     #[inline]
     pub fn finish(&self) -> u64 {
         let mut x = self.h;
