@@ -162,6 +162,14 @@ impl<K: ByteKey, V> ByteMap<K, V> {
         (&slot.0, &mut slot.1)
     }
 
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        self.table
+            .find_entry(hash(key), |(k, _)| bytes_eq(k.key_bytes(), key))
+            .ok()
+            .map(|e| e.remove().0.1)
+    }
+
     /// Every key and value, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.table.iter().map(|(k, v)| (k, v))
@@ -187,6 +195,11 @@ mod tests {
             let mut ours: ByteMap<Box<[u8]>, i64> = ByteMap::new();
             let mut std_map = std::collections::HashMap::new();
             for (k, v) in ops {
+                if v % 7 == 0 {
+                    // Now and then a removal instead.
+                    prop_assert_eq!(ours.remove(&k), std_map.remove(&k));
+                    continue;
+                }
                 if let Some((_, slot)) = ours.get_mut(&k) {
                     *slot = slot.wrapping_add(v);
                 } else {

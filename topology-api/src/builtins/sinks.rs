@@ -48,9 +48,12 @@ impl Bolt for LogInfoBolt {
 pub struct TsvSinkBolt {
     path: String,
     resolved: PathBuf,
-    /// Looked up by the key's UTF-8 bytes as the tuple holds them (never decoded per tuple);
-    /// keys of up to 23 bytes are stored inline in the table.
-    latest: ByteMap<SmolStr, Value>,
+    /// Keys whose latest value is an integer (a running count): 32-byte entries, so the table
+    /// the sink touches per tuple is as small as it can be. Looked up by the key's UTF-8 bytes
+    /// as the tuple holds them (never decoded per tuple); keys of up to 23 bytes are inline.
+    ints: ByteMap<SmolStr, i64>,
+    /// Keys whose latest value is anything else. A key is in one of the two maps.
+    others: ByteMap<SmolStr, Value>,
 }
 
 impl TsvSinkBolt {
@@ -59,14 +62,43 @@ impl TsvSinkBolt {
         Ok(TsvSinkBolt {
             resolved: PathBuf::from(&path),
             path,
-            latest: ByteMap::new(),
+            ints: ByteMap::new(),
+            others: ByteMap::new(),
         })
     }
 
+    fn set_int(&mut self, key: &[u8], n: i64) {
+        if let Some((_, slot)) = self.ints.get_mut(key) {
+            *slot = n;
+            return;
+        }
+        if !self.others.is_empty() {
+            self.others.remove(key);
+        }
+        self.ints
+            .insert(SmolStr::new(String::from_utf8_lossy(key)), n);
+    }
+
+    fn set_other(&mut self, key: SmolStr, value: Value) {
+        if !self.ints.is_empty() {
+            self.ints.remove(key.as_bytes());
+        }
+        self.others.insert(key, value);
+    }
+
+    /// Keys held.
+    fn len(&self) -> usize {
+        self.ints.len() + self.others.len()
+    }
+
     fn write(&self) -> std::io::Result<()> {
-        let mut rows: Vec<(&[u8], &Value)> =
-            self.latest.iter().map(|(k, v)| (k.as_bytes(), v)).collect();
-        rows.sort_by(|a, b| compare_values(b.1, a.1).then_with(|| a.0.cmp(b.0)));
+        let mut rows: Vec<(&[u8], Value)> = self
+            .ints
+            .iter()
+            .map(|(k, n)| (k.as_bytes(), Value::Int(*n)))
+            .chain(self.others.iter().map(|(k, v)| (k.as_bytes(), v.clone())))
+            .collect();
+        rows.sort_by(|a, b| compare_values(&b.1, &a.1).then_with(|| a.0.cmp(b.0)));
         if let Some(dir) = self.resolved.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -107,14 +139,7 @@ impl Bolt for TsvSinkBolt {
             && let Some(k) = r.str_bytes()
             && let Some(n) = r.int_value()
         {
-            match self.latest.get_mut(k) {
-                Some((_, Value::Int(slot))) => *slot = n,
-                Some((_, slot)) => *slot = Value::Int(n),
-                None => {
-                    self.latest
-                        .insert(SmolStr::new(String::from_utf8_lossy(k)), Value::Int(n));
-                }
-            }
+            self.set_int(k, n);
             return;
         }
         let mut values = input.values();
@@ -132,13 +157,16 @@ impl Bolt for TsvSinkBolt {
             ValueRef::Str(k) => SmolStr::new(k),
             other => SmolStr::new(other.to_string()),
         };
-        self.latest.insert(key, value);
+        match value {
+            Value::Int(n) => self.set_int(key.as_bytes(), n),
+            value => self.set_other(key, value),
+        }
     }
 
     fn cleanup(&mut self) {
         match self.write() {
             Ok(()) => {
-                tracing::info!(path = %self.resolved.display(), keys = self.latest.len(), "Wrote sink file")
+                tracing::info!(path = %self.resolved.display(), keys = self.len(), "Wrote sink file")
             }
             Err(e) => {
                 tracing::error!(path = %self.resolved.display(), error = %e, "Cannot write sink file")
@@ -251,5 +279,63 @@ impl Bolt for SleepBolt {
 
     fn execute(&mut self, _input: &Tuple, _out: &mut BoltCollector<'_>) {
         std::thread::sleep(self.pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::{Emission, OutputSink};
+    use crate::tuple::StreamSource;
+    use crate::value::Fields;
+    use crate::values;
+    use std::collections::BTreeMap;
+
+    struct Nothing;
+
+    impl OutputSink for Nothing {
+        fn emit(&mut self, _: Emission<'_>, _: Option<&mut Vec<u32>>) {}
+        fn ack(&mut self, _: &Tuple) {}
+        fn fail(&mut self, _: &Tuple) {}
+        fn report_error(&mut self, m: &str) {
+            panic!("unexpected error: {m}");
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_value_per_key_whatever_its_kind() {
+        let dir = std::env::temp_dir().join(format!("gale-tsv-{}", std::process::id()));
+        let path = dir.join("out.tsv");
+        let args = ComponentArgs {
+            properties: BTreeMap::from([("path".into(), path.display().to_string().into())]),
+            ..ComponentArgs::default()
+        };
+        let mut sink = TsvSinkBolt::from_args(&args).expect("args");
+        sink.resolved = path.clone();
+        let src = StreamSource::intern("count", "default", &Fields::new(["word", "count"]));
+        let tuples = [
+            values!["storm", 1],
+            values!["gale", 1],
+            values!["storm", 2],
+            // An integer key is written by its text; a string value replaces an integer one.
+            values![7, 1],
+            values!["gale", "many"],
+            // And an integer replaces a string again; three values keep the rest as a list.
+            values!["flux", "x"],
+            values!["flux", 3],
+            values!["pair", 1, 2],
+        ];
+        for v in tuples {
+            let t = Tuple::new(src, 1, v);
+            sink.execute(&t, &mut BoltCollector::new(&mut Nothing));
+        }
+        assert_eq!(sink.len(), 5);
+        sink.cleanup();
+        let text = std::fs::read_to_string(&path).expect("written");
+        assert_eq!(
+            text, "gale\tmany\npair\t[1, 2]\nflux\t3\nstorm\t2\n7\t1\n",
+            "sorted by value descending (integers by number, mixed kinds by their text), then key"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
