@@ -167,8 +167,12 @@ macro_rules! values {
 /// A fixed, platform-independent 64-bit hash used by FIELDS and PARTIAL_KEY groupings.
 ///
 /// It must never change between releases: two workers of different builds route the same key to the
-/// same task only if they hash alike. It consumes 8 bytes per step (FxHash's multiply-rotate mix)
-/// and finishes with a murmur3 avalanche so the low bits used by `% tasks` are well mixed.
+/// same task only if they hash alike (it changed once before Gale's first release, 2026-12-01, for
+/// speed: docs/performance.md). Integers and type tags go in with FxHash's multiply-rotate step;
+/// bytes with one folded 64x64-bit multiply per 16 bytes (a short word: its first and last 8
+/// bytes, overlapping, and its length). Tasks are picked from the high bits (multiply-shift),
+/// which every input bit reaches; `finish` folds the high half into the low one for users of the
+/// low bits (PARTIAL_KEY's second choice).
 #[derive(Clone, Debug, Default)]
 pub struct StableHasher {
     h: u64,
@@ -188,26 +192,37 @@ impl StableHasher {
 
     #[inline]
     pub fn write_bytes(&mut self, b: &[u8]) {
-        let mut chunks = b.chunks_exact(8);
-        for c in &mut chunks {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(a));
-        }
-        // The length goes in with the tail so "a" and "a\0" differ.
-        self.write_u64(load_tail(chunks.remainder()) ^ ((b.len() as u64) << 56));
+        const P0: u64 = 0x9e37_79b9_7f4a_7c15;
+        const P1: u64 = 0xc2b2_ae3d_27d4_eb4f;
+        let le8 = |s: &[u8]| u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+        let n = b.len();
+        let mut acc = self.h;
+        let (x, y) = match n {
+            0..=7 => (load_tail(b), 0),
+            8..=16 => (le8(b), le8(&b[n - 8..])),
+            _ => {
+                for c in b.chunks_exact(16) {
+                    acc = fold(acc ^ le8(c) ^ P0, le8(&c[8..]) ^ P1);
+                }
+                (le8(&b[n - 16..]), le8(&b[n - 8..]))
+            }
+        };
+        // The length goes in too, so "a" and "a\0" differ.
+        self.h = fold(acc ^ x ^ P0, y ^ P1 ^ (n as u64).rotate_left(32));
     }
 
     #[inline]
     pub fn finish(&self) -> u64 {
-        let mut x = self.h;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^= x >> 33;
-        x
+        self.h ^ (self.h >> 32)
     }
+}
+
+/// The high and low halves of a 128-bit product, XORed: every bit of both inputs reaches the
+/// high half of the result.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
 }
 
 /// The up to 7 bytes of `rest` as a little-endian `u64`, zero-padded: the same value as copying
@@ -302,7 +317,7 @@ mod tests {
         assert_ne!(h(Value::from("a")), h(Value::from("a\0")));
         assert_eq!(
             h(Value::from("word")),
-            0x331b_11c8_bac0_db81_u64,
+            0xe890_5a42_059a_a4fc_u64,
             "got {:#x}",
             h(Value::from("word"))
         );
