@@ -115,7 +115,7 @@ impl KeyValues for crate::value::Values {
 }
 
 impl KeyValues for [ValueRef<'_>] {
-    #[inline]
+    #[inline(always)]
     fn hash_at(&self, i: usize, h: &mut StableHasher) {
         match self.get(i) {
             Some(v) => v.stable_hash(h),
@@ -125,7 +125,7 @@ impl KeyValues for [ValueRef<'_>] {
 }
 
 impl KeyValues for EmitValues<'_> {
-    #[inline]
+    #[inline(always)]
     fn hash_at(&self, i: usize, h: &mut StableHasher) {
         match self {
             EmitValues::Owned(v) => v.hash_at(i, h),

@@ -190,7 +190,7 @@ impl StableHasher {
         self.h = (self.h.rotate_left(5) ^ x).wrapping_mul(K);
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn write_bytes(&mut self, b: &[u8]) {
         const P0: u64 = 0x9e37_79b9_7f4a_7c15;
         const P1: u64 = 0xc2b2_ae3d_27d4_eb4f;
