@@ -59,39 +59,16 @@ impl<K: ByteKey, V> std::fmt::Debug for ByteMap<K, V> {
     }
 }
 
-/// The table's hash: one folded 64x64-bit multiply over the (overlapping) first and last 8
-/// bytes and the length for keys up to 16 bytes, one more per 16 bytes beyond. In-process only,
-/// so free to differ from the routing hash ([`StableHasher`], which must stay fixed).
+/// The table's hash: [`crate::value::fold_bytes`] with constants of its own (in-process only,
+/// so free to differ from the routing hash, [`StableHasher`], which must stay fixed).
 #[inline]
 fn hash(b: &[u8]) -> u64 {
-    const K0: u64 = 0x243f_6a88_85a3_08d3;
-    const K1: u64 = 0x1319_8a2e_0370_7344;
-    const K2: u64 = 0xa409_3822_299f_31d0;
-    let n = b.len();
-    let (x, y) = match n {
-        0 => (0, 0),
-        1..=3 => (
-            u64::from(b[0]) | (u64::from(b[n / 2]) << 8) | (u64::from(b[n - 1]) << 16),
-            0,
-        ),
-        4..=7 => (u64::from(le4(b)), u64::from(le4(&b[n - 4..]))),
-        8..=16 => (le8(b), le8(&b[n - 8..])),
-        _ => {
-            let mut h = K2;
-            let mut chunks = b.chunks_exact(16);
-            for c in &mut chunks {
-                h = fold(h ^ le8(c) ^ K0, le8(&c[8..]) ^ K1);
-            }
-            (h ^ le8(&b[n - 16..]), le8(&b[n - 8..]))
-        }
-    };
-    fold(x ^ K0, y ^ K1 ^ (n as u64).rotate_left(32))
-}
-
-#[inline(always)]
-fn fold(a: u64, b: u64) -> u64 {
-    let m = u128::from(a) * u128::from(b);
-    (m as u64) ^ ((m >> 64) as u64)
+    crate::value::fold_bytes(
+        0xa409_3822_299f_31d0,
+        b,
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+    )
 }
 
 #[inline(always)]

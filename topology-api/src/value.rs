@@ -192,23 +192,7 @@ impl StableHasher {
 
     #[inline(always)]
     pub fn write_bytes(&mut self, b: &[u8]) {
-        const P0: u64 = 0x9e37_79b9_7f4a_7c15;
-        const P1: u64 = 0xc2b2_ae3d_27d4_eb4f;
-        let le8 = |s: &[u8]| u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-        let n = b.len();
-        let mut acc = self.h;
-        let (x, y) = match n {
-            0..=7 => (load_tail(b), 0),
-            8..=16 => (le8(b), le8(&b[n - 8..])),
-            _ => {
-                for c in b.chunks_exact(16) {
-                    acc = fold(acc ^ le8(c) ^ P0, le8(&c[8..]) ^ P1);
-                }
-                (le8(&b[n - 16..]), le8(&b[n - 8..]))
-            }
-        };
-        // The length goes in too, so "a" and "a\0" differ.
-        self.h = fold(acc ^ x ^ P0, y ^ P1 ^ (n as u64).rotate_left(32));
+        self.h = fold_bytes(self.h, b, 0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f);
     }
 
     #[inline]
@@ -223,6 +207,32 @@ impl StableHasher {
 fn fold(a: u64, b: u64) -> u64 {
     let m = u128::from(a) * u128::from(b);
     (m as u64) ^ ((m >> 64) as u64)
+}
+
+#[inline(always)]
+fn le8(s: &[u8]) -> u64 {
+    u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+}
+
+/// Mixes `b` into `acc` with one folded multiply per 16 bytes: a key of up to 16 bytes goes in
+/// as its first and last 8 bytes (overlapping; up to 7 bytes zero-padded) and its length, so
+/// "a" and "a\0" differ. `p0`/`p1` set the function: the routing hash ([`StableHasher`]) and
+/// in-process tables ([`crate::bytemap::ByteMap`]) use different ones, so a table behind a
+/// FIELDS grouping still spreads its keys.
+#[inline(always)]
+pub(crate) fn fold_bytes(mut acc: u64, b: &[u8], p0: u64, p1: u64) -> u64 {
+    let n = b.len();
+    let (x, y) = match n {
+        0..=7 => (load_tail(b), 0),
+        8..=16 => (le8(b), le8(&b[n - 8..])),
+        _ => {
+            for c in b.chunks_exact(16) {
+                acc = fold(acc ^ le8(c) ^ p0, le8(&c[8..]) ^ p1);
+            }
+            (le8(&b[n - 16..]), le8(&b[n - 8..]))
+        }
+    };
+    fold(acc ^ x ^ p0, y ^ p1 ^ (n as u64).rotate_left(32))
 }
 
 /// The up to 7 bytes of `rest` as a little-endian `u64`, zero-padded: the same value as copying

@@ -521,10 +521,6 @@ impl<'a> ValueRef<'a> {
     #[inline(never)]
     fn stable_hash_other(&self, h: &mut StableHasher) {
         match *self {
-            ValueRef::Str(s) => {
-                h.write_u64(5);
-                h.write_bytes(s.as_bytes())
-            }
             ValueRef::List(l) => {
                 h.write_u64(7);
                 h.write_u64(l.len() as u64);

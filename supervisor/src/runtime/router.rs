@@ -358,13 +358,8 @@ impl Router {
             Grouping::All | Grouping::Direct => return false,
         };
         let ids;
-        let one;
         let ack_ids: &[(u64, u64)] = match tag {
             AckTag::Off => &[],
-            AckTag::One { key, edge } => {
-                one = [(key.0, *edge)];
-                &one
-            }
             tag => {
                 ids = tag.ids();
                 &ids
