@@ -207,13 +207,18 @@ impl Shuffle {
 
     #[inline]
     pub fn next(&mut self, tasks: &[u32]) -> u32 {
-        let n = tasks.len();
+        tasks[self.next_index(tasks.len())]
+    }
+
+    /// The position among `n` tasks of the next one (`n` > 0).
+    #[inline]
+    pub fn next_index(&mut self, n: usize) -> usize {
         if self.next >= n {
             self.next %= n;
         }
-        let t = tasks[self.next];
+        let i = self.next;
         self.next += 1;
-        t
+        i
     }
 }
 

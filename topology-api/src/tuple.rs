@@ -147,10 +147,10 @@ pub const MAX_ACK_IDS: u8 = u8::MAX;
 
 /// Appends ack pairs as a tuple's bytes hold them (at most [`MAX_ACK_IDS`]).
 #[inline]
-pub(crate) fn put_ack_ids(out: &mut Vec<u8>, ids: &[(u64, u64)]) {
+pub(crate) fn put_ack_ids<O: wire::Out + ?Sized>(out: &mut O, ids: &[(u64, u64)]) {
     for (r, e) in ids.iter().take(usize::from(MAX_ACK_IDS)) {
-        out.extend_from_slice(&r.to_le_bytes());
-        out.extend_from_slice(&e.to_le_bytes());
+        out.put(&r.to_le_bytes());
+        out.put(&e.to_le_bytes());
     }
 }
 

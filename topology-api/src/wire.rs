@@ -11,101 +11,149 @@ use std::fmt;
 /// Deepest nesting of lists accepted when bytes are checked ([`check_value`]).
 pub const MAX_DEPTH: usize = 64;
 
+/// Where encoded bytes go: a `Vec<u8>`, or the room of a [`crate::batch::Batch`] (which writes
+/// fixed-size pieces with plain stores instead of a call per piece).
+pub trait Out {
+    fn put(&mut self, b: &[u8]);
+    #[inline(always)]
+    fn put_u8(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+}
+
+impl Out for Vec<u8> {
+    #[inline(always)]
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    #[inline(always)]
+    fn put_u8(&mut self, b: u8) {
+        self.push(b);
+    }
+}
+
 /// msgpack's smallest form of an unsigned integer, as `rmp::encode::write_uint` writes it.
-#[inline]
-pub fn put_uint(out: &mut Vec<u8>, n: u64) {
+#[inline(always)]
+pub fn put_uint<O: Out + ?Sized>(out: &mut O, n: u64) {
     if n < 0x80 {
-        out.push(n as u8);
+        out.put_u8(n as u8);
     } else if n <= 0xff {
-        out.extend_from_slice(&[0xcc, n as u8]);
+        out.put(&[0xcc, n as u8]);
     } else if n <= 0xffff {
-        out.push(0xcd);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
+        out.put_u8(0xcd);
+        out.put(&(n as u16).to_be_bytes());
     } else if n <= 0xffff_ffff {
-        out.push(0xce);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
+        out.put_u8(0xce);
+        out.put(&(n as u32).to_be_bytes());
     } else {
-        out.push(0xcf);
-        out.extend_from_slice(&n.to_be_bytes());
+        out.put_u8(0xcf);
+        out.put(&n.to_be_bytes());
+    }
+}
+
+/// [`put_uint`]'s bytes as a fixed-size array and how many of them count, for writers that
+/// store all nine and keep the length.
+#[inline(always)]
+pub fn uint_bytes(n: u64) -> ([u8; 9], usize) {
+    let mut b = [0u8; 9];
+    if n < 0x80 {
+        b[0] = n as u8;
+        (b, 1)
+    } else if n <= 0xff {
+        b[0] = 0xcc;
+        b[1] = n as u8;
+        (b, 2)
+    } else if n <= 0xffff {
+        b[0] = 0xcd;
+        b[1..3].copy_from_slice(&(n as u16).to_be_bytes());
+        (b, 3)
+    } else if n <= 0xffff_ffff {
+        b[0] = 0xce;
+        b[1..5].copy_from_slice(&(n as u32).to_be_bytes());
+        (b, 5)
+    } else {
+        b[0] = 0xcf;
+        b[1..9].copy_from_slice(&n.to_be_bytes());
+        (b, 9)
     }
 }
 
 /// msgpack's smallest form of a negative integer, as `rmp::encode::write_sint` writes it.
-fn put_negative(out: &mut Vec<u8>, i: i64) {
+fn put_negative<O: Out + ?Sized>(out: &mut O, i: i64) {
     if i >= -32 {
-        out.push(i as i8 as u8);
+        out.put_u8(i as i8 as u8);
     } else if i >= i64::from(i8::MIN) {
-        out.extend_from_slice(&[0xd0, i as i8 as u8]);
+        out.put(&[0xd0, i as i8 as u8]);
     } else if i >= i64::from(i16::MIN) {
-        out.push(0xd1);
-        out.extend_from_slice(&(i as i16).to_be_bytes());
+        out.put_u8(0xd1);
+        out.put(&(i as i16).to_be_bytes());
     } else if i >= i64::from(i32::MIN) {
-        out.push(0xd2);
-        out.extend_from_slice(&(i as i32).to_be_bytes());
+        out.put_u8(0xd2);
+        out.put(&(i as i32).to_be_bytes());
     } else {
-        out.push(0xd3);
-        out.extend_from_slice(&i.to_be_bytes());
+        out.put_u8(0xd3);
+        out.put(&i.to_be_bytes());
     }
 }
 
 /// An array header (`len` elements follow).
 #[inline(always)]
-pub fn put_array_len(out: &mut Vec<u8>, len: usize) {
+pub fn put_array_len<O: Out + ?Sized>(out: &mut O, len: usize) {
     if len < 16 {
-        out.push(0x90 | len as u8);
+        out.put_u8(0x90 | len as u8);
     } else if len <= 0xffff {
-        out.push(0xdc);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.put_u8(0xdc);
+        out.put(&(len as u16).to_be_bytes());
     } else {
-        out.push(0xdd);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.put_u8(0xdd);
+        out.put(&(len as u32).to_be_bytes());
     }
 }
 
 /// A string (header and UTF-8 bytes).
-#[inline]
-pub fn put_str(out: &mut Vec<u8>, s: &str) {
+#[inline(always)]
+pub fn put_str<O: Out + ?Sized>(out: &mut O, s: &str) {
     let n = s.len();
     if n < 32 {
-        out.push(0xa0 | n as u8);
+        out.put_u8(0xa0 | n as u8);
     } else if n <= 0xff {
-        out.extend_from_slice(&[0xd9, n as u8]);
+        out.put(&[0xd9, n as u8]);
     } else if n <= 0xffff {
-        out.push(0xda);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
+        out.put_u8(0xda);
+        out.put(&(n as u16).to_be_bytes());
     } else {
-        out.push(0xdb);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
+        out.put_u8(0xdb);
+        out.put(&(n as u32).to_be_bytes());
     }
-    out.extend_from_slice(s.as_bytes());
+    out.put(s.as_bytes());
 }
 
-fn put_bin(out: &mut Vec<u8>, b: &[u8]) {
+fn put_bin<O: Out + ?Sized>(out: &mut O, b: &[u8]) {
     let n = b.len();
     if n <= 0xff {
-        out.extend_from_slice(&[0xc4, n as u8]);
+        out.put(&[0xc4, n as u8]);
     } else if n <= 0xffff {
-        out.push(0xc5);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
+        out.put_u8(0xc5);
+        out.put(&(n as u16).to_be_bytes());
     } else {
-        out.push(0xc6);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
+        out.put_u8(0xc6);
+        out.put(&(n as u32).to_be_bytes());
     }
-    out.extend_from_slice(b);
+    out.put(b);
 }
 
 /// Writes one value.
 #[inline]
-pub fn put_value(out: &mut Vec<u8>, v: &Value) {
+pub fn put_value<O: Out + ?Sized>(out: &mut O, v: &Value) {
     match v {
         Value::Str(s) => put_str(out, s),
         Value::Int(i) if *i >= 0 => put_uint(out, *i as u64),
         Value::Int(i) => put_negative(out, *i),
-        Value::Null => out.push(0xc0),
-        Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Null => out.put_u8(0xc0),
+        Value::Bool(b) => out.put_u8(if *b { 0xc3 } else { 0xc2 }),
         Value::Float(f) => {
-            out.push(0xcb);
-            out.extend_from_slice(&f.to_bits().to_be_bytes());
+            out.put_u8(0xcb);
+            out.put(&f.to_bits().to_be_bytes());
         }
         Value::Bytes(b) => put_bin(out, b),
         Value::List(l) => {
@@ -119,7 +167,7 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value) {
 
 /// Writes the values of a tuple: an array of them.
 #[inline]
-pub fn put_values(out: &mut Vec<u8>, values: &[Value]) {
+pub fn put_values<O: Out + ?Sized>(out: &mut O, values: &[Value]) {
     put_array_len(out, values.len());
     for v in values {
         put_value(out, v);
@@ -128,30 +176,30 @@ pub fn put_values(out: &mut Vec<u8>, values: &[Value]) {
 
 /// Writes borrowed values as [`put_values`] writes the owned ones (same bytes).
 #[inline(always)]
-pub fn put_value_refs(out: &mut Vec<u8>, values: &[ValueRef<'_>]) {
+pub fn put_value_refs<O: Out + ?Sized>(out: &mut O, values: &[ValueRef<'_>]) {
     put_array_len(out, values.len());
     for v in values {
         put_value_ref(out, v);
     }
 }
 
-#[inline]
-fn put_value_ref(out: &mut Vec<u8>, v: &ValueRef<'_>) {
+#[inline(always)]
+fn put_value_ref<O: Out + ?Sized>(out: &mut O, v: &ValueRef<'_>) {
     match v {
         ValueRef::Str(s) => put_str(out, s),
         ValueRef::Int(i) if *i >= 0 => put_uint(out, *i as u64),
         ValueRef::Int(i) => put_negative(out, *i),
-        ValueRef::Null => out.push(0xc0),
-        ValueRef::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        ValueRef::Null => out.put_u8(0xc0),
+        ValueRef::Bool(b) => out.put_u8(if *b { 0xc3 } else { 0xc2 }),
         ValueRef::Float(f) => {
-            out.push(0xcb);
-            out.extend_from_slice(&f.to_bits().to_be_bytes());
+            out.put_u8(0xcb);
+            out.put(&f.to_bits().to_be_bytes());
         }
         ValueRef::Bytes(b) => put_bin(out, b),
         ValueRef::List(l) => {
             // The elements are already encoded: copy them after a fresh header.
             put_array_len(out, l.len);
-            out.extend_from_slice(l.bytes);
+            out.put(l.bytes);
         }
     }
 }
@@ -647,6 +695,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn uint_bytes_are_put_uints(n in prop_oneof![0u64..300, 0u64..70_000, any::<u64>()]) {
+            let (b, len) = uint_bytes(n);
+            let mut out = Vec::new();
+            put_uint(&mut out, n);
+            prop_assert_eq!(&b[..len], out.as_slice());
+        }
+
         #[test]
         fn values_come_back_as_written(vals in proptest::collection::vec(value(), 0..20)) {
             let vals: Values = vals.into_iter().collect();

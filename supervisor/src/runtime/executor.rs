@@ -599,7 +599,12 @@ fn run_batch(
         env.router.begin_input(&t);
         bolt.execute(&t, &mut BoltCollector::new(&mut env.router));
         if auto_ack[idx] && env.router.counters.acked + env.router.counters.failed == settled {
-            topology_api::OutputSink::ack(&mut env.router, &t);
+            if env.router.acking.is_none() {
+                // All an ack does without ackers: counted here instead of in a call per tuple.
+                env.router.counters.acked += 1;
+            } else {
+                topology_api::OutputSink::ack(&mut env.router, &t);
+            }
         }
     }
     record(run);

@@ -802,7 +802,7 @@ fn build_router(
             }
         }
     }
-    Router {
+    let mut router = Router {
         component: component.to_owned(),
         streams,
         task_dest,
@@ -816,7 +816,10 @@ fn build_router(
         acking,
         debug: topo.config_bool(keys::DEBUG),
         current_born: 0,
-    }
+        fast: None,
+    };
+    router.prepare_fast();
+    router
 }
 
 fn system(stream: &str) -> &'static StreamSource {

@@ -145,6 +145,68 @@ pub(crate) struct OutStream {
     pub subscribers: Vec<Subscriber>,
 }
 
+/// How the first stream's tuples find their task on the fast path: the grouping, with the
+/// receiving tasks and their executors' buffers looked up once, when the router is built.
+pub(crate) struct FastRoute {
+    kind: FastKind,
+    /// Receiving tasks, ascending, and for each the index of its executor's buffer in `outs`.
+    targets: Vec<u32>,
+    outs: Vec<u32>,
+    /// The stream is Storm's default stream.
+    is_default: bool,
+}
+
+enum FastKind {
+    /// FIELDS on one field: its position in the values.
+    Fields(usize),
+    Global,
+    Shuffle(Shuffle),
+}
+
+impl FastRoute {
+    /// The fast route of `stream`, if it has one: one subscriber with a SHUFFLE, NONE,
+    /// LOCAL_OR_SHUFFLE, GLOBAL or one-field FIELDS grouping, every receiving task reachable.
+    fn of(stream: &OutStream, task_dest: &[u32]) -> Option<FastRoute> {
+        let [sub] = stream.subscribers.as_slice() else {
+            return None;
+        };
+        if stream.direct {
+            return None;
+        }
+        let (kind, targets) = match &sub.grouping {
+            Grouping::Shuffle | Grouping::None => {
+                (FastKind::Shuffle(sub.shuffle.clone()), &sub.targets)
+            }
+            Grouping::LocalOrShuffle => {
+                (FastKind::Shuffle(sub.shuffle.clone()), &sub.local_targets)
+            }
+            Grouping::Fields(_) if sub.key_idx.len() == 1 => {
+                (FastKind::Fields(sub.key_idx[0]), &sub.targets)
+            }
+            Grouping::Global => (FastKind::Global, &sub.targets),
+            _ => return None,
+        };
+        let outs = targets
+            .iter()
+            .map(|t| {
+                task_dest
+                    .get(*t as usize)
+                    .copied()
+                    .filter(|d| *d != u32::MAX)
+            })
+            .collect::<Option<Vec<u32>>>()?;
+        if outs.is_empty() {
+            return None;
+        }
+        Some(FastRoute {
+            kind,
+            targets: targets.clone(),
+            outs,
+            is_default: stream.is_default,
+        })
+    }
+}
+
 /// An outgoing buffer for one receiving executor.
 pub(crate) struct OutBuf {
     pub buf: Batch,
@@ -180,9 +242,20 @@ pub(crate) struct Router {
     pub debug: bool,
     /// Birth stamp for what is emitted now: the spout's emit time, or the current input's.
     pub current_born: u64,
+    /// The first stream's route when emits on it can skip the general checks: no acking, no
+    /// debug log, a grouping [`FastRoute::of`] takes. Set by [`Router::prepare_fast`].
+    pub fast: Option<FastRoute>,
 }
 
 impl Router {
+    /// Looks up the first stream's fast route, if emits on it can take one.
+    pub fn prepare_fast(&mut self) {
+        self.fast = match self.streams.first() {
+            Some(s) if self.acking.is_none() && !self.debug => FastRoute::of(s, &self.task_dest),
+            _ => None,
+        };
+    }
+
     fn stream_index(&self, name: &str) -> Option<usize> {
         // Streams are few; the default stream is usually first.
         self.streams.iter().position(|s| s.source.stream == name)
@@ -477,6 +550,54 @@ impl Router {
 
 impl OutputSink for Router {
     fn emit(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
+        // The fastest case: the first stream, no acking, a grouping looked up beforehand.
+        if let Some(fast) = self.fast.as_mut()
+            && task_ids.is_none()
+            && e.direct_task.is_none()
+            && ((e.stream == DEFAULT_STREAM && fast.is_default)
+                || self.streams[0].source.stream == e.stream)
+        {
+            if let Some(b) = e.anchors.first().map(|a| a.born_us())
+                && b > 0
+            {
+                self.current_born = b;
+            }
+            let n = fast.targets.len();
+            let i = match &mut fast.kind {
+                FastKind::Fields(k) => grouping::reduce(grouping::key_hash(&e.values, &[*k]), n),
+                FastKind::Global => 0,
+                FastKind::Shuffle(s) => s.next_index(n),
+            };
+            let (Some(&task), Some(&d)) = (fast.targets.get(i), fast.outs.get(i)) else {
+                return;
+            };
+            let Some(ob) = self.outs.get_mut(d as usize) else {
+                return;
+            };
+            let source = self.streams[0].source;
+            let pushed = match e.values {
+                EmitValues::Owned(v) => {
+                    ob.buf
+                        .push(task, source, self.current_task, self.current_born, &[], v)
+                }
+                EmitValues::Refs(v) => {
+                    ob.buf
+                        .push_refs(task, source, self.current_task, self.current_born, &[], v)
+                }
+            };
+            if let Err(e) = pushed {
+                tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
+                return;
+            }
+            if ob.buf.len() >= ob.batch {
+                Self::send(ob, &mut self.downstream_lost);
+            }
+            self.counters.emitted += 1;
+            if let Some(id) = e.message_id {
+                self.immediate_acks.push(id);
+            }
+            return;
+        }
         // The common case, kept short: the first declared stream (the default one, usually),
         // one subscriber, no acking, no debug log, nobody asking where the tuple went.
         // With acking on, the common bolt emit is anchored to one input of one tree: its one
