@@ -233,6 +233,22 @@ pub trait OutputSink {
     /// Routes one emission. When `task_ids` is given, the runtime fills it with the receiving
     /// tasks (Storm's `emit` return value; multi-lang needs it).
     fn emit(&mut self, emission: Emission<'_>, task_ids: Option<&mut Vec<u32>>);
+
+    /// `emit` of borrowed values on the default stream, anchored to one input: what most bolts
+    /// do for each tuple, so a runtime may answer it without an [`Emission`] to look through.
+    fn emit_refs_anchored(&mut self, anchor: &Tuple<'_>, values: &[ValueRef<'_>]) {
+        self.emit(
+            Emission {
+                stream: DEFAULT_STREAM,
+                values: EmitValues::Refs(values),
+                anchors: &[anchor],
+                message_id: None,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
     fn ack(&mut self, input: &Tuple<'_>);
     fn fail(&mut self, input: &Tuple<'_>);
     /// Records an error against this component (shown in status and logs); the task keeps running.
@@ -351,16 +367,7 @@ impl<'a> BoltCollector<'a> {
     /// string): nothing is built per value, the runtime writes them straight into its batch.
     #[inline]
     pub fn emit_refs_anchored(&mut self, anchor: &Tuple, values: &[ValueRef<'_>]) {
-        self.sink.emit(
-            Emission {
-                stream: DEFAULT_STREAM,
-                values: EmitValues::Refs(values),
-                anchors: &[anchor],
-                message_id: None,
-                direct_task: None,
-            },
-            None,
-        );
+        self.sink.emit_refs_anchored(anchor, values);
     }
 
     /// Emits borrowed values on `stream`, anchored to every tuple in `anchors`.

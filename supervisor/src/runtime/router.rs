@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 use std::time::Instant;
 use topology_api::component::EmitValues;
 use topology_api::grouping::{self, Grouping, Shuffle};
+use topology_api::wire::ValueRef;
 use topology_api::{
     AckIds, DEFAULT_STREAM, Emission, MessageId, OutputSink, StreamSource, Tuple, Value,
 };
@@ -551,9 +552,9 @@ impl Router {
 impl OutputSink for Router {
     fn emit(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
         // The fastest case: the first stream, no acking, a grouping looked up beforehand.
-        if let Some(fast) = self.fast.as_mut()
-            && task_ids.is_none()
+        if task_ids.is_none()
             && e.direct_task.is_none()
+            && let Some(fast) = self.fast.as_ref()
             && ((e.stream == DEFAULT_STREAM && fast.is_default)
                 || self.streams[0].source.stream == e.stream)
         {
@@ -562,37 +563,7 @@ impl OutputSink for Router {
             {
                 self.current_born = b;
             }
-            let n = fast.targets.len();
-            let i = match &mut fast.kind {
-                FastKind::Fields(k) => grouping::reduce(grouping::key_hash(&e.values, &[*k]), n),
-                FastKind::Global => 0,
-                FastKind::Shuffle(s) => s.next_index(n),
-            };
-            let (Some(&task), Some(&d)) = (fast.targets.get(i), fast.outs.get(i)) else {
-                return;
-            };
-            let Some(ob) = self.outs.get_mut(d as usize) else {
-                return;
-            };
-            let source = self.streams[0].source;
-            let pushed = match e.values {
-                EmitValues::Owned(v) => {
-                    ob.buf
-                        .push(task, source, self.current_task, self.current_born, &[], v)
-                }
-                EmitValues::Refs(v) => {
-                    ob.buf
-                        .push_refs(task, source, self.current_task, self.current_born, &[], v)
-                }
-            };
-            if let Err(e) = pushed {
-                tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
-                return;
-            }
-            if ob.buf.len() >= ob.batch {
-                Self::send(ob, &mut self.downstream_lost);
-            }
-            self.counters.emitted += 1;
+            self.emit_fast(e.values);
             if let Some(id) = e.message_id {
                 self.immediate_acks.push(id);
             }
@@ -651,6 +622,29 @@ impl OutputSink for Router {
         self.emit_general(e, task_ids);
     }
 
+    fn emit_refs_anchored(&mut self, anchor: &Tuple<'_>, values: &[ValueRef<'_>]) {
+        if let Some(fast) = self.fast.as_ref()
+            && fast.is_default
+        {
+            let b = anchor.born_us();
+            if b > 0 {
+                self.current_born = b;
+            }
+            self.emit_fast(EmitValues::Refs(values));
+            return;
+        }
+        self.emit(
+            Emission {
+                stream: DEFAULT_STREAM,
+                values: EmitValues::Refs(values),
+                anchors: &[anchor],
+                message_id: None,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
     fn ack(&mut self, input: &Tuple<'_>) {
         self.counters.acked += 1;
         if self.acking.is_some() {
@@ -684,6 +678,40 @@ impl OutputSink for Router {
 }
 
 impl Router {
+    /// An emit on the first stream by its [`FastRoute`] (the caller checked there is one).
+    #[inline(always)]
+    fn emit_fast(&mut self, values: EmitValues<'_>) {
+        let Some(fast) = self.fast.as_mut() else {
+            return;
+        };
+        let n = fast.targets.len();
+        let i = match &mut fast.kind {
+            FastKind::Fields(k) => grouping::reduce(grouping::key_hash(&values, &[*k]), n),
+            FastKind::Global => 0,
+            FastKind::Shuffle(s) => s.next_index(n),
+        };
+        let (Some(&task), Some(&d)) = (fast.targets.get(i), fast.outs.get(i)) else {
+            return;
+        };
+        let Some(ob) = self.outs.get_mut(d as usize) else {
+            return;
+        };
+        let source = self.streams[0].source;
+        let (from, born) = (self.current_task, self.current_born);
+        let pushed = match values {
+            EmitValues::Owned(v) => ob.buf.push(task, source, from, born, &[], v),
+            EmitValues::Refs(v) => ob.buf.push_refs(task, source, from, born, &[], v),
+        };
+        if let Err(e) = pushed {
+            tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
+            return;
+        }
+        if ob.buf.len() >= ob.batch {
+            Self::send(ob, &mut self.downstream_lost);
+        }
+        self.counters.emitted += 1;
+    }
+
     /// Every emission the fast path in `emit` does not take.
     #[inline(never)]
     fn emit_general(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
