@@ -113,8 +113,9 @@ impl<K: ByteKey, V> ByteMap<K, V> {
         self.table.is_empty()
     }
 
-    /// The stored key and its value, if `key` is there.
-    #[inline]
+    /// The stored key and its value, if `key` is there. Inlined into its callers: a call's frame
+    /// was a fifth of a lookup's instructions.
+    #[inline(always)]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<(&K, &mut V)> {
         self.table
             .find_mut(hash(key), |(k, _)| bytes_eq(k.key_bytes(), key))

@@ -67,11 +67,19 @@ impl TsvSinkBolt {
         })
     }
 
+    #[inline(always)]
     fn set_int(&mut self, key: &[u8], n: i64) {
         if let Some((_, slot)) = self.ints.get_mut(key) {
             *slot = n;
             return;
         }
+        self.insert_int(key, n);
+    }
+
+    /// A key's first integer: kept out of line, so the per-tuple update stays small.
+    #[cold]
+    #[inline(never)]
+    fn insert_int(&mut self, key: &[u8], n: i64) {
         if !self.others.is_empty() {
             self.others.remove(key);
         }

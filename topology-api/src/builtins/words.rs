@@ -66,13 +66,20 @@ impl Bolt for WordCountBolt {
                 *n += 1;
                 (w, *n)
             }
-            None => {
-                let (w, n) = self
-                    .counts
-                    .insert(SmolStr::new(String::from_utf8_lossy(key)), 1);
-                (w, *n)
-            }
+            None => self.first_seen(key),
         };
         out.emit_refs_anchored(input, &[ValueRef::Str(word), ValueRef::Int(n)]);
+    }
+}
+
+impl WordCountBolt {
+    /// A word's first count: kept out of line, so the per-tuple path stays small.
+    #[cold]
+    #[inline(never)]
+    fn first_seen(&mut self, key: &[u8]) -> (&SmolStr, i64) {
+        let (w, n) = self
+            .counts
+            .insert(SmolStr::new(String::from_utf8_lossy(key)), 1);
+        (w, *n)
     }
 }
