@@ -18,7 +18,8 @@ const BYTES_PER_TUPLE: usize = 32;
 
 /// Tuples addressed to tasks of one receiving executor.
 ///
-/// `bytes` is zero-filled room; `end` marks how much of it the tuples take. Writing into room
+/// `bytes` is zero-filled room (filled a step at a time as the batch grows, up to the capacity
+/// it was made with); `end` marks how much of it the tuples take. Writing into room
 /// that is already there is a bounds check and plain stores (the header's 24 bytes are three
 /// moves), where `Vec::extend_from_slice` was an out-of-line call per piece (10% of word count's
 /// samples; docs/performance.md).
@@ -81,11 +82,20 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// Makes room for at least `need` bytes (doubling, zero-filled).
+/// Bytes of room zero-filled at a time, just ahead of the writes.
+const ROOM_STEP: usize = 4096;
+
+/// Makes room for at least `need` bytes: zero-fills the next step of the capacity the batch was
+/// given (so a batch sent half empty never zeroed the rest), or grows it (doubling).
 #[cold]
 #[inline(never)]
 fn grow(bytes: &mut Vec<u8>, need: usize) {
-    let n = need.max(bytes.len() * 2).max(256);
+    let step = need.max(bytes.len() + ROOM_STEP);
+    let n = if need <= bytes.capacity() {
+        step.min(bytes.capacity())
+    } else {
+        step.max(bytes.capacity() * 2)
+    };
     bytes.resize(n, 0);
 }
 
@@ -99,7 +109,7 @@ impl Batch {
     /// the batches it sends, [`Batch::byte_len`], asks for that and never grows one by copying).
     pub fn with_byte_capacity(bytes: usize) -> Self {
         Batch {
-            bytes: vec![0; bytes.min(1 << 24)],
+            bytes: Vec::with_capacity(bytes.min(1 << 24)),
             end: 0,
             sources: Vec::new(),
             len: 0,
@@ -221,45 +231,45 @@ impl Batch {
         ack_ids: &[(u64, u64)],
         values: &[ValueRef<'_>],
     ) -> Result<(), BatchError> {
-        // Word count's shapes, `[word]` and `[word, count]`, take the short way.
-        if ack_ids.is_empty() {
-            match values {
-                [ValueRef::Str(s)] if s.len() < 32 => {
-                    return self.push_short(task, source, source_task, born_us, s, [0; 9], 0);
-                }
-                [ValueRef::Str(s), ValueRef::Int(i)] if s.len() < 32 && *i >= 0 => {
-                    let (tail, tail_len) = wire::uint_bytes(*i as u64);
-                    return self.push_short(task, source, source_task, born_us, s, tail, tail_len);
-                }
-                _ => {}
+        // Word count's shapes, `[word]` and `[word, count]`, with no ack pair or one (an emit
+        // anchored to one input of one tree), take the short way.
+        let ack = match ack_ids {
+            [] => None,
+            [pair] => Some(*pair),
+            _ => return self.push_general(task, source, source_task, born_us, ack_ids, values),
+        };
+        match values {
+            [ValueRef::Str(s)] if s.len() < 32 => {
+                self.push_short(task, source, source_task, born_us, ack, s, [0; 9], 0)
             }
+            [ValueRef::Str(s), ValueRef::Int(i)] if s.len() < 32 && *i >= 0 => {
+                let (tail, tail_len) = wire::uint_bytes(*i as u64);
+                self.push_short(task, source, source_task, born_us, ack, s, tail, tail_len)
+            }
+            [ValueRef::Int(a), ValueRef::Int(b)] if ack.is_none() => {
+                self.push_int_pair(task, source, source_task, born_us, *a, *b)
+            }
+            _ => self.push_general(task, source, source_task, born_us, ack_ids, values),
         }
-        let at = self.begin(task, source, source_task, born_us, ack_ids)?;
-        wire::put_value_refs(&mut self.room(), values);
-        self.finish(at)
     }
 
-    /// Appends `[s]` (`tail_len` 0) or `[s, x]` with `x` encoded in `tail[..tail_len]`, `s`
-    /// under 32 bytes, no ack pairs: the bytes [`Batch::push_refs`] would write, with one room
-    /// check and fixed-size stores.
+    /// Appends `[a, b]`, two integers and no ack pair (the acking messages), with one room
+    /// check and fixed-size stores: the bytes [`Batch::push_refs`] would write.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn push_short(
+    fn push_int_pair(
         &mut self,
         task: u32,
         source: &'static StreamSource,
         source_task: u32,
         born_us: u64,
-        s: &str,
-        tail: [u8; 9],
-        tail_len: usize,
+        a: i64,
+        b: i64,
     ) -> Result<(), BatchError> {
         let src = self.source_index(source)?;
-        let n = s.len();
-        let data = 2 + n + tail_len;
+        let ((ab, al), (bb, bl)) = (wire::int_bytes(a), wire::int_bytes(b));
+        let data = 1 + al + bl;
         let at = self.end;
-        // The tail is stored whole (9 bytes); what lies past its length is overwritten later.
-        let need = at + HEADER + 2 + n + tail.len();
+        let need = at + HEADER + 1 + al + bb.len();
         if need > self.bytes.len() {
             grow(&mut self.bytes, need);
         }
@@ -270,7 +280,70 @@ impl Batch {
         dst[8..12].copy_from_slice(&source_task.to_le_bytes());
         dst[12..20].copy_from_slice(&born_us.to_le_bytes());
         dst[20..24].copy_from_slice(&(data as u32).to_le_bytes());
-        let rest = &mut dst[HEADER..];
+        dst[HEADER] = 0x92;
+        // Both stored whole; `b` overwrites what lies past `a`'s length.
+        dst[HEADER + 1..HEADER + 10].copy_from_slice(&ab);
+        dst[HEADER + 1 + al..HEADER + 10 + al].copy_from_slice(&bb);
+        self.end = at + HEADER + data;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// [`Batch::push_refs`] for any values.
+    #[inline(always)]
+    fn push_general(
+        &mut self,
+        task: u32,
+        source: &'static StreamSource,
+        source_task: u32,
+        born_us: u64,
+        ack_ids: &[(u64, u64)],
+        values: &[ValueRef<'_>],
+    ) -> Result<(), BatchError> {
+        let at = self.begin(task, source, source_task, born_us, ack_ids)?;
+        wire::put_value_refs(&mut self.room(), values);
+        self.finish(at)
+    }
+
+    /// Appends `[s]` (`tail_len` 0) or `[s, x]` with `x` encoded in `tail[..tail_len]`, `s`
+    /// under 32 bytes, at most one ack pair: the bytes [`Batch::push_refs`] would write, with one
+    /// room check and fixed-size stores.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn push_short(
+        &mut self,
+        task: u32,
+        source: &'static StreamSource,
+        source_task: u32,
+        born_us: u64,
+        ack: Option<(u64, u64)>,
+        s: &str,
+        tail: [u8; 9],
+        tail_len: usize,
+    ) -> Result<(), BatchError> {
+        let src = self.source_index(source)?;
+        let n = s.len();
+        let acks = if ack.is_some() { 16 } else { 0 };
+        let data = acks + 2 + n + tail_len;
+        let at = self.end;
+        // The tail is stored whole (9 bytes); what lies past its length is overwritten later.
+        let need = at + HEADER + acks + 2 + n + tail.len();
+        if need > self.bytes.len() {
+            grow(&mut self.bytes, need);
+        }
+        let dst = &mut self.bytes[at..need];
+        dst[0..4].copy_from_slice(&task.to_le_bytes());
+        dst[4..6].copy_from_slice(&src.to_le_bytes());
+        dst[6..8].copy_from_slice(&[u8::from(ack.is_some()), 0]);
+        dst[8..12].copy_from_slice(&source_task.to_le_bytes());
+        dst[12..20].copy_from_slice(&born_us.to_le_bytes());
+        dst[20..24].copy_from_slice(&(data as u32).to_le_bytes());
+        let mut rest = &mut dst[HEADER..];
+        if let Some((root, edge)) = ack {
+            rest[..8].copy_from_slice(&root.to_le_bytes());
+            rest[8..16].copy_from_slice(&edge.to_le_bytes());
+            rest = &mut rest[16..];
+        }
         rest[0] = if tail_len == 0 { 0x91 } else { 0x92 };
         rest[1] = 0xa0 | n as u8;
         copy_short(&mut rest[2..2 + n], s.as_bytes());
@@ -430,17 +503,25 @@ mod tests {
             word in proptest::string::string_regex("[a-z\u{e9}]{0,40}").unwrap(),
             count in proptest::prop_oneof![0i64..200, proptest::prelude::any::<i64>()],
             with_count: bool,
+            with_ack: bool,
         ) {
             let src = StreamSource::intern("count", "default", &Fields::new(["word", "count"]));
             let refs = [ValueRef::Str(&word), ValueRef::Int(count)];
-            let values = if with_count { &refs[..] } else { &refs[..1] };
+            let pair = [ValueRef::Int(count), ValueRef::Int(count.wrapping_mul(7919))];
+            let values = match (with_count, word.len() % 3) {
+                (true, 0) if !with_ack => &pair[..],
+                (true, _) => &refs[..],
+                (false, _) => &refs[..1],
+            };
+            let pair = [(u64::MAX - 3, 12_345)];
+            let ids: &[(u64, u64)] = if with_ack { &pair } else { &[] };
             let mut short = Batch::with_byte_capacity(8);
-            short.push_refs(3, src, 5, 77, &[], values).unwrap();
-            short.push_refs(4, src, 5, 78, &[], values).unwrap();
+            short.push_refs(3, src, 5, 77, ids, values).unwrap();
+            short.push_refs(4, src, 5, 78, ids, values).unwrap();
             let mut general = Batch::with_byte_capacity(8);
             let owned: Vec<Value> = values.iter().map(ValueRef::to_value).collect();
-            general.push(3, src, 5, 77, &[], &owned).unwrap();
-            general.push(4, src, 5, 78, &[], &owned).unwrap();
+            general.push(3, src, 5, 77, ids, &owned).unwrap();
+            general.push(4, src, 5, 78, ids, &owned).unwrap();
             proptest::prop_assert_eq!(short.byte_len(), general.byte_len());
             proptest::prop_assert_eq!(
                 &short.bytes[..short.end],

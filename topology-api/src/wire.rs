@@ -78,6 +78,35 @@ pub fn uint_bytes(n: u64) -> ([u8; 9], usize) {
     }
 }
 
+/// [`put_value`]'s bytes for an integer as a fixed-size array and how many of them count.
+#[inline(always)]
+pub fn int_bytes(i: i64) -> ([u8; 9], usize) {
+    if i >= 0 {
+        return uint_bytes(i as u64);
+    }
+    let mut b = [0u8; 9];
+    if i >= -32 {
+        b[0] = i as i8 as u8;
+        (b, 1)
+    } else if i >= i64::from(i8::MIN) {
+        b[0] = 0xd0;
+        b[1] = i as i8 as u8;
+        (b, 2)
+    } else if i >= i64::from(i16::MIN) {
+        b[0] = 0xd1;
+        b[1..3].copy_from_slice(&(i as i16).to_be_bytes());
+        (b, 3)
+    } else if i >= i64::from(i32::MIN) {
+        b[0] = 0xd2;
+        b[1..5].copy_from_slice(&(i as i32).to_be_bytes());
+        (b, 5)
+    } else {
+        b[0] = 0xd3;
+        b[1..9].copy_from_slice(&i.to_be_bytes());
+        (b, 9)
+    }
+}
+
 /// msgpack's smallest form of a negative integer, as `rmp::encode::write_sint` writes it.
 fn put_negative<O: Out + ?Sized>(out: &mut O, i: i64) {
     if i >= -32 {
@@ -695,6 +724,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn int_bytes_are_put_values(i in prop_oneof![-300i64..300, -70_000i64..70_000, any::<i64>()]) {
+            let (b, len) = int_bytes(i);
+            let mut out = Vec::new();
+            put_value(&mut out, &Value::Int(i));
+            prop_assert_eq!(&b[..len], out.as_slice());
+        }
+
         #[test]
         fn uint_bytes_are_put_uints(n in prop_oneof![0u64..300, 0u64..70_000, any::<u64>()]) {
             let (b, len) = uint_bytes(n);

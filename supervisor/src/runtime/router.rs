@@ -14,9 +14,7 @@ use std::time::Instant;
 use topology_api::component::EmitValues;
 use topology_api::grouping::{self, Grouping, Shuffle};
 use topology_api::wire::ValueRef;
-use topology_api::{
-    AckIds, DEFAULT_STREAM, Emission, MessageId, OutputSink, StreamSource, Tuple, Value,
-};
+use topology_api::{AckIds, DEFAULT_STREAM, Emission, MessageId, OutputSink, StreamSource, Tuple};
 
 /// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
 #[derive(Clone, Copy, Debug)]
@@ -243,8 +241,9 @@ pub(crate) struct Router {
     pub debug: bool,
     /// Birth stamp for what is emitted now: the spout's emit time, or the current input's.
     pub current_born: u64,
-    /// The first stream's route when emits on it can skip the general checks: no acking, no
-    /// debug log, a grouping [`FastRoute::of`] takes. Set by [`Router::prepare_fast`].
+    /// The first stream's route when emits on it can skip the general checks: no debug log, a
+    /// grouping [`FastRoute::of`] takes (with acking, only emits anchored to one input of one
+    /// tree use it). Set by [`Router::prepare_fast`].
     pub fast: Option<FastRoute>,
 }
 
@@ -252,7 +251,7 @@ impl Router {
     /// Looks up the first stream's fast route, if emits on it can take one.
     pub fn prepare_fast(&mut self) {
         self.fast = match self.streams.first() {
-            Some(s) if self.acking.is_none() && !self.debug => FastRoute::of(s, &self.task_dest),
+            Some(s) if !self.debug => FastRoute::of(s, &self.task_dest),
             _ => None,
         };
     }
@@ -325,13 +324,13 @@ impl Router {
             return;
         };
         let task = acking.acker_for(root);
-        let pair = [Value::Int(root as i64), Value::Int(val as i64)];
+        let pair = [ValueRef::Int(root as i64), ValueRef::Int(val as i64)];
         let (source, values) = match kind {
             0 => (acking.init, &pair[..]),
             1 => (acking.ack, &pair[..]),
             _ => (acking.fail, &pair[..1]),
         };
-        self.send_to(task, source, EmitValues::Owned(values));
+        self.send_to(task, source, EmitValues::Refs(values));
     }
 
     /// Marks `input` as the tuple about to be executed. An earlier input that was not acked yet
@@ -554,6 +553,7 @@ impl OutputSink for Router {
         // The fastest case: the first stream, no acking, a grouping looked up beforehand.
         if task_ids.is_none()
             && e.direct_task.is_none()
+            && self.acking.is_none()
             && let Some(fast) = self.fast.as_ref()
             && ((e.stream == DEFAULT_STREAM && fast.is_default)
                 || self.streams[0].source.stream == e.stream)
@@ -563,7 +563,7 @@ impl OutputSink for Router {
             {
                 self.current_born = b;
             }
-            self.emit_fast(e.values);
+            self.emit_fast(e.values, &[]);
             if let Some(id) = e.message_id {
                 self.immediate_acks.push(id);
             }
@@ -630,8 +630,30 @@ impl OutputSink for Router {
             if b > 0 {
                 self.current_born = b;
             }
-            self.emit_fast(EmitValues::Refs(values));
-            return;
+            match self.acking.as_mut() {
+                None => {
+                    self.emit_fast(EmitValues::Refs(values), &[]);
+                    return;
+                }
+                // With acking, the common case: the input belongs to one tree, and the tuple is
+                // its one new edge, recorded against the input once it is written.
+                Some(acking) if anchor.ack_count() == 1 => {
+                    if let Some(key) = anchor.first_ack_id() {
+                        let edge = acking.rng.next();
+                        if self.emit_fast(EmitValues::Refs(values), &[(key.0, edge)])
+                            && let Some(acking) = self.acking.as_mut()
+                        {
+                            if acking.current == Some(key) {
+                                acking.current_xor ^= edge;
+                            } else {
+                                *acking.anchored.entry(key).or_insert(0) ^= edge;
+                            }
+                        }
+                        return;
+                    }
+                }
+                Some(_) => {}
+            }
         }
         self.emit(
             Emission {
@@ -678,11 +700,12 @@ impl OutputSink for Router {
 }
 
 impl Router {
-    /// An emit on the first stream by its [`FastRoute`] (the caller checked there is one).
+    /// An emit on the first stream by its [`FastRoute`] (the caller checked there is one), with
+    /// `ack_ids` its acking ids; false if it was not written.
     #[inline(always)]
-    fn emit_fast(&mut self, values: EmitValues<'_>) {
+    fn emit_fast(&mut self, values: EmitValues<'_>, ack_ids: &[(u64, u64)]) -> bool {
         let Some(fast) = self.fast.as_mut() else {
-            return;
+            return false;
         };
         let n = fast.targets.len();
         let i = match &mut fast.kind {
@@ -691,25 +714,26 @@ impl Router {
             FastKind::Shuffle(s) => s.next_index(n),
         };
         let (Some(&task), Some(&d)) = (fast.targets.get(i), fast.outs.get(i)) else {
-            return;
+            return false;
         };
         let Some(ob) = self.outs.get_mut(d as usize) else {
-            return;
+            return false;
         };
         let source = self.streams[0].source;
         let (from, born) = (self.current_task, self.current_born);
         let pushed = match values {
-            EmitValues::Owned(v) => ob.buf.push(task, source, from, born, &[], v),
-            EmitValues::Refs(v) => ob.buf.push_refs(task, source, from, born, &[], v),
+            EmitValues::Owned(v) => ob.buf.push(task, source, from, born, ack_ids, v),
+            EmitValues::Refs(v) => ob.buf.push_refs(task, source, from, born, ack_ids, v),
         };
         if let Err(e) = pushed {
             tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
-            return;
+            return false;
         }
         if ob.buf.len() >= ob.batch {
             Self::send(ob, &mut self.downstream_lost);
         }
         self.counters.emitted += 1;
+        true
     }
 
     /// Every emission the fast path in `emit` does not take.
