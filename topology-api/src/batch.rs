@@ -60,6 +60,27 @@ impl Out for Room<'_> {
     }
 }
 
+/// A tuple's header (see the module documentation), built in a fixed-size array so that every
+/// store has a constant offset.
+#[inline(always)]
+fn header_bytes(
+    task: u32,
+    src: u16,
+    acks: u8,
+    source_task: u32,
+    born_us: u64,
+    data_len: usize,
+) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&task.to_le_bytes());
+    h[4..6].copy_from_slice(&src.to_le_bytes());
+    h[6] = acks;
+    h[8..12].copy_from_slice(&source_task.to_le_bytes());
+    h[12..20].copy_from_slice(&born_us.to_le_bytes());
+    h[20..24].copy_from_slice(&(data_len as u32).to_le_bytes());
+    h
+}
+
 /// `dst.copy_from_slice(src)` for fewer than 32 bytes, as two overlapping fixed-size copies
 /// instead of a call to `memcpy`.
 #[inline(always)]
@@ -160,14 +181,10 @@ impl Batch {
 
     #[inline(always)]
     fn header(&mut self, task: u32, src: u16, acks: u8, source_task: u32, born_us: u64) -> usize {
-        let mut h = [0u8; HEADER];
-        h[0..4].copy_from_slice(&task.to_le_bytes());
-        h[4..6].copy_from_slice(&src.to_le_bytes());
-        h[6] = acks;
-        h[8..12].copy_from_slice(&source_task.to_le_bytes());
-        h[12..20].copy_from_slice(&born_us.to_le_bytes());
         let at = self.end;
-        self.room().put(&h);
+        // The data length (0 here) is filled in by `finish`.
+        self.room()
+            .put(&header_bytes(task, src, acks, source_task, born_us, 0));
         at
     }
 
@@ -274,12 +291,7 @@ impl Batch {
             grow(&mut self.bytes, need);
         }
         let dst = &mut self.bytes[at..need];
-        dst[0..4].copy_from_slice(&task.to_le_bytes());
-        dst[4..6].copy_from_slice(&src.to_le_bytes());
-        dst[6..8].copy_from_slice(&[0, 0]);
-        dst[8..12].copy_from_slice(&source_task.to_le_bytes());
-        dst[12..20].copy_from_slice(&born_us.to_le_bytes());
-        dst[20..24].copy_from_slice(&(data as u32).to_le_bytes());
+        dst[..HEADER].copy_from_slice(&header_bytes(task, src, 0, source_task, born_us, data));
         dst[HEADER] = 0x92;
         // Both stored whole; `b` overwrites what lies past `a`'s length.
         dst[HEADER + 1..HEADER + 10].copy_from_slice(&ab);
@@ -332,12 +344,8 @@ impl Batch {
             grow(&mut self.bytes, need);
         }
         let dst = &mut self.bytes[at..need];
-        dst[0..4].copy_from_slice(&task.to_le_bytes());
-        dst[4..6].copy_from_slice(&src.to_le_bytes());
-        dst[6..8].copy_from_slice(&[u8::from(ack.is_some()), 0]);
-        dst[8..12].copy_from_slice(&source_task.to_le_bytes());
-        dst[12..20].copy_from_slice(&born_us.to_le_bytes());
-        dst[20..24].copy_from_slice(&(data as u32).to_le_bytes());
+        let h = header_bytes(task, src, u8::from(ack.is_some()), source_task, born_us, data);
+        dst[..HEADER].copy_from_slice(&h);
         let mut rest = &mut dst[HEADER..];
         if let Some((root, edge)) = ack {
             rest[..8].copy_from_slice(&root.to_le_bytes());
