@@ -344,7 +344,14 @@ impl Batch {
             grow(&mut self.bytes, need);
         }
         let dst = &mut self.bytes[at..need];
-        let h = header_bytes(task, src, u8::from(ack.is_some()), source_task, born_us, data);
+        let h = header_bytes(
+            task,
+            src,
+            u8::from(ack.is_some()),
+            source_task,
+            born_us,
+            data,
+        );
         dst[..HEADER].copy_from_slice(&h);
         let mut rest = &mut dst[HEADER..];
         if let Some((root, edge)) = ack {
