@@ -9,7 +9,6 @@
 use crate::value::SmolStr;
 #[cfg(doc)]
 use crate::value::StableHasher;
-use hashbrown::HashTable;
 
 /// Keys of a [`ByteMap`]: anything that is a run of bytes.
 pub trait ByteKey {
@@ -38,24 +37,30 @@ impl ByteKey for Box<[u8]> {
     }
 }
 
-/// A map from byte keys to values.
+/// A map from byte keys to values: open addressing with linear probing, at most half full.
+///
+/// Each slot holds its key and value, so a lookup reads one slot (one cache line, usually)
+/// where a table with a separate control array reads two, one after the other: on word count's
+/// tables, which other executors' batches keep pushing out of the first-level cache, that second
+/// read was a quarter of the count and sink bolts' time (docs/performance.md).
 pub struct ByteMap<K, V> {
-    table: HashTable<(K, V)>,
+    /// A power of two in length (or empty); `None` is a free slot.
+    slots: Vec<Option<(K, V)>>,
+    len: usize,
 }
 
 impl<K, V> Default for ByteMap<K, V> {
     fn default() -> Self {
         ByteMap {
-            table: HashTable::new(),
+            slots: Vec::new(),
+            len: 0,
         }
     }
 }
 
 impl<K: ByteKey, V> std::fmt::Debug for ByteMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ByteMap")
-            .field("len", &self.table.len())
-            .finish()
+        f.debug_struct("ByteMap").field("len", &self.len).finish()
     }
 }
 
@@ -100,57 +105,119 @@ pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// Slots of a table that `len` keys fill at most half.
+fn slots_for(len: usize) -> usize {
+    (len.max(8) * 2).next_power_of_two()
+}
+
 impl<K: ByteKey, V> ByteMap<K, V> {
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.len == 0
+    }
+
+    /// The slot holding `key` (`Ok`), or the free slot where it would go (`Err`). The table is
+    /// not empty and at most half full, so the probe ends.
+    #[inline(always)]
+    fn find(&self, h: u64, key: &[u8]) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            match self.slots.get(i) {
+                Some(Some((k, _))) if bytes_eq(k.key_bytes(), key) => return Ok(i),
+                Some(Some(_)) => i = (i + 1) & mask,
+                _ => return Err(i),
+            }
+        }
     }
 
     /// The stored key and its value, if `key` is there. Inlined into its callers: a call's frame
     /// was a fifth of a lookup's instructions.
     #[inline(always)]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<(&K, &mut V)> {
-        self.table
-            .find_mut(hash(key), |(k, _)| bytes_eq(k.key_bytes(), key))
-            .map(|(k, v)| (&*k, v))
+        if self.len == 0 {
+            return None;
+        }
+        let i = self.find(hash(key), key).ok()?;
+        match self.slots.get_mut(i) {
+            Some(Some((k, v))) => Some((&*k, v)),
+            _ => None,
+        }
     }
 
     /// Sets `key`'s value, replacing any earlier one; returns the stored key and value.
     pub fn insert(&mut self, key: K, value: V) -> (&K, &mut V) {
-        let h = hash(key.key_bytes());
-        let entry = self.table.entry(
-            h,
-            |(k, _)| bytes_eq(k.key_bytes(), key.key_bytes()),
-            |(k, _)| hash(k.key_bytes()),
-        );
-        let slot = match entry {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                o.get_mut().1 = value;
-                o.into_mut()
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let i = match self.find(hash(key.key_bytes()), key.key_bytes()) {
+            Ok(i) => {
+                if let Some((_, v)) = &mut self.slots[i] {
+                    *v = value;
+                }
+                i
             }
-            hashbrown::hash_table::Entry::Vacant(v) => v.insert((key, value)).into_mut(),
+            Err(i) => {
+                self.slots[i] = Some((key, value));
+                self.len += 1;
+                i
+            }
         };
-        (&slot.0, &mut slot.1)
+        match &mut self.slots[i] {
+            Some((k, v)) => (&*k, v),
+            None => unreachable!("slot {i} was just filled"),
+        }
     }
 
-    /// Removes `key`, returning its value.
+    /// Doubles the slots (or makes the first ones) and puts every entry back.
+    #[cold]
+    fn grow(&mut self) {
+        let n = slots_for(self.len + 1);
+        let old = std::mem::replace(&mut self.slots, (0..n).map(|_| None).collect());
+        for (k, v) in old.into_iter().flatten() {
+            if let Err(i) = self.find(hash(k.key_bytes()), k.key_bytes()) {
+                self.slots[i] = Some((k, v));
+            }
+        }
+    }
+
+    /// Removes `key`, returning its value. The entries after it in its probe run move back, so
+    /// no lookup stops early at the hole.
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        self.table
-            .find_entry(hash(key), |(k, _)| bytes_eq(k.key_bytes(), key))
-            .ok()
-            .map(|e| e.remove().0.1)
+        if self.len == 0 {
+            return None;
+        }
+        let mut hole = self.find(hash(key), key).ok()?;
+        let (_, value) = self.slots[hole].take()?;
+        self.len -= 1;
+        let mask = self.slots.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let home = match &self.slots[j] {
+                None => break,
+                Some((k, _)) => hash(k.key_bytes()) as usize & mask,
+            };
+            // The entry at `j` may fill the hole unless its home lies after the hole (cyclically,
+            // up to `j`): then it is already as close to home as it can be.
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = self.slots[j].take();
+                hole = j;
+            }
+        }
+        Some(value)
     }
 
     /// Every key and value, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.table.iter().map(|(k, v)| (k, v))
+        self.slots.iter().flatten().map(|(k, v)| (k, v))
     }
 }
 
