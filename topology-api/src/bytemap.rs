@@ -88,7 +88,7 @@ fn le4(b: &[u8]) -> u32 {
 
 /// Byte equality with fixed-size, overlapping loads for keys up to 16 bytes (most words): the
 /// same answer as `a == b`, without a library call per comparison.
-#[inline]
+#[inline(always)]
 pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
