@@ -228,6 +228,20 @@ pub struct Emission<'a> {
     pub direct_task: Option<u32>,
 }
 
+impl<'a> Emission<'a> {
+    /// Borrowed values on the default stream, anchored to `anchors`: what
+    /// [`OutputSink::emit_refs_anchored`] stands for.
+    pub fn refs_anchored(anchors: &'a [&'a Tuple<'a>], values: &'a [ValueRef<'a>]) -> Self {
+        Emission {
+            stream: DEFAULT_STREAM,
+            values: EmitValues::Refs(values),
+            anchors,
+            message_id: None,
+            direct_task: None,
+        }
+    }
+}
+
 /// The runtime's side of a collector: routes emissions and records acks and fails.
 pub trait OutputSink {
     /// Routes one emission. When `task_ids` is given, the runtime fills it with the receiving
@@ -237,16 +251,7 @@ pub trait OutputSink {
     /// `emit` of borrowed values on the default stream, anchored to one input: what most bolts
     /// do for each tuple, so a runtime may answer it without an [`Emission`] to look through.
     fn emit_refs_anchored(&mut self, anchor: &Tuple<'_>, values: &[ValueRef<'_>]) {
-        self.emit(
-            Emission {
-                stream: DEFAULT_STREAM,
-                values: EmitValues::Refs(values),
-                anchors: &[anchor],
-                message_id: None,
-                direct_task: None,
-            },
-            None,
-        );
+        self.emit(Emission::refs_anchored(&[anchor], values), None);
     }
 
     fn ack(&mut self, input: &Tuple<'_>);

@@ -655,16 +655,7 @@ impl OutputSink for Router {
                 Some(_) => {}
             }
         }
-        self.emit(
-            Emission {
-                stream: DEFAULT_STREAM,
-                values: EmitValues::Refs(values),
-                anchors: &[anchor],
-                message_id: None,
-                direct_task: None,
-            },
-            None,
-        );
+        self.emit(Emission::refs_anchored(&[anchor], values), None);
     }
 
     fn ack(&mut self, input: &Tuple<'_>) {
