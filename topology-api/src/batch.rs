@@ -271,8 +271,9 @@ impl Batch {
     }
 
     /// Appends `[a, b]`, two integers and no ack pair (the acking messages), with one room
-    /// check and fixed-size stores: the bytes [`Batch::push_refs`] would write.
-    #[inline(always)]
+    /// check and fixed-size stores: the bytes [`Batch::push_refs`] would write. Out of line,
+    /// like [`Batch::push_general`].
+    #[inline(never)]
     fn push_int_pair(
         &mut self,
         task: u32,
@@ -301,8 +302,9 @@ impl Batch {
         Ok(())
     }
 
-    /// [`Batch::push_refs`] for any values.
-    #[inline(always)]
+    /// [`Batch::push_refs`] for any values. Out of line: the short shapes' callers (the
+    /// per-tuple emit) keep a small frame.
+    #[inline(never)]
     fn push_general(
         &mut self,
         task: u32,
