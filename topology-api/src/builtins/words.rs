@@ -17,7 +17,7 @@ impl Bolt for SplitSentenceBolt {
     }
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        let Some(ValueRef::Str(s)) = input.get(0) else {
+        let Some(s) = input.get_str(0) else {
             if let Some(v) = input.get(0) {
                 out.report_error(&format!(
                     "SplitSentenceBolt expects a string in field 0, got {v}"
