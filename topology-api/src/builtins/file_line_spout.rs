@@ -335,7 +335,8 @@ impl Spout for FileLineSpout {
             }
             let no = self.line_no;
             self.line_no += 1;
-            if no % self.tasks != self.task_index {
+            // Lines are dealt out among the spout's tasks (no division with one task).
+            if self.tasks > 1 && no % self.tasks != self.task_index {
                 continue;
             }
             if self.reliable {
