@@ -51,31 +51,36 @@ pub fn put_uint<O: Out + ?Sized>(out: &mut O, n: u64) {
     }
 }
 
+/// msgpack's marker and length of an unsigned integer of `bits` significant bits (0-64): the
+/// integer itself (one byte) below 8 bits, else 0xcc, 0xcd, 0xce, 0xcf with 1, 2, 4, 8 bytes.
+const UINT_CLASS: [(u8, u8); 65] = {
+    let mut t = [(0u8, 1u8); 65];
+    let mut bits = 8;
+    while bits <= 64 {
+        t[bits] = match bits {
+            8 => (0xcc, 2),
+            9..=16 => (0xcd, 3),
+            17..=32 => (0xce, 5),
+            _ => (0xcf, 9),
+        };
+        bits += 1;
+    }
+    t
+};
+
 /// [`put_uint`]'s bytes as a fixed-size array and how many of them count, for writers that
-/// store all nine and keep the length.
+/// store all nine and keep the length. Without a branch on the size: a running count's size
+/// changes from tuple to tuple, which a branch predicts badly.
 #[inline(always)]
 pub fn uint_bytes(n: u64) -> ([u8; 9], usize) {
+    let (marker, len) = UINT_CLASS[(64 - n.leading_zeros()) as usize];
+    let len = usize::from(len);
     let mut b = [0u8; 9];
-    if n < 0x80 {
-        b[0] = n as u8;
-        (b, 1)
-    } else if n <= 0xff {
-        b[0] = 0xcc;
-        b[1] = n as u8;
-        (b, 2)
-    } else if n <= 0xffff {
-        b[0] = 0xcd;
-        b[1..3].copy_from_slice(&(n as u16).to_be_bytes());
-        (b, 3)
-    } else if n <= 0xffff_ffff {
-        b[0] = 0xce;
-        b[1..5].copy_from_slice(&(n as u32).to_be_bytes());
-        (b, 5)
-    } else {
-        b[0] = 0xcf;
-        b[1..9].copy_from_slice(&n.to_be_bytes());
-        (b, 9)
-    }
+    // The value's bytes, big-endian, right after the marker (one byte: n itself, below).
+    let v = n.wrapping_shl(8 * (9 - len as u32));
+    b[1..9].copy_from_slice(&v.to_be_bytes());
+    b[0] = if len == 1 { n as u8 } else { marker };
+    (b, len)
 }
 
 /// [`put_value`]'s bytes for an integer as a fixed-size array and how many of them count.
