@@ -37,7 +37,9 @@ impl ByteKey for Box<[u8]> {
     }
 }
 
-/// A map from byte keys to values: open addressing with linear probing, at most half full.
+/// A map from byte keys to values: open addressing with linear probing, at most a third full (a
+/// hit reads 1.25 slots on average; half full, 1.5, and the extra probe is a branch that the
+/// predictor misses: 0.835 -> 0.815 s on 100 MB, 8 pairs).
 ///
 /// Each slot holds its key and value, so a lookup reads one slot (one cache line, usually)
 /// where a table with a separate control array reads two, one after the other: on word count's
@@ -105,9 +107,9 @@ pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Slots of a table that `len` keys fill at most half.
+/// Slots of a table that `len` keys fill at most a third.
 fn slots_for(len: usize) -> usize {
-    (len.max(8) * 2).next_power_of_two()
+    (len.max(8) * 3).next_power_of_two()
 }
 
 impl<K: ByteKey, V> ByteMap<K, V> {
@@ -124,7 +126,7 @@ impl<K: ByteKey, V> ByteMap<K, V> {
     }
 
     /// The slot holding `key` (`Ok`), or the free slot where it would go (`Err`). The table is
-    /// not empty and at most half full, so the probe ends.
+    /// not empty and at most a third full, so the probe ends.
     #[inline(always)]
     fn find(&self, h: u64, key: &[u8]) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
@@ -154,7 +156,7 @@ impl<K: ByteKey, V> ByteMap<K, V> {
 
     /// Sets `key`'s value, replacing any earlier one; returns the stored key and value.
     pub fn insert(&mut self, key: K, value: V) -> (&K, &mut V) {
-        if (self.len + 1) * 2 > self.slots.len() {
+        if (self.len + 1) * 3 > self.slots.len() {
             self.grow();
         }
         let i = match self.find(hash(key.key_bytes()), key.key_bytes()) {
