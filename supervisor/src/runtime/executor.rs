@@ -566,35 +566,22 @@ fn run_batch(
     latency: &mut Option<hdrhistogram::Histogram<u64>>,
 ) {
     let n = batch.len() as u64;
+    let latency_is_recorded = latency.is_some();
+    let mut runs = LatencyRuns::new(latency.as_mut());
     if let [bolt] = bolts
         && env.router.acking.is_none()
     {
         let auto = auto_ack.first().copied().unwrap_or(true);
-        match latency.as_mut() {
-            None => run_simple(env, bolt.as_mut(), auto, &batch, |_| {}),
-            Some(h) => {
-                // Consecutive tuples of one spout tuple (the words of a line) share a birth
-                // stamp: recorded as one run, against one clock read per batch.
-                let now = now_us();
-                let mut run: (u64, u64) = (0, 0);
-                run_simple(env, bolt.as_mut(), auto, &batch, |born| {
-                    if born == run.0 {
-                        run.1 += 1;
-                    } else {
-                        if run.0 > 0 {
-                            h.saturating_record_n(now.saturating_sub(run.0), run.1);
-                        }
-                        run = (born, 1);
-                    }
-                });
-                if run.0 > 0 {
-                    h.saturating_record_n(now.saturating_sub(run.0), run.1);
-                }
-            }
+        // Without latency to record, nothing per tuple (the closure compiles away).
+        if latency_is_recorded {
+            run_simple(env, bolt.as_mut(), auto, &batch, |born| runs.see(born));
+        } else {
+            run_simple(env, bolt.as_mut(), auto, &batch, |_| {});
         }
     } else {
-        run_general(env, bolts, auto_ack, &batch, latency);
+        run_general(env, bolts, auto_ack, &batch, &mut runs);
     }
+    runs.flush();
     env.router.flush_acks();
     env.router.counters.executed += n;
     if env.router.last_flush.elapsed() >= env.flush_interval {
@@ -603,8 +590,49 @@ fn run_batch(
     }
 }
 
+/// End-to-end latency of a batch's tuples against one clock read (exact to within the batch's
+/// own processing time). Consecutive tuples of one spout tuple (the words of a line) share a
+/// birth stamp: recorded as one run.
+struct LatencyRuns<'h> {
+    histogram: Option<&'h mut hdrhistogram::Histogram<u64>>,
+    now: u64,
+    /// Birth stamp and length of the current run.
+    run: (u64, u64),
+}
+
+impl<'h> LatencyRuns<'h> {
+    fn new(histogram: Option<&'h mut hdrhistogram::Histogram<u64>>) -> Self {
+        let now = if histogram.is_some() { now_us() } else { 0 };
+        LatencyRuns {
+            histogram,
+            now,
+            run: (0, 0),
+        }
+    }
+
+    #[inline(always)]
+    fn see(&mut self, born: u64) {
+        if born == self.run.0 {
+            self.run.1 += 1;
+        } else {
+            self.flush();
+            self.run = (born, 1);
+        }
+    }
+
+    /// Records the current run.
+    fn flush(&mut self) {
+        if let Some(h) = self.histogram.as_deref_mut()
+            && self.run.0 > 0
+        {
+            h.saturating_record_n(self.now.saturating_sub(self.run.0), self.run.1);
+        }
+        self.run = (0, 0);
+    }
+}
+
 /// [`run_batch`] for the usual executor: one task, no acking; `born` sees each tuple's birth
-/// stamp (for end-to-end latency).
+/// stamp.
 #[inline(always)]
 fn run_simple(
     env: &mut ExecutorEnv,
@@ -636,31 +664,14 @@ fn run_general(
     bolts: &mut [Box<dyn Bolt>],
     auto_ack: &[bool],
     batch: &Batch,
-    latency: &mut Option<hdrhistogram::Histogram<u64>>,
+    runs: &mut LatencyRuns<'_>,
 ) {
     let first = env.executor.start;
-    // One clock read per batch: latency is exact to within the batch's own processing time.
-    // Consecutive tuples of one spout tuple (the words of a line) share a birth stamp: recorded
-    // as one run.
-    let now = if latency.is_some() { now_us() } else { 0 };
-    let mut run: (u64, u64) = (0, 0);
-    let mut record = |run: (u64, u64)| {
-        if let Some(h) = latency.as_mut()
-            && run.0 > 0
-        {
-            h.saturating_record_n(now.saturating_sub(run.0), run.1);
-        }
-    };
     // By reference: the bolt reads each tuple where it lies in the batch instead of a copy of it
     // moved onto the stack; the batch is dropped whole afterwards.
     for (task, t) in batch.iter() {
         let born = t.born_us();
-        if born == run.0 {
-            run.1 += 1;
-        } else {
-            record(run);
-            run = (born, 1);
-        }
+        runs.see(born);
         let idx = task.wrapping_sub(first) as usize;
         let Some(bolt) = bolts.get_mut(idx) else {
             continue;
@@ -679,7 +690,6 @@ fn run_general(
             }
         }
     }
-    record(run);
 }
 
 /// An acker executor (Storm's `__acker`) around [`crate::acker::AckerBook`]: a completed or
