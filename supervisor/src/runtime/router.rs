@@ -116,6 +116,17 @@ pub(crate) struct Acking {
 }
 
 impl Acking {
+    /// Records edges (XORed) anchored to the input whose first ack pair is `key`: in place for
+    /// the input being executed, in the map for one kept from earlier.
+    #[inline]
+    pub fn anchor_edges(&mut self, key: (u64, u64), xor: u64) {
+        if self.current == Some(key) {
+            self.current_xor ^= xor;
+        } else {
+            *self.anchored.entry(key).or_insert(0) ^= xor;
+        }
+    }
+
     pub fn acker_for(&self, root: u64) -> u32 {
         self.acker_tasks[grouping::reduce(root, self.acker_tasks.len())]
     }
@@ -604,11 +615,7 @@ impl OutputSink for Router {
                 self.counters.emitted += 1;
                 match (tag, self.acking.as_mut()) {
                     (AckTag::One { key, edge }, Some(acking)) => {
-                        if acking.current == Some(key) {
-                            acking.current_xor ^= edge;
-                        } else {
-                            *acking.anchored.entry(key).or_insert(0) ^= edge;
-                        }
+                        acking.anchor_edges(key, edge);
                     }
                     _ => {
                         if let Some(id) = e.message_id {
@@ -643,11 +650,7 @@ impl OutputSink for Router {
                         if self.emit_fast(EmitValues::Refs(values), &[(key.0, edge)])
                             && let Some(acking) = self.acking.as_mut()
                         {
-                            if acking.current == Some(key) {
-                                acking.current_xor ^= edge;
-                            } else {
-                                *acking.anchored.entry(key).or_insert(0) ^= edge;
-                            }
+                            acking.anchor_edges(key, edge);
                         }
                         return;
                     }
@@ -846,11 +849,7 @@ impl Router {
         acking.rng = rng;
         for a in e.anchors {
             if let Some(key) = a.first_ack_id() {
-                if acking.current == Some(key) {
-                    acking.current_xor ^= xor;
-                } else {
-                    *acking.anchored.entry(key).or_insert(0) ^= xor;
-                }
+                acking.anchor_edges(key, xor);
             }
         }
     }
