@@ -26,8 +26,8 @@ pub mod wire;
 
 pub use batch::Batch;
 pub use component::{
-    Bolt, BoltCollector, ComponentArgs, ComponentError, Emission, OutputDeclarer, OutputSink,
-    Spout, SpoutCollector, StreamDecl, TopologyContext,
+    Bolt, BoltCollector, ComponentArgs, ComponentError, Emission, Inputs, OutputDeclarer,
+    OutputSink, Spout, SpoutCollector, StreamDecl, TopologyContext,
 };
 pub use grouping::Grouping;
 pub use registry::Registry;

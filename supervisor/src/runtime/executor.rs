@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use topology_api::component::EmitValues;
 use topology_api::layout::ExecutorId;
 use topology_api::{
-    ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, MessageId,
+    ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, Inputs, MessageId,
     SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Value, now_us, system_source,
 };
 
@@ -572,12 +572,15 @@ fn run_batch(
         && env.router.acking.is_none()
     {
         let auto = auto_ack.first().copied().unwrap_or(true);
-        // Without latency to record, nothing per tuple (the closure compiles away).
+        let me = env.executor.start;
         if latency_is_recorded {
-            run_simple(env, bolt.as_mut(), auto, &batch, |born| runs.see(born));
-        } else {
-            run_simple(env, bolt.as_mut(), auto, &batch, |_| {});
+            for (task, t) in batch.iter() {
+                if task == me {
+                    runs.see(t.born_us());
+                }
+            }
         }
+        run_simple(env, bolt.as_mut(), auto, &batch);
     } else {
         run_general(env, bolts, auto_ack, &batch, &mut runs);
     }
@@ -631,30 +634,17 @@ impl<'h> LatencyRuns<'h> {
     }
 }
 
-/// [`run_batch`] for the usual executor: one task, no acking; `born` sees each tuple's birth
-/// stamp.
-#[inline(always)]
-fn run_simple(
-    env: &mut ExecutorEnv,
-    bolt: &mut dyn Bolt,
-    auto_ack: bool,
-    batch: &Batch,
-    mut born: impl FnMut(u64),
-) {
+/// [`run_batch`] for the usual executor: one task, no acking. The bolt runs the batch in one
+/// call ([`Bolt::execute_batch`]), its `execute` called directly, not through the vtable.
+fn run_simple(env: &mut ExecutorEnv, bolt: &mut dyn Bolt, auto_ack: bool, batch: &Batch) {
     let me = env.executor.start;
     env.router.current_task = me;
-    for (task, t) in batch.iter() {
-        if task != me {
-            continue;
-        }
-        born(t.born_us());
-        env.router.current_born = t.born_us();
-        let settled = env.router.counters.acked + env.router.counters.failed;
-        bolt.execute(&t, &mut BoltCollector::new(&mut env.router));
-        if auto_ack && env.router.counters.acked + env.router.counters.failed == settled {
-            // All an ack does without ackers: counted here instead of in a call per tuple.
-            env.router.counters.acked += 1;
-        }
+    let mut out = BoltCollector::new(&mut env.router);
+    bolt.execute_batch(Inputs::new(batch, me), &mut out);
+    let unsettled = out.unsettled_inputs();
+    if auto_ack {
+        // All an ack does without ackers: counted here instead of in a call per tuple.
+        env.router.counters.acked += unsettled;
     }
 }
 

@@ -661,6 +661,10 @@ impl OutputSink for Router {
         self.emit(Emission::refs_anchored(&[anchor], values), None);
     }
 
+    fn set_input_born(&mut self, born_us: u64) {
+        self.current_born = born_us;
+    }
+
     fn ack(&mut self, input: &Tuple<'_>) {
         self.counters.acked += 1;
         if self.acking.is_some() {
