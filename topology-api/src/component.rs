@@ -5,6 +5,7 @@
 //! to an [`OutputSink`] that the runtime implements (routing by grouping, batching, acking).
 
 use crate::batch::{Batch, BatchIter};
+use crate::lane::{Lane, Pushed};
 use crate::tuple::{DEFAULT_STREAM, MessageId, Tuple};
 use crate::value::{Fields, Value, Values};
 use crate::wire::ValueRef;
@@ -260,6 +261,15 @@ pub trait OutputSink {
     /// already; [`Bolt::execute_batch`]'s collector tells it before such an emit.
     fn set_input_born(&mut self, _born_us: u64) {}
 
+    /// The runtime's [`Lane`], when a bolt's collector may write emits on the default stream
+    /// into it ([`Lane::open`]); `None` (the default) sends every emit through this sink.
+    fn lane(&mut self) -> Option<&mut Lane> {
+        None
+    }
+
+    /// The lane's batch for `dest` reached its size ([`crate::lane::Pushed::Full`]): send it.
+    fn lane_full(&mut self, _dest: usize) {}
+
     fn ack(&mut self, input: &Tuple<'_>);
     fn fail(&mut self, input: &Tuple<'_>);
     /// Records an error against this component (shown in status and logs); the task keeps running.
@@ -395,6 +405,8 @@ pub struct BoltCollector<'a> {
     settled: u64,
     /// Inputs of [`Bolt::execute_batch`] that were neither acked nor failed while they executed.
     unsettled: u64,
+    /// The sink has no [`Lane`] open to this collector.
+    no_lane: bool,
 }
 
 impl<'a> BoltCollector<'a> {
@@ -404,6 +416,7 @@ impl<'a> BoltCollector<'a> {
             unsynced_born: None,
             settled: 0,
             unsettled: 0,
+            no_lane: false,
         }
     }
 
@@ -453,11 +466,37 @@ impl<'a> BoltCollector<'a> {
 
     /// As [`BoltCollector::emit_anchored`], with values borrowed (say, words of the input's
     /// string): nothing is built per value, the runtime writes them straight into its batch.
-    #[inline]
+    #[inline(always)]
     pub fn emit_refs_anchored(&mut self, anchor: &Tuple, values: &[ValueRef<'_>]) {
-        // The sink stamps the tuple with its anchor's birth, or with the input's if the anchor
-        // has none.
-        if anchor.born_us() == 0 {
+        // The tuple is stamped with its anchor's birth, or with the input's if the anchor has
+        // none.
+        let born = anchor.born_us();
+        if !self.no_lane {
+            match self.sink.lane() {
+                Some(lane) => {
+                    if born > 0 {
+                        lane.born = born;
+                    } else if let Some(b) = self.unsynced_born.take() {
+                        lane.born = b;
+                    }
+                    match lane.push_routed(EmitValues::Refs(values), &[]) {
+                        Pushed::Written => {
+                            lane.emitted += 1;
+                            return;
+                        }
+                        Pushed::Full(d) => {
+                            lane.emitted += 1;
+                            self.sink.lane_full(d);
+                            return;
+                        }
+                        // The sink's general path reports why.
+                        Pushed::Refused(_) => {}
+                    }
+                }
+                None => self.no_lane = true,
+            }
+        }
+        if born == 0 {
             self.sync_born();
         }
         self.sink.emit_refs_anchored(anchor, values);

@@ -16,6 +16,7 @@ pub mod builtins;
 pub mod bytemap;
 pub mod component;
 pub mod grouping;
+pub mod lane;
 pub mod layout;
 pub mod multilang;
 pub mod registry;

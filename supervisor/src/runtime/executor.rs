@@ -239,7 +239,7 @@ pub(crate) fn run_spout(
     let mut last_timeout_scan = Instant::now();
     // Where the executors were at the last few scans (oldest first), for the queue-aware rule.
     let mut seen_oldest = [0u64; 5];
-    let stamp_every_call = env.router.outs.iter().any(|o| o.batch <= 1);
+    let stamp_every_call = env.router.lane.limits.iter().any(|b| *b <= 1);
     let mut was_idle = true;
     // When the trees started now began (read with the birth stamp, as often).
     let mut clock = Instant::now();
@@ -309,13 +309,13 @@ pub(crate) fn run_spout(
                 all_finished = false;
                 continue;
             }
-            env.router.current_task = first + i as u32;
+            env.router.lane.task = first + i as u32;
             // The birth stamp: a clock read per call when tuples go out one at a time (latency
             // mode); with batching, every 16th call (a few microseconds stale at most, against
             // batches that wait up to the flush interval), which saves a clock read per line. After
             // an idle round (the spout may have slept) always.
             if stamp_every_call || was_idle || iter.is_multiple_of(16) {
-                env.router.current_born = now_us();
+                env.router.lane.born = now_us();
                 clock = Instant::now();
             }
             s.next_tuple(&mut SpoutCollector::new(&mut env.router));
@@ -330,7 +330,7 @@ pub(crate) fn run_spout(
                 && !acking.started.is_empty()
             {
                 let now = clock;
-                let born = env.router.current_born;
+                let born = env.router.lane.born;
                 for (root, task, id) in acking.started.drain(..) {
                     let idx = (task - first) as usize;
                     per_task[idx] += 1;
@@ -547,7 +547,7 @@ fn poll_bolts(env: &mut ExecutorEnv, bolts: &mut [Box<dyn Bolt>], end: bool) {
     let first = env.executor.start;
     for (i, b) in bolts.iter_mut().enumerate() {
         if b.wants_poll() {
-            env.router.current_task = first + i as u32;
+            env.router.lane.task = first + i as u32;
             b.poll(&mut BoltCollector::new(&mut env.router), end);
         }
     }
@@ -638,10 +638,12 @@ impl<'h> LatencyRuns<'h> {
 /// call ([`Bolt::execute_batch`]), its `execute` called directly, not through the vtable.
 fn run_simple(env: &mut ExecutorEnv, bolt: &mut dyn Bolt, auto_ack: bool, batch: &Batch) {
     let me = env.executor.start;
-    env.router.current_task = me;
+    env.router.lane.task = me;
     let mut out = BoltCollector::new(&mut env.router);
     bolt.execute_batch(Inputs::new(batch, me), &mut out);
     let unsettled = out.unsettled_inputs();
+    // Emits the collector wrote into the lane itself.
+    env.router.counters.emitted += std::mem::take(&mut env.router.lane.emitted);
     if auto_ack {
         // All an ack does without ackers: counted here instead of in a call per tuple.
         env.router.counters.acked += unsettled;
@@ -666,8 +668,8 @@ fn run_general(
         let Some(bolt) = bolts.get_mut(idx) else {
             continue;
         };
-        env.router.current_task = task;
-        env.router.current_born = born;
+        env.router.lane.task = task;
+        env.router.lane.born = born;
         let settled = env.router.counters.acked + env.router.counters.failed;
         env.router.begin_input(&t);
         bolt.execute(&t, &mut BoltCollector::new(&mut env.router));
@@ -749,7 +751,7 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
                 Some(Outcome::Failed { spout_task, .. }) => (fail_src, spout_task),
                 None => continue,
             };
-            env.router.current_task = me;
+            env.router.lane.task = me;
             env.router
                 .send_to(spout, reply, EmitValues::Owned(&[Value::Int(root as i64)]));
             env.router.counters.emitted += 1;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::grouping::{Grouping, Shuffle};
+use topology_api::lane::Lane;
 use topology_api::layout::{ACKER_ID, ComponentKind, ComponentTasks, ExecutorId, task_layout};
 use topology_api::registry::Factory;
 use topology_api::spec::keys;
@@ -766,6 +767,7 @@ fn build_router(
     // sender to it is gone, and a stray sender would keep it waiting forever.
     let mut out_of_exec: BTreeMap<usize, u32> = BTreeMap::new();
     let mut outs: Vec<OutBuf> = Vec::new();
+    let mut lane = Lane::default();
     let mut task_dest = vec![u32::MAX; task_exec.len()];
     let subscribed = streams
         .iter()
@@ -791,11 +793,11 @@ fn build_router(
                         cfg.batch_size
                     };
                     outs.push(OutBuf {
-                        buf: Batch::with_capacity(batch),
                         tx: senders[*ei].1.clone(),
                         closed: false,
-                        batch,
                     });
+                    lane.batches.push(Batch::with_capacity(batch));
+                    lane.limits.push(batch);
                     (outs.len() - 1) as u32
                 });
                 task_dest[t as usize] = idx;
@@ -807,7 +809,10 @@ fn build_router(
         streams,
         task_dest,
         outs,
-        current_task: first_task,
+        lane: Lane {
+            task: first_task,
+            ..lane
+        },
         counters: Counters::default(),
         immediate_acks: Vec::new(),
         last_flush: Instant::now(),
@@ -815,10 +820,8 @@ fn build_router(
         downstream_lost: false,
         acking,
         debug: topo.config_bool(keys::DEBUG),
-        current_born: 0,
-        fast: None,
     };
-    router.prepare_fast();
+    router.prepare_lane();
     router
 }
 

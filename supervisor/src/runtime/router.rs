@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 use std::time::Instant;
 use topology_api::component::EmitValues;
 use topology_api::grouping::{self, Grouping, Shuffle};
+use topology_api::lane::{Lane, Pushed, Route, RouteKind};
 use topology_api::wire::ValueRef;
 use topology_api::{AckIds, DEFAULT_STREAM, Emission, MessageId, OutputSink, StreamSource, Tuple};
 
@@ -155,76 +156,50 @@ pub(crate) struct OutStream {
     pub subscribers: Vec<Subscriber>,
 }
 
-/// How the first stream's tuples find their task on the fast path: the grouping, with the
-/// receiving tasks and their executors' buffers looked up once, when the router is built.
-pub(crate) struct FastRoute {
-    kind: FastKind,
-    /// Receiving tasks, ascending, and for each the index of its executor's buffer in `outs`.
-    targets: Vec<u32>,
-    outs: Vec<u32>,
-    /// The stream is Storm's default stream.
-    is_default: bool,
-}
-
-enum FastKind {
-    /// FIELDS on one field: its position in the values.
-    Fields(usize),
-    Global,
-    Shuffle(Shuffle),
-}
-
-impl FastRoute {
-    /// The fast route of `stream`, if it has one: one subscriber with a SHUFFLE, NONE,
-    /// LOCAL_OR_SHUFFLE, GLOBAL or one-field FIELDS grouping, every receiving task reachable.
-    fn of(stream: &OutStream, task_dest: &[u32]) -> Option<FastRoute> {
-        let [sub] = stream.subscribers.as_slice() else {
-            return None;
-        };
-        if stream.direct {
-            return None;
-        }
-        let (kind, targets) = match &sub.grouping {
-            Grouping::Shuffle | Grouping::None => {
-                (FastKind::Shuffle(sub.shuffle.clone()), &sub.targets)
-            }
-            Grouping::LocalOrShuffle => {
-                (FastKind::Shuffle(sub.shuffle.clone()), &sub.local_targets)
-            }
-            Grouping::Fields(_) if sub.key_idx.len() == 1 => {
-                (FastKind::Fields(sub.key_idx[0]), &sub.targets)
-            }
-            Grouping::Global => (FastKind::Global, &sub.targets),
-            _ => return None,
-        };
-        let outs = targets
-            .iter()
-            .map(|t| {
-                task_dest
-                    .get(*t as usize)
-                    .copied()
-                    .filter(|d| *d != u32::MAX)
-            })
-            .collect::<Option<Vec<u32>>>()?;
-        if outs.is_empty() {
-            return None;
-        }
-        Some(FastRoute {
-            kind,
-            targets: targets.clone(),
-            outs,
-            is_default: stream.is_default,
-        })
+/// The prepared route of `stream`, if it has one: one subscriber with a SHUFFLE, NONE,
+/// LOCAL_OR_SHUFFLE, GLOBAL or one-field FIELDS grouping, every receiving task reachable.
+fn route_of(stream: &OutStream, task_dest: &[u32]) -> Option<Route> {
+    let [sub] = stream.subscribers.as_slice() else {
+        return None;
+    };
+    if stream.direct {
+        return None;
     }
+    let (kind, targets) = match &sub.grouping {
+        Grouping::Shuffle | Grouping::None => {
+            (RouteKind::Shuffle(sub.shuffle.clone()), &sub.targets)
+        }
+        Grouping::LocalOrShuffle => (RouteKind::Shuffle(sub.shuffle.clone()), &sub.local_targets),
+        Grouping::Fields(_) if sub.key_idx.len() == 1 => {
+            (RouteKind::Fields(sub.key_idx[0]), &sub.targets)
+        }
+        Grouping::Global => (RouteKind::Global, &sub.targets),
+        _ => return None,
+    };
+    let dests = targets
+        .iter()
+        .map(|t| {
+            task_dest
+                .get(*t as usize)
+                .copied()
+                .filter(|d| *d != u32::MAX)
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    if dests.is_empty() {
+        return None;
+    }
+    Some(Route {
+        kind,
+        source: stream.source,
+        targets: targets.clone(),
+        dests,
+    })
 }
 
-/// An outgoing buffer for one receiving executor.
+/// The sending side of one destination (its batch is in the router's [`Lane`]).
 pub(crate) struct OutBuf {
-    pub buf: Batch,
     pub tx: Sender<Batch>,
     pub closed: bool,
-    /// Tuples per batch to this destination: `topology.producer.batch.size` for executors of
-    /// this worker, `topology.transfer.batch.size` for another worker's transport queue.
-    pub batch: usize,
 }
 
 /// What the executor does with errors its component reports or its routing finds.
@@ -235,10 +210,14 @@ pub(crate) trait ErrorReporter {
 pub(crate) struct Router {
     pub component: String,
     pub streams: Vec<OutStream>,
-    /// Task id -> index into `outs`, or `u32::MAX` for tasks this worker does not reach.
+    /// Task id -> index into `outs` (and the lane's batches), or `u32::MAX` for tasks this
+    /// worker does not reach.
     pub task_dest: Vec<u32>,
     pub outs: Vec<OutBuf>,
-    pub current_task: u32,
+    /// The batches being filled, one per destination (`limits`: `topology.producer.batch.size`
+    /// for executors of this worker, `topology.transfer.batch.size` for another worker's
+    /// transport queue), the first stream's route, and the emitting task and birth stamp.
+    pub lane: Lane,
     pub counters: Counters,
     /// Spout message ids emitted with acking off: acked right after `next_tuple` returns, as Storm.
     pub immediate_acks: Vec<MessageId>,
@@ -250,21 +229,26 @@ pub(crate) struct Router {
     pub acking: Option<Acking>,
     /// `topology.debug`: log every emitted tuple, as Storm does.
     pub debug: bool,
-    /// Birth stamp for what is emitted now: the spout's emit time, or the current input's.
-    pub current_born: u64,
-    /// The first stream's route when emits on it can skip the general checks: no debug log, a
-    /// grouping [`FastRoute::of`] takes (with acking, only emits anchored to one input of one
-    /// tree use it). Set by [`Router::prepare_fast`].
-    pub fast: Option<FastRoute>,
 }
 
 impl Router {
-    /// Looks up the first stream's fast route, if emits on it can take one.
-    pub fn prepare_fast(&mut self) {
-        self.fast = match self.streams.first() {
-            Some(s) if !self.debug => FastRoute::of(s, &self.task_dest),
+    /// Prepares the lane's route for the first stream, when emits on it can skip the general
+    /// checks: no debug log, a grouping [`route_of`] takes (with acking, only emits anchored to
+    /// one input of one tree take it). A bolt's collector writes into the lane itself when the
+    /// route is the default stream's and acking is off.
+    pub fn prepare_lane(&mut self) {
+        self.lane.route = match self.streams.first() {
+            Some(s) if !self.debug => route_of(s, &self.task_dest),
             _ => None,
         };
+        self.lane.open = self.lane.route.is_some()
+            && self.acking.is_none()
+            && self.streams.first().is_some_and(|s| s.is_default);
+    }
+
+    /// Whether the lane's route is the default stream's (emits on it may take the route).
+    fn route_is_default(&self) -> bool {
+        self.lane.route.is_some() && self.streams.first().is_some_and(|s| s.is_default)
     }
 
     fn stream_index(&self, name: &str) -> Option<usize> {
@@ -276,6 +260,7 @@ impl Router {
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn push(
+        lane: &mut Lane,
         outs: &mut [OutBuf],
         task_dest: &[u32],
         lost: &mut bool,
@@ -289,36 +274,37 @@ impl Router {
         let Some(&d) = task_dest.get(task as usize) else {
             return;
         };
-        let Some(ob) = outs.get_mut(d as usize) else {
+        let d = d as usize;
+        let (Some(buf), Some(&limit), Some(ob)) =
+            (lane.batches.get_mut(d), lane.limits.get(d), outs.get_mut(d))
+        else {
             return;
         };
         let pushed = match values {
-            EmitValues::Owned(v) => ob.buf.push(task, source, source_task, born, ack_ids, v),
-            EmitValues::Refs(v) => ob
-                .buf
-                .push_refs(task, source, source_task, born, ack_ids, v),
+            EmitValues::Owned(v) => buf.push(task, source, source_task, born, ack_ids, v),
+            EmitValues::Refs(v) => buf.push_refs(task, source, source_task, born, ack_ids, v),
         };
         if let Err(e) = pushed {
             tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
             return;
         }
-        if ob.buf.len() >= ob.batch {
-            Self::send(ob, lost);
+        if buf.len() >= limit {
+            Self::send(buf, limit, ob, lost);
         }
     }
 
     /// Once per batch: kept out of line so the per-tuple path stays small.
     #[inline(never)]
-    fn send(ob: &mut OutBuf, lost: &mut bool) {
+    fn send(buf: &mut Batch, limit: usize, ob: &mut OutBuf, lost: &mut bool) {
         // The next batch gets the room this one took (and a little more): tuples' sizes differ
         // by stream, and a batch that outgrows its buffer copies it.
-        let room = ob.buf.byte_len() + ob.buf.byte_len() / 8;
-        let next = if ob.buf.len() >= ob.batch {
+        let room = buf.byte_len() + buf.byte_len() / 8;
+        let next = if buf.len() >= limit {
             Batch::with_byte_capacity(room)
         } else {
-            Batch::with_capacity(ob.batch)
+            Batch::with_capacity(limit)
         };
-        let batch = std::mem::replace(&mut ob.buf, next);
+        let batch = std::mem::replace(buf, next);
         if ob.closed {
             return;
         }
@@ -389,13 +375,15 @@ impl Router {
     /// Sends a tuple from this executor's current task to one task, outside any subscription
     /// (acking messages, acker replies to spouts).
     pub fn send_to(&mut self, task: u32, source: &'static StreamSource, values: EmitValues<'_>) {
+        let from = self.lane.task;
         Self::push(
+            &mut self.lane,
             &mut self.outs,
             &self.task_dest,
             &mut self.downstream_lost,
             task,
             source,
-            self.current_task,
+            from,
             0,
             &[],
             values,
@@ -405,9 +393,15 @@ impl Router {
     /// Sends every non-empty buffer (gathered acks first).
     pub fn flush(&mut self) {
         self.flush_acks();
-        for ob in &mut self.outs {
-            if !ob.buf.is_empty() {
-                Self::send(ob, &mut self.downstream_lost);
+        let lane = &mut self.lane;
+        for ((buf, &limit), ob) in lane
+            .batches
+            .iter_mut()
+            .zip(&lane.limits)
+            .zip(&mut self.outs)
+        {
+            if !buf.is_empty() {
+                Self::send(buf, limit, ob, &mut self.downstream_lost);
             }
         }
         self.last_flush = Instant::now();
@@ -421,9 +415,8 @@ impl Router {
             streams,
             task_dest,
             outs,
-            current_task,
+            lane,
             downstream_lost,
-            current_born,
             ..
         } = self;
         let stream = &mut streams[si];
@@ -449,14 +442,16 @@ impl Router {
                 &ids
             }
         };
+        let (from, born) = (lane.task, lane.born);
         Self::push(
+            lane,
             outs,
             task_dest,
             downstream_lost,
             task,
             stream.source,
-            *current_task,
-            *current_born,
+            from,
+            born,
             ack_ids,
             values,
         );
@@ -474,12 +469,12 @@ impl Router {
         if direct_task.is_none() && task_ids.is_none() && self.route_single(si, values, tag) {
             return;
         }
-        let born = self.current_born;
+        let (from, born) = (self.lane.task, self.lane.born);
         let Router {
             streams,
             task_dest,
             outs,
-            current_task,
+            lane,
             downstream_lost,
             reporter,
             component,
@@ -493,12 +488,13 @@ impl Router {
                 ids.push(task);
             }
             Self::push(
+                lane,
                 outs,
                 task_dest,
                 downstream_lost,
                 task,
                 source,
-                *current_task,
+                from,
                 born,
                 &tag.ids(),
                 values,
@@ -514,7 +510,7 @@ impl Router {
                     "emit_direct to task {task} on stream \"{}\": that task does not subscribe to it with a DIRECT grouping",
                     source.stream
                 );
-                reporter.report(component, *current_task, &msg);
+                reporter.report(component, from, &msg);
                 return;
             }
             deliver(task, tag);
@@ -565,14 +561,14 @@ impl OutputSink for Router {
         if task_ids.is_none()
             && e.direct_task.is_none()
             && self.acking.is_none()
-            && let Some(fast) = self.fast.as_ref()
-            && ((e.stream == DEFAULT_STREAM && fast.is_default)
-                || self.streams[0].source.stream == e.stream)
+            && let Some(first) = self.streams.first()
+            && self.lane.route.is_some()
+            && ((e.stream == DEFAULT_STREAM && first.is_default) || first.source.stream == e.stream)
         {
             if let Some(b) = e.anchors.first().map(|a| a.born_us())
                 && b > 0
             {
-                self.current_born = b;
+                self.lane.born = b;
             }
             self.emit_fast(e.values, &[]);
             if let Some(id) = e.message_id {
@@ -595,7 +591,7 @@ impl OutputSink for Router {
             if let Some(b) = e.anchors.first().map(|a| a.born_us())
                 && b > 0
             {
-                self.current_born = b;
+                self.lane.born = b;
             }
             let mut tag = match (self.acking.as_mut(), e.anchors) {
                 (None, _) => AckTag::Off,
@@ -630,12 +626,10 @@ impl OutputSink for Router {
     }
 
     fn emit_refs_anchored(&mut self, anchor: &Tuple<'_>, values: &[ValueRef<'_>]) {
-        if let Some(fast) = self.fast.as_ref()
-            && fast.is_default
-        {
+        if self.route_is_default() {
             let b = anchor.born_us();
             if b > 0 {
-                self.current_born = b;
+                self.lane.born = b;
             }
             match self.acking.as_mut() {
                 None => {
@@ -662,7 +656,27 @@ impl OutputSink for Router {
     }
 
     fn set_input_born(&mut self, born_us: u64) {
-        self.current_born = born_us;
+        self.lane.born = born_us;
+    }
+
+    #[inline]
+    fn lane(&mut self) -> Option<&mut Lane> {
+        if self.lane.open {
+            Some(&mut self.lane)
+        } else {
+            None
+        }
+    }
+
+    fn lane_full(&mut self, dest: usize) {
+        let lane = &mut self.lane;
+        if let (Some(buf), Some(&limit), Some(ob)) = (
+            lane.batches.get_mut(dest),
+            lane.limits.get(dest),
+            self.outs.get_mut(dest),
+        ) {
+            Self::send(buf, limit, ob, &mut self.downstream_lost);
+        }
     }
 
     fn ack(&mut self, input: &Tuple<'_>) {
@@ -693,42 +707,24 @@ impl OutputSink for Router {
 
     fn report_error(&mut self, message: &str) {
         self.reporter
-            .report(&self.component, self.current_task, message);
+            .report(&self.component, self.lane.task, message);
     }
 }
 
 impl Router {
-    /// An emit on the first stream by its [`FastRoute`] (the caller checked there is one), with
+    /// An emit on the first stream by the lane's route (the caller checked there is one), with
     /// `ack_ids` its acking ids; false if it was not written.
     #[inline(always)]
     fn emit_fast(&mut self, values: EmitValues<'_>, ack_ids: &[(u64, u64)]) -> bool {
-        let Some(fast) = self.fast.as_mut() else {
-            return false;
-        };
-        let n = fast.targets.len();
-        let i = match &mut fast.kind {
-            FastKind::Fields(k) => grouping::reduce(grouping::key_hash(&values, &[*k]), n),
-            FastKind::Global => 0,
-            FastKind::Shuffle(s) => s.next_index(n),
-        };
-        let (Some(&task), Some(&d)) = (fast.targets.get(i), fast.outs.get(i)) else {
-            return false;
-        };
-        let Some(ob) = self.outs.get_mut(d as usize) else {
-            return false;
-        };
-        let source = self.streams[0].source;
-        let (from, born) = (self.current_task, self.current_born);
-        let pushed = match values {
-            EmitValues::Owned(v) => ob.buf.push(task, source, from, born, ack_ids, v),
-            EmitValues::Refs(v) => ob.buf.push_refs(task, source, from, born, ack_ids, v),
-        };
-        if let Err(e) = pushed {
-            tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
-            return false;
-        }
-        if ob.buf.len() >= ob.batch {
-            Self::send(ob, &mut self.downstream_lost);
+        match self.lane.push_routed(values, ack_ids) {
+            Pushed::Written => {}
+            Pushed::Full(d) => self.lane_full(d),
+            Pushed::Refused(e) => {
+                if let Some(e) = e {
+                    tracing::error!(error = %e, "Dropping a tuple that does not fit a batch");
+                }
+                return false;
+            }
         }
         self.counters.emitted += 1;
         true
@@ -758,14 +754,12 @@ impl Router {
                 e.stream,
                 declared.join(", ")
             );
-            self.reporter
-                .report(&self.component, self.current_task, &msg);
+            self.reporter.report(&self.component, self.lane.task, &msg);
             return;
         };
         if self.streams[si].direct && e.direct_task.is_none() {
             let msg = format!("stream \"{}\" is direct: use emit_direct", e.stream);
-            self.reporter
-                .report(&self.component, self.current_task, &msg);
+            self.reporter.report(&self.component, self.lane.task, &msg);
             return;
         }
         self.counters.emitted += 1;
@@ -774,13 +768,13 @@ impl Router {
         if let Some(b) = e.anchors.first().map(|a| a.born_us())
             && b > 0
         {
-            self.current_born = b;
+            self.lane.born = b;
         }
         if self.debug {
             let values = e.values.to_strings();
             tracing::info!(
                 component = %self.component,
-                task = self.current_task,
+                task = self.lane.task,
                 stream = e.stream,
                 "Emitting: [{}]",
                 values.join(", ")
@@ -821,7 +815,7 @@ impl Router {
                 self.immediate_acks.push(id);
                 return;
             }
-            let task = self.current_task;
+            let task = self.lane.task;
             acking.started.push((root, task, id));
             self.send_system(0, root, xor);
             return;
