@@ -261,11 +261,16 @@ pub trait OutputSink {
     /// already; [`Bolt::execute_batch`]'s collector tells it before such an emit.
     fn set_input_born(&mut self, _born_us: u64) {}
 
-    /// The runtime's [`Lane`], when a bolt's collector may write emits on the default stream
-    /// into it ([`Lane::open`]); `None` (the default) sends every emit through this sink.
+    /// The runtime's [`Lane`]: a bolt's collector writes emits on the default stream into it
+    /// when it is [`Lane::open`], and with acking on keeps the input's acking state in it.
+    /// `None` (the default) sends everything through this sink.
     fn lane(&mut self) -> Option<&mut Lane> {
         None
     }
+
+    /// With acking on: `input` is about to execute (the collector calls this when the lane's
+    /// [`crate::lane::InputAcks::begin`] could not begin it).
+    fn begin_input(&mut self, _input: &Tuple<'_>) {}
 
     /// The lane's batch for `dest` reached its size ([`crate::lane::Pushed::Full`]): send it.
     fn lane_full(&mut self, _dest: usize) {}
@@ -394,6 +399,45 @@ impl<'b> Iterator for Inputs<'b> {
     }
 }
 
+/// [`Bolt::execute_batch`]'s loop, compiled for each collector mode (its flags are constants
+/// here).
+#[inline(always)]
+fn execute_inputs<B: Bolt + ?Sized>(
+    bolt: &mut B,
+    inputs: Inputs<'_>,
+    mut out: BoltCollector<'_>,
+) -> u64 {
+    for input in inputs {
+        let settled = out.begin_input(&input);
+        bolt.execute(&input, &mut out);
+        out.end_input(&input, settled);
+    }
+    out.unsettled
+}
+
+/// With acking on, writes `values` anchored to `anchor` into the lane when the anchor is the
+/// input being executed and belongs to one tree (or to none), recording the new edge against
+/// it; `None` when the emit is not the lane's to write.
+#[inline(always)]
+fn push_anchored(lane: &mut Lane, anchor: &Tuple, values: &[ValueRef<'_>]) -> Option<Pushed> {
+    let acks = lane.acks.as_mut()?;
+    if anchor.ack_count() == 0 {
+        return Some(lane.push_routed(EmitValues::Refs(values), &[]));
+    }
+    let key = anchor.first_ack_id()?;
+    if anchor.ack_count() != 1 || acks.current != Some(key) {
+        return None;
+    }
+    let edge = acks.rng.next();
+    let pushed = lane.push_routed(EmitValues::Refs(values), &[(key.0, edge)]);
+    if !matches!(pushed, Pushed::Refused(_))
+        && let Some(acks) = lane.acks.as_mut()
+    {
+        acks.current_xor ^= edge;
+    }
+    Some(pushed)
+}
+
 /// What a bolt emits through, as Storm's `OutputCollector`.
 pub struct BoltCollector<'a> {
     sink: &'a mut dyn OutputSink,
@@ -403,13 +447,22 @@ pub struct BoltCollector<'a> {
     unsynced_born: Option<u64>,
     /// Inputs acked or failed through this collector.
     settled: u64,
-    /// Inputs of [`Bolt::execute_batch`] that were neither acked nor failed while they executed.
+    /// Inputs of [`Bolt::execute_batch`] auto-acked without acking (only counted).
     unsettled: u64,
-    /// The sink has no [`Lane`] open to this collector.
+    /// The sink has no [`Lane`] for this collector.
     no_lane: bool,
+    /// In [`Bolt::execute_batch`]: ack each input the bolt neither acked nor failed.
+    auto_ack: bool,
+    /// In [`Bolt::execute_batch`] with acking on: the collector keeps the input's acking state
+    /// in the sink's lane ([`crate::lane::InputAcks`]).
+    inline_acks: bool,
+    /// In [`Bolt::execute_batch`]: whether acking is on is known (`inline_acks`), so the emit
+    /// path need not look at the lane.
+    acking_known: bool,
 }
 
 impl<'a> BoltCollector<'a> {
+    /// A collector for one input the runtime executes itself (it begins and acks the input).
     pub fn new(sink: &'a mut dyn OutputSink) -> Self {
         Self {
             sink,
@@ -417,6 +470,21 @@ impl<'a> BoltCollector<'a> {
             settled: 0,
             unsettled: 0,
             no_lane: false,
+            auto_ack: false,
+            inline_acks: false,
+            acking_known: false,
+        }
+    }
+
+    /// A collector for [`Bolt::execute_batch`]: it begins each input, and acks those the bolt
+    /// neither acked nor failed when `auto_ack` (the bolt's [`Bolt::auto_ack`]). With `acking`,
+    /// the sink's lane must hold [`crate::lane::InputAcks`].
+    pub fn for_batch(sink: &'a mut dyn OutputSink, auto_ack: bool, acking: bool) -> Self {
+        Self {
+            auto_ack,
+            inline_acks: acking,
+            acking_known: true,
+            ..Self::new(sink)
         }
     }
 
@@ -428,30 +496,48 @@ impl<'a> BoltCollector<'a> {
         }
     }
 
-    /// Runtime hook of [`Bolt::execute_batch`]: `input` is about to execute. Returns the
+    /// In [`Bolt::execute_batch`]: `input` is about to execute. Returns the
     /// settled count to hand to [`BoltCollector::end_input`].
-    #[doc(hidden)]
     #[inline(always)]
-    pub fn begin_input(&mut self, input: &Tuple) -> u64 {
+    fn begin_input(&mut self, input: &Tuple) -> u64 {
         self.unsynced_born = Some(input.born_us());
+        if self.inline_acks {
+            let begun = match self.sink.lane() {
+                Some(lane) => lane.acks.as_mut().is_some_and(|a| a.begin(input)),
+                None => false,
+            };
+            if !begun {
+                self.sink.begin_input(input);
+            }
+        }
         self.settled
     }
 
-    /// Runtime hook of [`Bolt::execute_batch`]: the input begun when the settled count was
-    /// `settled` has executed.
-    #[doc(hidden)]
+    /// In [`Bolt::execute_batch`]: `input`, begun when the settled count was
+    /// `settled`, has executed.
     #[inline(always)]
-    pub fn end_input(&mut self, settled: u64) {
-        if self.settled == settled {
-            self.unsettled += 1;
+    fn end_input(&mut self, input: &Tuple, settled: u64) {
+        if self.settled == settled && self.auto_ack {
+            if self.inline_acks {
+                self.ack_input(input);
+            } else {
+                // All an ack does without ackers: counted once per batch by the runtime.
+                self.unsettled += 1;
+            }
         }
     }
 
-    /// Inputs of [`Bolt::execute_batch`] that were neither acked nor failed while they executed
-    /// (the runtime auto-acks them for bolts that ask it to).
-    #[doc(hidden)]
-    pub fn unsettled_inputs(&self) -> u64 {
-        self.unsettled
+    /// Acks `input` in the lane when it is the input being executed, else through the sink.
+    #[inline(always)]
+    fn ack_input(&mut self, input: &Tuple) {
+        if let Some(lane) = self.sink.lane()
+            && let Some(acks) = lane.acks.as_mut()
+            && acks.ack_current(input)
+        {
+            lane.acked += 1;
+            return;
+        }
+        self.sink.ack(input);
     }
 
     /// Emits an unanchored tuple on the default stream.
@@ -473,30 +559,50 @@ impl<'a> BoltCollector<'a> {
         let born = anchor.born_us();
         if !self.no_lane {
             match self.sink.lane() {
+                // Open or not, a lane stays so for the life of its executor.
+                Some(lane) if !lane.open => self.no_lane = true,
                 Some(lane) => {
                     if born > 0 {
                         lane.born = born;
                     } else if let Some(b) = self.unsynced_born.take() {
                         lane.born = b;
                     }
-                    match lane.push_routed(EmitValues::Refs(values), &[]) {
-                        Pushed::Written => {
-                            lane.emitted += 1;
-                            return;
+                    // Two writes, each compiled for its case: acking off, and the common case
+                    // with acking on (the anchor is the input being executed and belongs to one
+                    // tree; the tuple is its one new edge). Anything else goes through the sink.
+                    let acking = if self.acking_known {
+                        self.inline_acks
+                    } else {
+                        lane.acks.is_some()
+                    };
+                    let pushed = if !acking {
+                        lane.push_routed(EmitValues::Refs(values), &[])
+                    } else {
+                        match push_anchored(lane, anchor, values) {
+                            Some(p) => p,
+                            None => return self.emit_refs_by_sink(anchor, values),
                         }
+                    };
+                    match pushed {
+                        Pushed::Written => lane.emitted += 1,
                         Pushed::Full(d) => {
                             lane.emitted += 1;
                             self.sink.lane_full(d);
-                            return;
                         }
                         // The sink's general path reports why.
-                        Pushed::Refused(_) => {}
+                        Pushed::Refused(_) => return self.emit_refs_by_sink(anchor, values),
                     }
+                    return;
                 }
                 None => self.no_lane = true,
             }
         }
-        if born == 0 {
+        self.emit_refs_by_sink(anchor, values);
+    }
+
+    /// [`BoltCollector::emit_refs_anchored`] through the sink.
+    fn emit_refs_by_sink(&mut self, anchor: &Tuple, values: &[ValueRef<'_>]) {
+        if anchor.born_us() == 0 {
             self.sync_born();
         }
         self.sink.emit_refs_anchored(anchor, values);
@@ -571,7 +677,11 @@ impl<'a> BoltCollector<'a> {
 
     pub fn ack(&mut self, input: &Tuple) {
         self.settled += 1;
-        self.sink.ack(input);
+        if self.inline_acks {
+            self.ack_input(input);
+        } else {
+            self.sink.ack(input);
+        }
     }
 
     pub fn fail(&mut self, input: &Tuple) {
@@ -624,18 +734,34 @@ pub trait Bolt: Send {
 
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>);
 
-    /// Executes the inputs of one batch in order: [`Bolt::execute`] for each. The runtime calls
-    /// this for an executor of one task with acking off (nearly all of them), once per batch.
-    /// Being a provided method it is compiled for each bolt type, so `execute` is a direct call
-    /// the compiler may inline rather than a call through the vtable per tuple (about 20
-    /// instructions a tuple; docs/performance.md). Leave it as it is: the runtime relies on the
-    /// `begin_input`/`end_input` calls around each input.
+    /// Executes the inputs of one batch in order: [`Bolt::execute`] for each, through a
+    /// collector on `sink` that begins each input and, when `auto_ack`, acks the inputs the bolt
+    /// neither acked nor failed (with `acking`, keeping their acking state in the sink's lane).
+    /// Returns how many inputs were acked only by being counted (acking off), for the runtime
+    /// to count.
+    ///
+    /// The runtime calls this for an executor of one task, once per batch. Being a provided
+    /// method it is compiled for each bolt type, so `execute` is a direct call the compiler may
+    /// inline rather than a call through the vtable per tuple (about 20 instructions a tuple;
+    /// docs/performance.md), and the loop is compiled twice, for acking off and on, each
+    /// without the other's checks. Leave it as it is.
+    #[doc(hidden)]
     #[inline]
-    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>) {
-        for input in inputs {
-            let settled = out.begin_input(&input);
-            self.execute(&input, out);
-            out.end_input(settled);
+    fn execute_batch(
+        &mut self,
+        inputs: Inputs<'_>,
+        sink: &mut dyn OutputSink,
+        auto_ack: bool,
+        acking: bool,
+    ) -> u64 {
+        if acking {
+            execute_inputs(self, inputs, BoltCollector::for_batch(sink, auto_ack, true))
+        } else {
+            execute_inputs(
+                self,
+                inputs,
+                BoltCollector::for_batch(sink, auto_ack, false),
+            )
         }
     }
 
@@ -723,10 +849,9 @@ mod tests {
             batch.push(5, src, 1, born, &[], &values![-n]).unwrap();
         }
         let mut log = Log::default();
-        let mut out = BoltCollector::new(&mut log);
-        Picky.execute_batch(Inputs::new(&batch, 9), &mut out);
+        let unsettled = Picky.execute_batch(Inputs::new(&batch, 9), &mut log, true, false);
         // Neither acked nor failed: 1, 5 and 7.
-        assert_eq!(out.unsettled_inputs(), 3);
+        assert_eq!(unsettled, 3);
         let expected = [
             "anchored born 101",
             "ack 2",

@@ -12,7 +12,7 @@
 use crate::batch::{Batch, BatchError};
 use crate::component::EmitValues;
 use crate::grouping::{self, Shuffle};
-use crate::tuple::StreamSource;
+use crate::tuple::{StreamSource, Tuple};
 
 /// How the prepared stream's tuples find their task.
 #[derive(Debug)]
@@ -48,6 +48,88 @@ pub enum Pushed {
     Refused(Option<BatchError>),
 }
 
+/// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    #[inline]
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        // Never 0: 0 is "nothing pending" in the XOR bookkeeping.
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1
+    }
+}
+
+/// With acking on, the acking state of the input being executed (Storm's XOR scheme; see
+/// docs/guaranteed-processing.md), which a bolt's collector updates itself in the common case:
+/// the input is acked while it executes, and what it emits is anchored to it alone. The router
+/// keeps the rest (edges of inputs kept past their `execute`, acks waiting to be sent).
+#[derive(Debug, Default)]
+pub struct InputAcks {
+    pub rng: Rng,
+    /// The input being executed (its first (root, edge)) and the XOR of the edges anchored to
+    /// it so far.
+    pub current: Option<(u64, u64)>,
+    pub current_xor: u64,
+    /// The tree acked last and its XOR so far: consecutive inputs usually share a tree (the
+    /// words of one line), so most acks touch no map.
+    pub last_ack: Option<(u64, u64)>,
+    /// Earlier trees' XORs, for the router to send with its next acks.
+    pub done: Vec<(u64, u64)>,
+}
+
+impl InputAcks {
+    /// `input` is about to execute. False, changing nothing, if the input before it was not
+    /// acked and has edges anchored to it: the router keeps those first.
+    #[inline(always)]
+    pub fn begin(&mut self, input: &Tuple<'_>) -> bool {
+        if self.current.is_some() && self.current_xor != 0 {
+            return false;
+        }
+        self.current = input.first_ack_id();
+        self.current_xor = 0;
+        true
+    }
+
+    /// Acks `input` if it is the input being executed (or belongs to no tree); false if it is
+    /// another (the router finds its anchored edges).
+    #[inline(always)]
+    pub fn ack_current(&mut self, input: &Tuple<'_>) -> bool {
+        let Some(key) = input.first_ack_id() else {
+            return true;
+        };
+        if self.current != Some(key) {
+            return false;
+        }
+        self.current = None;
+        let children = std::mem::take(&mut self.current_xor);
+        self.record_ack(input, children);
+        true
+    }
+
+    /// Gathers the ack of `input`: its edges XORed with `children`, the edges anchored to it.
+    #[inline(always)]
+    pub fn record_ack(&mut self, input: &Tuple<'_>, children: u64) {
+        for (root, edge) in input.ack_pairs() {
+            let x = edge ^ children;
+            match &mut self.last_ack {
+                Some((r, acc)) if *r == root => *acc ^= x,
+                last => {
+                    if let Some(prev) = last.replace((root, x)) {
+                        self.done.push(prev);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One executor's outgoing batches and the route of its first stream.
 #[derive(Debug, Default)]
 pub struct Lane {
@@ -66,6 +148,10 @@ pub struct Lane {
     pub born: u64,
     /// Tuples the collector wrote through the lane, not yet counted by the runtime.
     pub emitted: u64,
+    /// With acking on: the input's acking state.
+    pub acks: Option<InputAcks>,
+    /// Inputs the collector acked through `acks`, not yet counted by the runtime.
+    pub acked: u64,
 }
 
 impl Lane {
@@ -122,7 +208,7 @@ mod tests {
             open: true,
             task: 3,
             born: 77,
-            emitted: 0,
+            ..Lane::default()
         }
     }
 
@@ -159,6 +245,31 @@ mod tests {
         assert_eq!(l.push_routed(EmitValues::Refs(&v), &[]), Pushed::Written);
         assert_eq!(l.push_routed(EmitValues::Refs(&v), &[]), Pushed::Full(0));
         assert_eq!(tasks(&l, 0)[1].0, 9);
+    }
+
+    #[test]
+    fn input_acks_xor_edges_per_tree_and_leave_others_to_the_router() {
+        let src = StreamSource::intern("split", "default", &Fields::new(["word"]));
+        let t = |root: u64, edge: u64| {
+            crate::Tuple::from_parts(src, 1, &[crate::Value::Int(0)], &[(root, edge)], 0)
+        };
+        let mut a = InputAcks::default();
+        // Two inputs of tree 7, one of tree 9; the first has two edges anchored to it.
+        let (x, y, z) = (t(7, 0b0001), t(7, 0b0010), t(9, 0b0100));
+        assert!(a.begin(&x));
+        a.current_xor ^= 0b1000_0000 ^ 0b0100_0000;
+        assert!(!a.ack_current(&y), "not the input being executed");
+        assert!(a.ack_current(&x));
+        assert!(a.begin(&y) && a.ack_current(&y));
+        assert_eq!(a.last_ack, Some((7, 0b1100_0011)));
+        assert!(a.begin(&z) && a.ack_current(&z));
+        assert_eq!(a.done, vec![(7, 0b1100_0011)]);
+        assert_eq!(a.last_ack, Some((9, 0b0100)));
+        // An input left unacked with edges anchored to it: the router must keep them first.
+        assert!(a.begin(&x));
+        a.current_xor = 1;
+        assert!(!a.begin(&y));
+        assert_eq!(a.current, x.first_ack_id());
     }
 
     #[test]

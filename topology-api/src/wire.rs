@@ -389,7 +389,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The bytes of the string at the reader, unchecked, if the next value is a string.
-    #[inline]
+    #[inline(always)]
     pub fn str_bytes(&mut self) -> Option<&'a [u8]> {
         let m = self.byte().ok()?;
         let n = match m {
@@ -403,7 +403,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The integer at the reader, if the next value is one that fits an `i64`.
-    #[inline]
+    #[inline(always)]
     pub fn int_value(&mut self) -> Option<i64> {
         let m = self.byte().ok()?;
         match m {

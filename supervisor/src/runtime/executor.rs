@@ -568,9 +568,7 @@ fn run_batch(
     let n = batch.len() as u64;
     let latency_is_recorded = latency.is_some();
     let mut runs = LatencyRuns::new(latency.as_mut());
-    if let [bolt] = bolts
-        && env.router.acking.is_none()
-    {
+    if let [bolt] = bolts {
         let auto = auto_ack.first().copied().unwrap_or(true);
         let me = env.executor.start;
         if latency_is_recorded {
@@ -585,6 +583,14 @@ fn run_batch(
         run_general(env, bolts, auto_ack, &batch, &mut runs);
     }
     runs.flush();
+    // What bolts' collectors did in the lane themselves, counted once per batch.
+    let lane = &mut env.router.lane;
+    let (emitted, acked) = (
+        std::mem::take(&mut lane.emitted),
+        std::mem::take(&mut lane.acked),
+    );
+    env.router.counters.emitted += emitted;
+    env.router.counters.acked += acked;
     env.router.flush_acks();
     env.router.counters.executed += n;
     if env.router.last_flush.elapsed() >= env.flush_interval {
@@ -634,23 +640,18 @@ impl<'h> LatencyRuns<'h> {
     }
 }
 
-/// [`run_batch`] for the usual executor: one task, no acking. The bolt runs the batch in one
-/// call ([`Bolt::execute_batch`]), its `execute` called directly, not through the vtable.
+/// [`run_batch`] for the usual executor: one task. The bolt runs the batch in one call
+/// ([`Bolt::execute_batch`]), its `execute` called directly, not through the vtable; its
+/// collector begins and acks each input (with acking on, in the router's lane).
 fn run_simple(env: &mut ExecutorEnv, bolt: &mut dyn Bolt, auto_ack: bool, batch: &Batch) {
     let me = env.executor.start;
     env.router.lane.task = me;
-    let mut out = BoltCollector::new(&mut env.router);
-    bolt.execute_batch(Inputs::new(batch, me), &mut out);
-    let unsettled = out.unsettled_inputs();
-    // Emits the collector wrote into the lane itself.
-    env.router.counters.emitted += std::mem::take(&mut env.router.lane.emitted);
-    if auto_ack {
-        // All an ack does without ackers: counted here instead of in a call per tuple.
-        env.router.counters.acked += unsettled;
-    }
+    let acking = env.router.lane.acks.is_some();
+    let unsettled = bolt.execute_batch(Inputs::new(batch, me), &mut env.router, auto_ack, acking);
+    env.router.counters.acked += unsettled;
 }
 
-/// [`run_batch`] for any executor: several tasks, acking.
+/// [`run_batch`] for an executor of several tasks.
 fn run_general(
     env: &mut ExecutorEnv,
     bolts: &mut [Box<dyn Bolt>],
@@ -671,7 +672,7 @@ fn run_general(
         env.router.lane.task = task;
         env.router.lane.born = born;
         let settled = env.router.counters.acked + env.router.counters.failed;
-        env.router.begin_input(&t);
+        topology_api::OutputSink::begin_input(&mut env.router, &t);
         bolt.execute(&t, &mut BoltCollector::new(&mut env.router));
         if auto_ack[idx] && env.router.counters.acked + env.router.counters.failed == settled {
             if env.router.acking.is_none() {

@@ -14,7 +14,7 @@ pub use queue::Batch;
 pub use stats::{Counters, ExecutorStats, QueueHeads};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use router::{Acking, ErrorReporter, OutBuf, OutStream, Rng, Router, Subscriber};
+use router::{Acking, ErrorReporter, InputAcks, OutBuf, OutStream, Rng, Router, Subscriber};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -463,18 +463,15 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
         for e in c.executors.iter().filter(|e| is_local(e)) {
             let acking = (ackers > 0).then(|| Acking {
                 acker_tasks: acker_tasks.clone(),
-                rng: Rng(seed(e.start)),
                 seq: 0,
                 anchored: Default::default(),
                 started: Vec::new(),
                 init: system(ACK_INIT_STREAM),
                 ack: system(ACK_ACK_STREAM),
                 fail: system(ACK_FAIL_STREAM),
-                current: None,
-                current_xor: 0,
                 pending_acks: Default::default(),
-                last_ack: None,
             });
+
             let router = build_router(
                 &topo,
                 &c.id,
@@ -811,6 +808,10 @@ fn build_router(
         outs,
         lane: Lane {
             task: first_task,
+            acks: acking.is_some().then(|| InputAcks {
+                rng: Rng(seed(first_task)),
+                ..InputAcks::default()
+            }),
             ..lane
         },
         counters: Counters::default(),

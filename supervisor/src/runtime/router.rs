@@ -13,26 +13,10 @@ use smallvec::SmallVec;
 use std::time::Instant;
 use topology_api::component::EmitValues;
 use topology_api::grouping::{self, Grouping, Shuffle};
+pub(crate) use topology_api::lane::{InputAcks, Rng};
 use topology_api::lane::{Lane, Pushed, Route, RouteKind};
 use topology_api::wire::ValueRef;
 use topology_api::{AckIds, DEFAULT_STREAM, Emission, MessageId, OutputSink, StreamSource, Tuple};
-
-/// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Rng(pub u64);
-
-impl Rng {
-    #[inline]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        // Never 0: 0 is "nothing pending" in the XOR bookkeeping.
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1
-    }
-}
 
 /// How the copies of one emission get their acking ids.
 enum AckTag {
@@ -91,10 +75,11 @@ impl AckTag {
 }
 
 /// The acking state of one executor (Storm's XOR scheme; see docs/guaranteed-processing.md).
+/// The input being executed, the acks gathered and the id generator are in the lane
+/// ([`InputAcks`]), where a bolt's collector updates them itself.
 pub(crate) struct Acking {
     /// `__acker` task ids, ascending; a tree's acker is `acker_tasks[root % n]`.
     pub acker_tasks: Vec<u32>,
-    pub rng: Rng,
     /// Sequence number of the next tree this executor starts (the low 32 bits of its root).
     pub seq: u32,
     /// For each input tuple (keyed by its first (root, edge)) the XOR of the edges anchored to it.
@@ -104,30 +89,12 @@ pub(crate) struct Acking {
     pub init: &'static StreamSource,
     pub ack: &'static StreamSource,
     pub fail: &'static StreamSource,
-    /// The input being executed (its first (root, edge)) and the XOR of edges anchored to it so
-    /// far: the common case needs no map operation.
-    pub current: Option<(u64, u64)>,
-    pub current_xor: u64,
     /// Acks waiting to be sent, XORed per root: one message per tree per batch instead of one per
     /// tuple (XOR is associative, so the acker's arithmetic is unchanged).
     pub pending_acks: FxHashMap<u64, u64>,
-    /// The tree acked last and its XOR so far: consecutive inputs usually share a tree (the words
-    /// of one line), so most acks touch no map.
-    pub last_ack: Option<(u64, u64)>,
 }
 
 impl Acking {
-    /// Records edges (XORed) anchored to the input whose first ack pair is `key`: in place for
-    /// the input being executed, in the map for one kept from earlier.
-    #[inline]
-    pub fn anchor_edges(&mut self, key: (u64, u64), xor: u64) {
-        if self.current == Some(key) {
-            self.current_xor ^= xor;
-        } else {
-            *self.anchored.entry(key).or_insert(0) ^= xor;
-        }
-    }
-
     pub fn acker_for(&self, root: u64) -> u32 {
         self.acker_tasks[grouping::reduce(root, self.acker_tasks.len())]
     }
@@ -241,9 +208,7 @@ impl Router {
             Some(s) if !self.debug => route_of(s, &self.task_dest),
             _ => None,
         };
-        self.lane.open = self.lane.route.is_some()
-            && self.acking.is_none()
-            && self.streams.first().is_some_and(|s| s.is_default);
+        self.lane.open = self.route_is_default();
     }
 
     /// Whether the lane's route is the default stream's (emits on it may take the route).
@@ -330,19 +295,17 @@ impl Router {
         self.send_to(task, source, EmitValues::Refs(values));
     }
 
-    /// Marks `input` as the tuple about to be executed. An earlier input that was not acked yet
-    /// keeps its anchored edges in the map.
+    /// Records edges (XORed) anchored to the input whose first ack pair is `key`: in the lane
+    /// for the input being executed, in the map for one kept from earlier.
     #[inline]
-    pub fn begin_input(&mut self, input: &Tuple<'_>) {
-        if let Some(acking) = self.acking.as_mut() {
-            if let Some(prev) = acking.current.take()
-                && acking.current_xor != 0
-            {
-                *acking.anchored.entry(prev).or_insert(0) ^=
-                    std::mem::take(&mut acking.current_xor);
-            }
-            acking.current_xor = 0;
-            acking.current = input.first_ack_id();
+    fn anchor_edges(&mut self, key: (u64, u64), xor: u64) {
+        let (Some(acking), Some(acks)) = (self.acking.as_mut(), self.lane.acks.as_mut()) else {
+            return;
+        };
+        if acks.current == Some(key) {
+            acks.current_xor ^= xor;
+        } else {
+            *acking.anchored.entry(key).or_insert(0) ^= xor;
         }
     }
 
@@ -353,10 +316,10 @@ impl Router {
 
     /// Sends the acks gathered since the last call, one message per tree.
     pub fn flush_acks(&mut self) {
-        let Some(acking) = self.acking.as_mut() else {
+        let (Some(acking), Some(acks)) = (self.acking.as_mut(), self.lane.acks.as_mut()) else {
             return;
         };
-        if let Some((r, acc)) = acking.last_ack.take() {
+        for (r, acc) in acks.done.drain(..).chain(acks.last_ack.take()) {
             *acking.pending_acks.entry(r).or_insert(0) ^= acc;
         }
         if acking.pending_acks.is_empty() {
@@ -593,14 +556,14 @@ impl OutputSink for Router {
             {
                 self.lane.born = b;
             }
-            let mut tag = match (self.acking.as_mut(), e.anchors) {
+            let mut tag = match (self.lane.acks.as_mut(), e.anchors) {
                 (None, _) => AckTag::Off,
                 (Some(_), []) if e.message_id.is_none() => AckTag::Off,
-                (Some(acking), [anchor]) if e.message_id.is_none() && anchor.ack_count() == 1 => {
+                (Some(acks), [anchor]) if e.message_id.is_none() && anchor.ack_count() == 1 => {
                     match anchor.first_ack_id() {
                         Some(key) => AckTag::One {
                             key,
-                            edge: acking.rng.next(),
+                            edge: acks.rng.next(),
                         },
                         None => AckTag::Off,
                     }
@@ -609,10 +572,8 @@ impl OutputSink for Router {
             };
             if self.route_single(0, e.values, &mut tag) {
                 self.counters.emitted += 1;
-                match (tag, self.acking.as_mut()) {
-                    (AckTag::One { key, edge }, Some(acking)) => {
-                        acking.anchor_edges(key, edge);
-                    }
+                match tag {
+                    AckTag::One { key, edge } => self.anchor_edges(key, edge),
                     _ => {
                         if let Some(id) = e.message_id {
                             self.immediate_acks.push(id);
@@ -631,20 +592,18 @@ impl OutputSink for Router {
             if b > 0 {
                 self.lane.born = b;
             }
-            match self.acking.as_mut() {
+            match self.lane.acks.as_mut() {
                 None => {
                     self.emit_fast(EmitValues::Refs(values), &[]);
                     return;
                 }
                 // With acking, the common case: the input belongs to one tree, and the tuple is
                 // its one new edge, recorded against the input once it is written.
-                Some(acking) if anchor.ack_count() == 1 => {
+                Some(acks) if anchor.ack_count() == 1 => {
                     if let Some(key) = anchor.first_ack_id() {
-                        let edge = acking.rng.next();
-                        if self.emit_fast(EmitValues::Refs(values), &[(key.0, edge)])
-                            && let Some(acking) = self.acking.as_mut()
-                        {
-                            acking.anchor_edges(key, edge);
+                        let edge = acks.rng.next();
+                        if self.emit_fast(EmitValues::Refs(values), &[(key.0, edge)]) {
+                            self.anchor_edges(key, edge);
                         }
                         return;
                     }
@@ -661,11 +620,22 @@ impl OutputSink for Router {
 
     #[inline]
     fn lane(&mut self) -> Option<&mut Lane> {
-        if self.lane.open {
-            Some(&mut self.lane)
-        } else {
-            None
+        Some(&mut self.lane)
+    }
+
+    /// Marks `input` as the tuple about to be executed. An earlier input that was not acked yet
+    /// keeps its anchored edges in the map.
+    fn begin_input(&mut self, input: &Tuple<'_>) {
+        let (Some(acking), Some(acks)) = (self.acking.as_mut(), self.lane.acks.as_mut()) else {
+            return;
+        };
+        if let Some(prev) = acks.current.take()
+            && acks.current_xor != 0
+        {
+            *acking.anchored.entry(prev).or_insert(0) ^= std::mem::take(&mut acks.current_xor);
         }
+        acks.current_xor = 0;
+        acks.current = input.first_ack_id();
     }
 
     fn lane_full(&mut self, dest: usize) {
@@ -688,15 +658,15 @@ impl OutputSink for Router {
 
     fn fail(&mut self, input: &Tuple<'_>) {
         self.counters.failed += 1;
-        let Some(acking) = self.acking.as_mut() else {
+        let (Some(acking), Some(acks)) = (self.acking.as_mut(), self.lane.acks.as_mut()) else {
             return;
         };
         let Some(key) = input.first_ack_id() else {
             return;
         };
-        if acking.current == Some(key) {
-            acking.current = None;
-            acking.current_xor = 0;
+        if acks.current == Some(key) {
+            acks.current = None;
+            acks.current_xor = 0;
         }
         acking.anchored.remove(&key);
         let ids: AckIds = input.ack_ids();
@@ -789,7 +759,10 @@ impl Router {
         };
         if let Some(id) = e.message_id {
             // A reliable spout emit starts a tree.
-            let mut rng = acking.rng;
+            let Some(acks) = self.lane.acks.as_mut() else {
+                return;
+            };
+            let mut rng = acks.rng;
             // Random high half (spreads roots over ackers), sequence low half (see `Pending`).
             let root = (rng.next() & 0xffff_ffff_0000_0000) | acking.seq as u64;
             acking.seq = acking.seq.wrapping_add(1);
@@ -806,10 +779,12 @@ impl Router {
             else {
                 return;
             };
+            if let Some(acks) = self.lane.acks.as_mut() {
+                acks.rng = rng;
+            }
             let Some(acking) = self.acking.as_mut() else {
                 return;
             };
-            acking.rng = rng;
             if copies == 0 {
                 // Nobody subscribes: the tree is complete at once (Storm does the same).
                 self.immediate_acks.push(id);
@@ -832,50 +807,41 @@ impl Router {
             self.route(si, e.values, e.direct_task, task_ids, &mut AckTag::Off);
             return;
         }
+        let Some(acks) = self.lane.acks.as_mut() else {
+            return;
+        };
         let mut tag = AckTag::Anchored {
             roots,
             xor: 0,
-            rng: acking.rng,
+            rng: acks.rng,
         };
         self.route(si, e.values, e.direct_task, task_ids, &mut tag);
         let AckTag::Anchored { xor, rng, .. } = tag else {
             return;
         };
-        let Some(acking) = self.acking.as_mut() else {
-            return;
-        };
-        acking.rng = rng;
+        if let Some(acks) = self.lane.acks.as_mut() {
+            acks.rng = rng;
+        }
         for a in e.anchors {
             if let Some(key) = a.first_ack_id() {
-                acking.anchor_edges(key, xor);
+                self.anchor_edges(key, xor);
             }
         }
     }
 
     /// Acking's part of `ack`: the input's edges and those anchored to it go to its acker.
     fn ack_tree(&mut self, input: &Tuple<'_>) {
-        let Some(acking) = self.acking.as_mut() else {
+        let (Some(acking), Some(acks)) = (self.acking.as_mut(), self.lane.acks.as_mut()) else {
             return;
         };
-        let Some(key) = input.first_ack_id() else {
+        if acks.ack_current(input) {
             return;
-        };
-        let children = if acking.current == Some(key) {
-            acking.current = None;
-            std::mem::take(&mut acking.current_xor)
-        } else {
-            acking.anchored.remove(&key).unwrap_or(0)
-        };
-        for (root, edge) in input.ack_pairs() {
-            let x = edge ^ children;
-            match &mut acking.last_ack {
-                Some((r, acc)) if *r == root => *acc ^= x,
-                last => {
-                    if let Some((r, acc)) = last.replace((root, x)) {
-                        *acking.pending_acks.entry(r).or_insert(0) ^= acc;
-                    }
-                }
-            }
         }
+        // An input kept from an earlier `execute`: its edges are in the map.
+        let children = input
+            .first_ack_id()
+            .and_then(|key| acking.anchored.remove(&key))
+            .unwrap_or(0);
+        acks.record_ack(input, children);
     }
 }
