@@ -261,14 +261,13 @@ impl Router {
     /// Once per batch: kept out of line so the per-tuple path stays small.
     #[inline(never)]
     fn send(buf: &mut Batch, limit: usize, ob: &mut OutBuf, lost: &mut bool) {
-        // The next batch gets the room this one took (and a little more): tuples' sizes differ
-        // by stream, and a batch that outgrows its buffer copies it.
-        let room = buf.byte_len() + buf.byte_len() / 8;
-        let next = if buf.len() >= limit {
-            Batch::with_byte_capacity(room)
-        } else {
-            Batch::with_capacity(limit)
-        };
+        // The next batch gets room for a full batch of tuples the size this one's were (and a
+        // little more), sent full or not: tuples' sizes differ by stream (acker messages are
+        // bigger than words), and a batch that outgrows its buffer copies it. Room is only
+        // reserved; it is zeroed as it fills.
+        let per = buf.byte_len().div_ceil(buf.len().max(1));
+        let room = per.saturating_mul(limit);
+        let next = Batch::with_byte_capacity(room.saturating_add(room / 8));
         let batch = std::mem::replace(buf, next);
         if ob.closed {
             return;
