@@ -238,7 +238,7 @@ pub(crate) fn fold_bytes(mut acc: u64, b: &[u8], p0: u64, p1: u64) -> u64 {
 /// The up to 7 bytes of `rest` as a little-endian `u64`, zero-padded: the same value as copying
 /// them into a zeroed `[u8; 8]`, without the variable-length copy (which was most of the cost of
 /// hashing a short word; see docs/performance.md). Overlapping fixed-size loads cover every length.
-#[inline]
+#[inline(always)]
 fn load_tail(rest: &[u8]) -> u64 {
     let n = rest.len();
     if n >= 4 {

@@ -717,7 +717,9 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
             Err(TryRecvError::Disconnected) => break,
         };
         let n = batch.len() as u64;
-        let now_ms = epoch.elapsed().as_millis() as u64;
+        // One clock read per batch for the trees' ages, the sweep and the flush.
+        let now = Instant::now();
+        let now_ms = now.duration_since(epoch).as_millis() as u64;
         for (_, t) in batch.iter() {
             // (root, val), or (root) for a fail: read in one pass.
             let Some((n, mut r)) = t.reader() else {
@@ -758,17 +760,14 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
             env.router.counters.emitted += 1;
         }
         env.router.counters.executed += n;
-        if last_sweep.elapsed() >= Duration::from_secs(1) {
-            last_sweep = Instant::now();
+        if now.duration_since(last_sweep) >= Duration::from_secs(1) {
+            last_sweep = now;
             // Spouts tell their acker about the trees they time out; this only bounds the memory
             // of trees whose spout is gone. Ten timeouts: a tree may outlive one timeout while it
             // waits in queues (the queue-aware rule).
-            book.expire(
-                epoch.elapsed().as_millis() as u64,
-                timeout.as_millis() as u64 * 10,
-            );
+            book.expire(now_ms, timeout.as_millis() as u64 * 10);
         }
-        if env.router.last_flush.elapsed() >= env.flush_interval {
+        if now.saturating_duration_since(env.router.last_flush) >= env.flush_interval {
             env.router.flush();
             env.stats.publish(&env.router.counters);
         }

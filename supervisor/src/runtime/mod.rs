@@ -469,7 +469,6 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                 init: system(ACK_INIT_STREAM),
                 ack: system(ACK_ACK_STREAM),
                 fail: system(ACK_FAIL_STREAM),
-                pending_acks: Default::default(),
             });
 
             let router = build_router(

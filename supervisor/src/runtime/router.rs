@@ -89,9 +89,6 @@ pub(crate) struct Acking {
     pub init: &'static StreamSource,
     pub ack: &'static StreamSource,
     pub fail: &'static StreamSource,
-    /// Acks waiting to be sent, XORed per root: one message per tree per batch instead of one per
-    /// tuple (XOR is associative, so the acker's arithmetic is unchanged).
-    pub pending_acks: FxHashMap<u64, u64>,
 }
 
 impl Acking {
@@ -315,22 +312,27 @@ impl Router {
 
     /// Sends the acks gathered since the last call, one message per tree.
     pub fn flush_acks(&mut self) {
-        let (Some(acking), Some(acks)) = (self.acking.as_mut(), self.lane.acks.as_mut()) else {
+        let Some(acks) = self.lane.acks.as_mut() else {
             return;
         };
-        for (r, acc) in acks.done.drain(..).chain(acks.last_ack.take()) {
-            *acking.pending_acks.entry(r).or_insert(0) ^= acc;
+        if let Some(last) = acks.last_ack.take() {
+            acks.done.push(last);
         }
-        if acking.pending_acks.is_empty() {
+        if acks.done.is_empty() {
             return;
         }
-        let acks: Vec<(u64, u64)> = acking
-            .pending_acks
-            .drain()
-            .filter(|(_, x)| *x != 0)
-            .collect();
-        for (root, x) in acks {
-            self.send_system(1, root, x);
+        // Sent as gathered: consecutive acks of one tree are already XORed into one (the words
+        // of a line arrive together), so merging the rest by tree in a map saved few messages
+        // for a map operation per tree per batch (docs/performance.md).
+        let mut done = std::mem::take(&mut acks.done);
+        for &(root, x) in &done {
+            if x != 0 {
+                self.send_system(1, root, x);
+            }
+        }
+        done.clear();
+        if let Some(acks) = self.lane.acks.as_mut() {
+            acks.done = done;
         }
     }
 
