@@ -341,7 +341,9 @@ impl Batch {
         let data = acks + 2 + n + tail_len;
         let at = self.end;
         // The tail is stored whole (9 bytes); what lies past its length is overwritten later.
-        let need = at + HEADER + acks + 2 + n + tail.len();
+        // And the room holds at least 16 bytes from the string's start, so a reader can load a
+        // short string 16 bytes at a time ([`Tuple::window`]).
+        let need = at + HEADER + acks + 2 + (n + tail.len()).max(16);
         if need > self.bytes.len() {
             grow(&mut self.bytes, need);
         }
@@ -398,7 +400,8 @@ impl Batch {
     #[inline]
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter {
-            b: &self.bytes[..self.end],
+            b: &self.bytes,
+            left: self.end,
             sources: &self.sources,
         }
     }
@@ -417,7 +420,10 @@ impl Batch {
 /// Iterates a batch's tuples.
 #[derive(Debug, Clone)]
 pub struct BatchIter<'a> {
+    /// The batch's room from the next tuple on: its tuples, then slack ([`Tuple::window`]).
     b: &'a [u8],
+    /// Bytes of tuples left in `b`.
+    left: usize,
     sources: &'a [&'static StreamSource],
 }
 
@@ -426,6 +432,9 @@ impl<'a> Iterator for BatchIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<(u32, Tuple<'a>)> {
+        if self.left < HEADER {
+            return None;
+        }
         let (h, rest) = self.b.split_first_chunk::<HEADER>()?;
         let task = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let src = usize::from(u16::from_le_bytes([h[4], h[5]]));
@@ -434,12 +443,22 @@ impl<'a> Iterator for BatchIter<'a> {
         let born = u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]);
         let n = u32::from_le_bytes([h[20], h[21], h[22], h[23]]) as usize;
         // Only `push*` writes batches, so these checks never fail; a safe reader pays for them.
-        let (Some(data), Some(source)) = (rest.get(..n), self.sources.get(src)) else {
+        let (Some(data), Some(source), Some(left)) = (
+            rest.get(..n),
+            self.sources.get(src),
+            self.left.checked_sub(HEADER + n),
+        ) else {
             self.b = &[];
+            self.left = 0;
             return None;
         };
+        let room = rest;
         self.b = &rest[n..];
-        Some((task, Tuple::view(source, source_task, born, acks, data)))
+        self.left = left;
+        Some((
+            task,
+            Tuple::view(source, source_task, born, acks, data, room),
+        ))
     }
 }
 
@@ -448,6 +467,30 @@ mod tests {
     use super::*;
     use crate::value::Fields;
     use crate::values;
+
+    #[test]
+    fn short_strings_can_be_read_16_bytes_at_a_time_to_the_last_one() {
+        use crate::wire::ValueRef;
+        let a = StreamSource::intern("split", "default", &Fields::new(["word"]));
+        let words = ["a", "storm", "fifteen-bytes!!", "x"];
+        for cap in [0, 1, 64, 4096] {
+            let mut batch = Batch::with_byte_capacity(cap);
+            for w in words {
+                batch
+                    .push_refs(1, a, 0, 0, &[], &[ValueRef::Str(w)])
+                    .unwrap();
+            }
+            for ((_, t), w) in batch.iter().zip(words) {
+                let key = t.get_str_bytes(0).unwrap();
+                let window = t.window(key).expect("16 bytes of room from every word");
+                assert_eq!(&window[..w.len()], w.as_bytes());
+                assert!(
+                    t.to_owned().window(key).is_none(),
+                    "an owned tuple has no batch"
+                );
+            }
+        }
+    }
 
     #[test]
     fn tuples_come_back_in_order_with_their_parts() {

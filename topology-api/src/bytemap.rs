@@ -45,10 +45,58 @@ impl ByteKey for Box<[u8]> {
 /// where a table with a separate control array reads two, one after the other: on word count's
 /// tables, which other executors' batches keep pushing out of the first-level cache, that second
 /// read was a quarter of the count and sink bolts' time (docs/performance.md).
+///
+/// A slot also holds its key's [`Head`]: a key of up to [`SHORT`] bytes is compared by its head
+/// alone (two words), and hashed from it, so a lookup of a short key read 16 bytes at a time
+/// from its batch ([`ByteMap::get_mut_in`]) never branches on the key's length.
 pub struct ByteMap<K, V> {
     /// A power of two in length (or empty); `None` is a free slot.
-    slots: Vec<Option<(K, V)>>,
+    slots: Vec<Option<(Head, K, V)>>,
     len: usize,
+}
+
+/// Longest key compared by its head alone.
+pub const SHORT: usize = 15;
+
+/// A key's first [`SHORT`] bytes, zero-padded, little-endian, with its length in the top byte:
+/// equal heads mean equal keys for keys of up to [`SHORT`] bytes. Longer keys share [`LONG`].
+type Head = [u64; 2];
+
+/// The head of every key longer than [`SHORT`] (a short key's top byte is at most 15).
+const LONG: Head = [0, u64::MAX];
+
+/// Masks of bytes `0..n` of a little-endian word, by `n`.
+const LOW_BYTES: [u64; 9] = {
+    let mut t = [0u64; 9];
+    let mut n = 1;
+    while n <= 8 {
+        t[n] = u64::MAX >> (64 - 8 * n);
+        n += 1;
+    }
+    t
+};
+
+/// The head of a key of `len` bytes (at most [`SHORT`]) from 16 bytes starting where it does:
+/// two loads and two masks, whatever the length.
+#[inline(always)]
+fn head_in(w: &[u8; 16], len: usize) -> Head {
+    let (lo, hi) = (le8(&w[..8]), le8(&w[8..]));
+    let len = len & 15;
+    [
+        lo & LOW_BYTES[len.min(8)],
+        (hi & LOW_BYTES[len.saturating_sub(8)]) | ((len as u64) << 56),
+    ]
+}
+
+/// The head of `key`.
+#[inline]
+fn head_of(key: &[u8]) -> Head {
+    if key.len() > SHORT {
+        return LONG;
+    }
+    let mut w = [0u8; 16];
+    w[..key.len()].copy_from_slice(key);
+    head_in(&w, key.len())
 }
 
 impl<K, V> Default for ByteMap<K, V> {
@@ -66,15 +114,28 @@ impl<K: ByteKey, V> std::fmt::Debug for ByteMap<K, V> {
     }
 }
 
-/// The table's hash: [`crate::value::fold_bytes`] with constants of its own (in-process only,
-/// so free to differ from the routing hash, [`StableHasher`], which must stay fixed).
-#[inline]
-fn hash(b: &[u8]) -> u64 {
-    crate::value::fold_bytes(
-        0xa409_3822_299f_31d0,
-        b,
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
+/// The table's hash: a short key's head folded with one multiply; a longer key's bytes through
+/// [`crate::value::fold_bytes`] (in-process only, so free to differ from the routing hash,
+/// [`StableHasher`], which must stay fixed).
+#[inline(always)]
+fn hash(head: Head, b: &[u8]) -> u64 {
+    if head == LONG {
+        crate::value::fold_bytes(
+            0xa409_3822_299f_31d0,
+            b,
+            0x243f_6a88_85a3_08d3,
+            0x1319_8a2e_0370_7344,
+        )
+    } else {
+        hash_short(head)
+    }
+}
+
+#[inline(always)]
+fn hash_short(head: Head) -> u64 {
+    crate::value::fold(
+        head[0] ^ 0x243f_6a88_85a3_08d3,
+        head[1] ^ 0x1319_8a2e_0370_7344,
     )
 }
 
@@ -125,18 +186,44 @@ impl<K: ByteKey, V> ByteMap<K, V> {
         self.len == 0
     }
 
-    /// The slot holding `key` (`Ok`), or the free slot where it would go (`Err`). The table is
-    /// not empty and at most a third full, so the probe ends.
+    /// The slot holding the key with head `head` and bytes `key` (`Ok`), or the free slot where
+    /// it would go (`Err`). The table is not empty and at most a third full, so the probe ends.
     #[inline(always)]
-    fn find(&self, h: u64, key: &[u8]) -> Result<usize, usize> {
+    fn find(&self, h: u64, head: Head, key: &[u8]) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = h as usize & mask;
         loop {
             match self.slots.get(i) {
-                Some(Some((k, _))) if bytes_eq(k.key_bytes(), key) => return Ok(i),
+                Some(Some((hd, k, _)))
+                    if *hd == head && (head != LONG || bytes_eq(k.key_bytes(), key)) =>
+                {
+                    return Ok(i);
+                }
                 Some(Some(_)) => i = (i + 1) & mask,
                 _ => return Err(i),
             }
+        }
+    }
+
+    /// The slot holding the short key whose head is `head`, if it is there.
+    #[inline(always)]
+    fn find_short(&self, head: Head) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash_short(head) as usize & mask;
+        loop {
+            match self.slots.get(i) {
+                Some(Some((hd, _, _))) if *hd == head => return Some(i),
+                Some(Some(_)) => i = (i + 1) & mask,
+                _ => return None,
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn entry(&mut self, i: usize) -> Option<(&K, &mut V)> {
+        match self.slots.get_mut(i) {
+            Some(Some((_, k, v))) => Some((&*k, v)),
+            _ => None,
         }
     }
 
@@ -147,11 +234,25 @@ impl<K: ByteKey, V> ByteMap<K, V> {
         if self.len == 0 {
             return None;
         }
-        let i = self.find(hash(key), key).ok()?;
-        match self.slots.get_mut(i) {
-            Some(Some((k, v))) => Some((&*k, v)),
-            _ => None,
+        let head = head_of(key);
+        let i = self.find(hash(head, key), head, key).ok()?;
+        self.entry(i)
+    }
+
+    /// [`ByteMap::get_mut`] for a key read from a batch, with `window`, the 16 bytes starting
+    /// where `key` does ([`crate::Tuple::window`]): a short key is hashed and compared from
+    /// them, with no branch on its length.
+    #[inline(always)]
+    pub fn get_mut_in(&mut self, key: &[u8], window: Option<&[u8; 16]>) -> Option<(&K, &mut V)> {
+        if self.len == 0 {
+            return None;
         }
+        let head = match window {
+            Some(w) if key.len() <= SHORT => head_in(w, key.len()),
+            _ => return self.get_mut(key),
+        };
+        let i = self.find_short(head)?;
+        self.entry(i)
     }
 
     /// Sets `key`'s value, replacing any earlier one; returns the stored key and value.
@@ -159,21 +260,22 @@ impl<K: ByteKey, V> ByteMap<K, V> {
         if (self.len + 1) * 3 > self.slots.len() {
             self.grow();
         }
-        let i = match self.find(hash(key.key_bytes()), key.key_bytes()) {
+        let head = head_of(key.key_bytes());
+        let i = match self.find(hash(head, key.key_bytes()), head, key.key_bytes()) {
             Ok(i) => {
-                if let Some((_, v)) = &mut self.slots[i] {
+                if let Some((_, _, v)) = &mut self.slots[i] {
                     *v = value;
                 }
                 i
             }
             Err(i) => {
-                self.slots[i] = Some((key, value));
+                self.slots[i] = Some((head, key, value));
                 self.len += 1;
                 i
             }
         };
         match &mut self.slots[i] {
-            Some((k, v)) => (&*k, v),
+            Some((_, k, v)) => (&*k, v),
             None => unreachable!("slot {i} was just filled"),
         }
     }
@@ -183,9 +285,9 @@ impl<K: ByteKey, V> ByteMap<K, V> {
     fn grow(&mut self) {
         let n = slots_for(self.len + 1);
         let old = std::mem::replace(&mut self.slots, (0..n).map(|_| None).collect());
-        for (k, v) in old.into_iter().flatten() {
-            if let Err(i) = self.find(hash(k.key_bytes()), k.key_bytes()) {
-                self.slots[i] = Some((k, v));
+        for (head, k, v) in old.into_iter().flatten() {
+            if let Err(i) = self.find(hash(head, k.key_bytes()), head, k.key_bytes()) {
+                self.slots[i] = Some((head, k, v));
             }
         }
     }
@@ -196,8 +298,9 @@ impl<K: ByteKey, V> ByteMap<K, V> {
         if self.len == 0 {
             return None;
         }
-        let mut hole = self.find(hash(key), key).ok()?;
-        let (_, value) = self.slots[hole].take()?;
+        let head = head_of(key);
+        let mut hole = self.find(hash(head, key), head, key).ok()?;
+        let (_, _, value) = self.slots[hole].take()?;
         self.len -= 1;
         let mask = self.slots.len() - 1;
         let mut j = hole;
@@ -205,7 +308,7 @@ impl<K: ByteKey, V> ByteMap<K, V> {
             j = (j + 1) & mask;
             let home = match &self.slots[j] {
                 None => break,
-                Some((k, _)) => hash(k.key_bytes()) as usize & mask,
+                Some((hd, k, _)) => hash(*hd, k.key_bytes()) as usize & mask,
             };
             // The entry at `j` may fill the hole unless its home lies after the hole (cyclically,
             // up to `j`): then it is already as close to home as it can be.
@@ -219,7 +322,7 @@ impl<K: ByteKey, V> ByteMap<K, V> {
 
     /// Every key and value, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.slots.iter().flatten().map(|(k, v)| (k, v))
+        self.slots.iter().flatten().map(|(_, k, v)| (k, v))
     }
 }
 
@@ -262,6 +365,30 @@ mod tests {
             prop_assert_eq!(ours.len(), std_map.len());
             for (k, v) in ours.iter() {
                 prop_assert_eq!(std_map.get(&k[..]), Some(v));
+            }
+        }
+    }
+
+    proptest! {
+        /// A lookup from a batch's 16 bytes (the key, then anything) finds what a lookup by the
+        /// key's bytes finds: short keys by their head, long ones by their bytes.
+        #[test]
+        fn window_lookups_agree_with_byte_lookups(
+            keys in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 1..40),
+            probe in proptest::collection::vec(0u8..3, 0..20),
+            after in proptest::collection::vec(any::<u8>(), 16),
+        ) {
+            let mut m: ByteMap<Box<[u8]>, usize> = ByteMap::new();
+            for (i, k) in keys.iter().enumerate() {
+                m.insert(k.clone().into(), i);
+            }
+            for k in keys.iter().chain([&probe]) {
+                let mut batch = k.clone();
+                batch.extend_from_slice(&after);
+                let window: &[u8; 16] = batch[..16].try_into().unwrap();
+                let by_bytes = m.get_mut(k).map(|(k, v)| (k.clone(), *v));
+                let by_window = m.get_mut_in(k, Some(window)).map(|(k, v)| (k.clone(), *v));
+                prop_assert_eq!(by_window, by_bytes);
             }
         }
     }

@@ -113,6 +113,10 @@ pub struct Tuple<'a> {
     acks: u8,
     /// The ack pairs (little-endian) followed by the values ([`crate::wire::put_values`]).
     data: Cow<'a, [u8]>,
+    /// For a view: its batch's bytes from `data`'s start to the end of the batch's room (the
+    /// tuples after it, then slack), so that a short value can be read 16 bytes at a time
+    /// ([`Tuple::window`]). Empty for an owned tuple.
+    room: &'a [u8],
 }
 
 impl Tuple<'static> {
@@ -138,6 +142,7 @@ impl Tuple<'static> {
             born_us,
             acks: ack_ids.len().min(usize::from(MAX_ACK_IDS)) as u8,
             data: Cow::Owned(data),
+            room: &[],
         }
     }
 }
@@ -162,7 +167,8 @@ fn le64(b: &[u8]) -> u64 {
 }
 
 impl<'a> Tuple<'a> {
-    /// A view of a tuple's parts; `data` is its ack pairs then its values (see the field docs).
+    /// A view of a tuple's parts; `data` is its ack pairs then its values, `room` the batch's
+    /// bytes from `data`'s start on (see the field docs).
     #[inline]
     pub(crate) fn view(
         source: &'static StreamSource,
@@ -170,6 +176,7 @@ impl<'a> Tuple<'a> {
         born_us: u64,
         acks: u8,
         data: &'a [u8],
+        room: &'a [u8],
     ) -> Self {
         Tuple {
             source,
@@ -177,7 +184,19 @@ impl<'a> Tuple<'a> {
             born_us,
             acks,
             data: Cow::Borrowed(data),
+            room,
         }
+    }
+
+    /// The 16 bytes of the batch that start where `bytes` (a value read from this tuple, say
+    /// [`Tuple::get_str_bytes`]) starts: the value, then whatever follows it. A short key can
+    /// then be loaded and masked instead of read by its length class, a branch no predictor
+    /// learns (docs/performance.md). `None` for an owned tuple, or at the very end of a batch.
+    #[inline(always)]
+    pub fn window(&self, bytes: &[u8]) -> Option<&'a [u8; 16]> {
+        let off = (bytes.as_ptr() as usize).wrapping_sub(self.room.as_ptr() as usize);
+        let w = self.room.get(off..off.checked_add(16)?)?;
+        w.try_into().ok()
     }
 
     /// A copy that owns its bytes, to keep past `execute` (windows, joins, pending acks).
@@ -188,6 +207,7 @@ impl<'a> Tuple<'a> {
             born_us: self.born_us,
             acks: self.acks,
             data: Cow::Owned(self.data.to_vec()),
+            room: &[],
         }
     }
 
@@ -202,6 +222,7 @@ impl<'a> Tuple<'a> {
             born_us: self.born_us,
             acks: ids.len().min(usize::from(MAX_ACK_IDS)) as u8,
             data: Cow::Owned(data),
+            room: &[],
         }
     }
 

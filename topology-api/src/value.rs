@@ -204,7 +204,7 @@ impl StableHasher {
 /// The high and low halves of a 128-bit product, XORed: every bit of both inputs reaches the
 /// high half of the result.
 #[inline(always)]
-fn fold(a: u64, b: u64) -> u64 {
+pub(crate) fn fold(a: u64, b: u64) -> u64 {
     let m = u128::from(a) * u128::from(b);
     (m as u64) ^ ((m >> 64) as u64)
 }

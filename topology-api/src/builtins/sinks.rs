@@ -68,8 +68,8 @@ impl TsvSinkBolt {
     }
 
     #[inline(always)]
-    fn set_int(&mut self, key: &[u8], n: i64) {
-        if let Some((_, slot)) = self.ints.get_mut(key) {
+    fn set_int(&mut self, key: &[u8], window: Option<&[u8; 16]>, n: i64) {
+        if let Some((_, slot)) = self.ints.get_mut_in(key, window) {
             *slot = n;
             return;
         }
@@ -149,7 +149,7 @@ impl Bolt for TsvSinkBolt {
             && let Some(k) = r.str_bytes()
             && let Some(n) = r.int_value()
         {
-            self.set_int(k, n);
+            self.set_int(k, input.window(k), n);
             return;
         }
         let mut values = input.values();
@@ -168,7 +168,7 @@ impl Bolt for TsvSinkBolt {
             other => SmolStr::new(other.to_string()),
         };
         match value {
-            Value::Int(n) => self.set_int(key.as_bytes(), n),
+            Value::Int(n) => self.set_int(key.as_bytes(), None, n),
             value => self.set_other(key, value),
         }
     }

@@ -159,7 +159,10 @@ impl Bolt for WordCountBolt {
                 None => return,
             },
         };
-        let (word, n) = match self.counts.get_mut(key) {
+        // Looked up from the 16 bytes of the batch where the word starts (a short word is
+        // hashed and compared without a branch on its length).
+        let window = input.window(key);
+        let (word, n) = match self.counts.get_mut_in(key, window) {
             Some((w, n)) => {
                 *n += 1;
                 (w, *n)
