@@ -7,9 +7,12 @@
 #
 #   scripts/instructions.sh [GALE_BINARY] [--set key=value ...]
 #
-# Needs valgrind (`apt-get install -y valgrind`). Counts under valgrind include the executors'
+# Needs valgrind (`apt-get install -y valgrind`). Each thread is profiled on its own: a bolt's
+# `execute` is inlined into its executor's loop (`Bolt::execute_batch`), so a stage is its
+# thread's executor loop with everything it calls. Counts under valgrind include the executors'
 # waiting and the zeroing of partly filled batches, which depend on how valgrind interleaves the
-# threads; the per-stage figures below leave those out.
+# threads; the per-stage figures leave those out. Valgrind counts each iteration of `rep stosb`
+# and `rep movsb` as an instruction, so zeroing and large copies look far bigger than they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
