@@ -171,7 +171,8 @@ fn settle(
 ) {
     let now = Instant::now();
     for (_, t) in batch.iter() {
-        let Some(root) = t.get_int(0) else {
+        // A random 64-bit id: read without a branch on its marker.
+        let Some(root) = t.reader().and_then(|(_, mut r)| r.wide_int_value()) else {
             continue;
         };
         let Some(PendingTree {
@@ -725,11 +726,12 @@ pub(crate) fn run_acker(mut env: ExecutorEnv, rx: Receiver<Batch>, timeout: Dura
             let Some((n, mut r)) = t.reader() else {
                 continue;
             };
-            let Some(root) = r.int_value().map(|r| r as u64) else {
+            // Random 64-bit ids: read without a branch on their marker.
+            let Some(root) = r.wide_int_value().map(|r| r as u64) else {
                 continue;
             };
             let val = if n > 1 {
-                r.int_value().unwrap_or(0) as u64
+                r.wide_int_value().unwrap_or(0) as u64
             } else {
                 0
             };
