@@ -170,14 +170,30 @@ impl Lane {
         let (Some(&task), Some(&d)) = (route.targets.get(i), route.dests.get(i)) else {
             return Pushed::Refused(None);
         };
-        let d = d as usize;
+        let (source, from, born) = (route.source, self.task, self.born);
+        self.push_to(d as usize, task, source, from, born, ack_ids, values)
+    }
+
+    /// Writes a tuple for `task` into destination `d`'s batch (what every write, routed or
+    /// not, comes down to).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_to(
+        &mut self,
+        d: usize,
+        task: u32,
+        source: &'static StreamSource,
+        source_task: u32,
+        born_us: u64,
+        ack_ids: &[(u64, u64)],
+        values: EmitValues<'_>,
+    ) -> Pushed {
         let (Some(batch), Some(&limit)) = (self.batches.get_mut(d), self.limits.get(d)) else {
             return Pushed::Refused(None);
         };
-        let source = route.source;
         let pushed = match values {
-            EmitValues::Owned(v) => batch.push(task, source, self.task, self.born, ack_ids, v),
-            EmitValues::Refs(v) => batch.push_refs(task, source, self.task, self.born, ack_ids, v),
+            EmitValues::Owned(v) => batch.push(task, source, source_task, born_us, ack_ids, v),
+            EmitValues::Refs(v) => batch.push_refs(task, source, source_task, born_us, ack_ids, v),
         };
         match pushed {
             Err(e) => Pushed::Refused(Some(e)),

@@ -470,7 +470,6 @@ pub fn start_worker(mut spec: WorkerSpec<'_>) -> Result<(Worker, Inbound), Runti
                 ack: system(ACK_ACK_STREAM),
                 fail: system(ACK_FAIL_STREAM),
             });
-
             let router = build_router(
                 &topo,
                 &c.id,

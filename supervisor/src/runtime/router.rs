@@ -199,7 +199,7 @@ impl Router {
     /// Prepares the lane's route for the first stream, when emits on it can skip the general
     /// checks: no debug log, a grouping [`route_of`] takes (with acking, only emits anchored to
     /// one input of one tree take it). A bolt's collector writes into the lane itself when the
-    /// route is the default stream's and acking is off.
+    /// route is the default stream's ([`Lane::open`]).
     pub fn prepare_lane(&mut self) {
         self.lane.route = match self.streams.first() {
             Some(s) if !self.debug => route_of(s, &self.task_dest),
@@ -236,21 +236,20 @@ impl Router {
         let Some(&d) = task_dest.get(task as usize) else {
             return;
         };
-        let d = d as usize;
-        let (Some(buf), Some(&limit), Some(ob)) =
-            (lane.batches.get_mut(d), lane.limits.get(d), outs.get_mut(d))
-        else {
-            return;
-        };
-        let pushed = match values {
-            EmitValues::Owned(v) => buf.push(task, source, source_task, born, ack_ids, v),
-            EmitValues::Refs(v) => buf.push_refs(task, source, source_task, born, ack_ids, v),
-        };
-        if let Err(e) = pushed {
-            tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
-            return;
+        match lane.push_to(d as usize, task, source, source_task, born, ack_ids, values) {
+            Pushed::Written | Pushed::Refused(None) => {}
+            Pushed::Full(d) => Self::send_dest(lane, outs, d, lost),
+            Pushed::Refused(Some(e)) => {
+                tracing::error!(task, error = %e, "Dropping a tuple that does not fit a batch");
+            }
         }
-        if buf.len() >= limit {
+    }
+
+    /// Sends destination `d`'s batch.
+    fn send_dest(lane: &mut Lane, outs: &mut [OutBuf], d: usize, lost: &mut bool) {
+        if let (Some(buf), Some(&limit), Some(ob)) =
+            (lane.batches.get_mut(d), lane.limits.get(d), outs.get_mut(d))
+        {
             Self::send(buf, limit, ob, lost);
         }
     }
@@ -357,15 +356,9 @@ impl Router {
     /// Sends every non-empty buffer (gathered acks first).
     pub fn flush(&mut self) {
         self.flush_acks();
-        let lane = &mut self.lane;
-        for ((buf, &limit), ob) in lane
-            .batches
-            .iter_mut()
-            .zip(&lane.limits)
-            .zip(&mut self.outs)
-        {
-            if !buf.is_empty() {
-                Self::send(buf, limit, ob, &mut self.downstream_lost);
+        for d in 0..self.outs.len() {
+            if self.lane.batches.get(d).is_some_and(|b| !b.is_empty()) {
+                Self::send_dest(&mut self.lane, &mut self.outs, d, &mut self.downstream_lost);
             }
         }
         self.last_flush = Instant::now();
@@ -640,14 +633,12 @@ impl OutputSink for Router {
     }
 
     fn lane_full(&mut self, dest: usize) {
-        let lane = &mut self.lane;
-        if let (Some(buf), Some(&limit), Some(ob)) = (
-            lane.batches.get_mut(dest),
-            lane.limits.get(dest),
-            self.outs.get_mut(dest),
-        ) {
-            Self::send(buf, limit, ob, &mut self.downstream_lost);
-        }
+        Self::send_dest(
+            &mut self.lane,
+            &mut self.outs,
+            dest,
+            &mut self.downstream_lost,
+        );
     }
 
     fn ack(&mut self, input: &Tuple<'_>) {
