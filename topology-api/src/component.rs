@@ -453,12 +453,10 @@ pub struct BoltCollector<'a> {
     no_lane: bool,
     /// In [`Bolt::execute_batch`]: ack each input the bolt neither acked nor failed.
     auto_ack: bool,
-    /// In [`Bolt::execute_batch`] with acking on: the collector keeps the input's acking state
-    /// in the sink's lane ([`crate::lane::InputAcks`]).
-    inline_acks: bool,
-    /// In [`Bolt::execute_batch`]: whether acking is on is known (`inline_acks`), so the emit
-    /// path need not look at the lane.
-    acking_known: bool,
+    /// In [`Bolt::execute_batch`]: whether acking is on (`Some(true)`: the collector keeps the
+    /// input's acking state in the sink's lane, [`crate::lane::InputAcks`]). `None` for a
+    /// collector of one input, where the emit path asks the lane.
+    batch_acking: Option<bool>,
 }
 
 impl<'a> BoltCollector<'a> {
@@ -471,8 +469,7 @@ impl<'a> BoltCollector<'a> {
             unsettled: 0,
             no_lane: false,
             auto_ack: false,
-            inline_acks: false,
-            acking_known: false,
+            batch_acking: None,
         }
     }
 
@@ -482,10 +479,15 @@ impl<'a> BoltCollector<'a> {
     pub fn for_batch(sink: &'a mut dyn OutputSink, auto_ack: bool, acking: bool) -> Self {
         Self {
             auto_ack,
-            inline_acks: acking,
-            acking_known: true,
+            batch_acking: Some(acking),
             ..Self::new(sink)
         }
+    }
+
+    /// In [`Bolt::execute_batch`] with acking on: the input's acking state is the collector's.
+    #[inline(always)]
+    fn inline_acks(&self) -> bool {
+        self.batch_acking == Some(true)
     }
 
     /// Tells the sink the current input's birth stamp, if it has not been told.
@@ -501,7 +503,7 @@ impl<'a> BoltCollector<'a> {
     #[inline(always)]
     fn begin_input(&mut self, input: &Tuple) -> u64 {
         self.unsynced_born = Some(input.born_us());
-        if self.inline_acks {
+        if self.inline_acks() {
             let begun = match self.sink.lane() {
                 Some(lane) => lane.acks.as_mut().is_some_and(|a| a.begin(input)),
                 None => false,
@@ -518,7 +520,7 @@ impl<'a> BoltCollector<'a> {
     #[inline(always)]
     fn end_input(&mut self, input: &Tuple, settled: u64) {
         if self.settled == settled && self.auto_ack {
-            if self.inline_acks {
+            if self.inline_acks() {
                 self.ack_input(input);
             } else {
                 // All an ack does without ackers: counted once per batch by the runtime.
@@ -570,10 +572,9 @@ impl<'a> BoltCollector<'a> {
                     // Two writes, each compiled for its case: acking off, and the common case
                     // with acking on (the anchor is the input being executed and belongs to one
                     // tree; the tuple is its one new edge). Anything else goes through the sink.
-                    let acking = if self.acking_known {
-                        self.inline_acks
-                    } else {
-                        lane.acks.is_some()
+                    let acking = match self.batch_acking {
+                        Some(acking) => acking,
+                        None => lane.acks.is_some(),
                     };
                     let pushed = if !acking {
                         lane.push_routed(EmitValues::Refs(values), &[])
@@ -677,7 +678,7 @@ impl<'a> BoltCollector<'a> {
 
     pub fn ack(&mut self, input: &Tuple) {
         self.settled += 1;
-        if self.inline_acks {
+        if self.inline_acks() {
             self.ack_input(input);
         } else {
             self.sink.ack(input);
