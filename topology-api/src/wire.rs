@@ -51,70 +51,62 @@ pub fn put_uint<O: Out + ?Sized>(out: &mut O, n: u64) {
     }
 }
 
-/// msgpack's marker and length of an unsigned integer of `bits` significant bits (0-64): the
-/// integer itself (one byte) below 8 bits, else 0xcc, 0xcd, 0xce, 0xcf with 1, 2, 4, 8 bytes.
-const UINT_CLASS: [(u8, u8); 65] = {
+/// msgpack's marker and length for an integer of each bit length (0-64): the integer itself (one
+/// byte) below `fixint_below` bits, else the four markers with 1, 2, 4 and 8 bytes, the first
+/// three up to `limits` bits.
+const fn class_table(fixint_below: usize, limits: [usize; 3], markers: [u8; 4]) -> [(u8, u8); 65] {
     let mut t = [(0u8, 1u8); 65];
-    let mut bits = 8;
+    let mut bits = fixint_below;
     while bits <= 64 {
-        t[bits] = match bits {
-            8 => (0xcc, 2),
-            9..=16 => (0xcd, 3),
-            17..=32 => (0xce, 5),
-            _ => (0xcf, 9),
+        t[bits] = if bits <= limits[0] {
+            (markers[0], 2)
+        } else if bits <= limits[1] {
+            (markers[1], 3)
+        } else if bits <= limits[2] {
+            (markers[2], 5)
+        } else {
+            (markers[3], 9)
         };
         bits += 1;
     }
     t
-};
+}
+
+/// An unsigned integer by its significant bits: a fixint below 8, else 0xcc-0xcf.
+const UINT_CLASS: [(u8, u8); 65] = class_table(8, [8, 16, 32], [0xcc, 0xcd, 0xce, 0xcf]);
+
+/// A negative integer by the bits of its magnitude (`!i`): a fixint down to -32, else
+/// 0xd0-0xd3.
+const NEG_CLASS: [(u8, u8); 65] = class_table(6, [7, 15, 31], [0xd0, 0xd1, 0xd2, 0xd3]);
+
+/// The bytes of an integer `x` (its bits) of class `(marker, len)` as a fixed-size array and how
+/// many count: the marker, then the value big-endian (one byte: `x` itself, a fixint).
+#[inline(always)]
+fn class_bytes(x: u64, (marker, len): (u8, u8)) -> ([u8; 9], usize) {
+    let len = usize::from(len);
+    let mut b = [0u8; 9];
+    let v = x.wrapping_shl(8 * (9 - len as u32));
+    b[1..9].copy_from_slice(&v.to_be_bytes());
+    b[0] = if len == 1 { x as u8 } else { marker };
+    (b, len)
+}
 
 /// [`put_uint`]'s bytes as a fixed-size array and how many of them count, for writers that
 /// store all nine and keep the length. Without a branch on the size: a running count's size
 /// changes from tuple to tuple, which a branch predicts badly.
 #[inline(always)]
 pub fn uint_bytes(n: u64) -> ([u8; 9], usize) {
-    let (marker, len) = UINT_CLASS[(64 - n.leading_zeros()) as usize];
-    let len = usize::from(len);
-    let mut b = [0u8; 9];
-    // The value's bytes, big-endian, right after the marker (one byte: n itself, below).
-    let v = n.wrapping_shl(8 * (9 - len as u32));
-    b[1..9].copy_from_slice(&v.to_be_bytes());
-    b[0] = if len == 1 { n as u8 } else { marker };
-    (b, len)
+    class_bytes(n, UINT_CLASS[(64 - n.leading_zeros()) as usize])
 }
-
-/// msgpack's marker and length of a negative integer whose magnitude takes `bits` bits (the
-/// bits of `!i`, 0-63): a fixint (one byte) down to -32, else 0xd0, 0xd1, 0xd2, 0xd3 with 1, 2,
-/// 4, 8 bytes.
-const NEG_CLASS: [(u8, u8); 65] = {
-    let mut t = [(0u8, 1u8); 65];
-    let mut bits = 6;
-    while bits <= 64 {
-        t[bits] = match bits {
-            6 | 7 => (0xd0, 2),
-            8..=15 => (0xd1, 3),
-            16..=31 => (0xd2, 5),
-            _ => (0xd3, 9),
-        };
-        bits += 1;
-    }
-    t
-};
 
 /// [`put_value`]'s bytes for an integer as a fixed-size array and how many of them count.
 /// Without a branch on the sign or the size: acking's random ids are negative half the time,
 /// which a branch mispredicts half the time (docs/performance.md).
 #[inline(always)]
 pub fn int_bytes(i: i64) -> ([u8; 9], usize) {
-    let (pos, pos_len) = uint_bytes(i as u64);
-    let (marker, len) = NEG_CLASS[(64 - (!i).leading_zeros()) as usize];
-    let len = usize::from(len);
-    let mut neg = [0u8; 9];
-    // Two's complement, big-endian, right after the marker (one byte: i itself, below).
-    let v = (i as u64).wrapping_shl(8 * (9 - len as u32));
-    neg[1..9].copy_from_slice(&v.to_be_bytes());
-    neg[0] = if len == 1 { i as u8 } else { marker };
-    if i < 0 { (neg, len) } else { (pos, pos_len) }
+    let pos = uint_bytes(i as u64);
+    let neg = class_bytes(i as u64, NEG_CLASS[(64 - (!i).leading_zeros()) as usize]);
+    if i < 0 { neg } else { pos }
 }
 
 /// msgpack's smallest form of a negative integer, as `rmp::encode::write_sint` writes it.
