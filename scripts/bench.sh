@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gale's benchmark (DESIGN §11): word count in local mode and on a 2-supervisor cluster (TCP between
+# Gale's benchmark (docs/contract.md §11): word count in local mode and on a 2-supervisor cluster (TCP between
 # workers, on this machine) against the peers in ../shared/peers/, on the same generated text, in the
 # same run. Prints one line per measurement:
 #   bench: NAME words=N wall_s=S words_per_s=R rss_mb=M runs=3 (median of runs)

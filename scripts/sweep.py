@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Batch-size sweep (issue 7, DESIGN §11): runs a 3-stage topology (RandomSentenceSpout -> split ->
+"""Batch-size sweep (issue 7, docs/contract.md §11): runs a 3-stage topology (RandomSentenceSpout -> split ->
 count) with topology.producer.batch.size b = 1, 10, 100, 1000, at a fixed offered rate and at full
 speed; prints throughput and p50/p99 end-to-end latency per b; fits the lecture's micro-batch model
 (throughput = b / (2Ln + b*Ls)) to the full-speed points; draws measured points and fitted curve as

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts and stops a private ZooKeeper on 127.0.0.1 for tests and local clusters (DESIGN §9).
+# Starts and stops a private ZooKeeper on 127.0.0.1 for tests and local clusters (docs/contract.md §9).
 #
 #   scripts/zk.sh start DIR [PORT]   # PORT 0 or absent: a free port. Prints "127.0.0.1:PORT"
 #   scripts/zk.sh stop DIR

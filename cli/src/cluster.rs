@@ -43,7 +43,7 @@ fn file_settings() -> Result<FileSettings> {
         .map_err(|e| UserError(format!("gale.yaml: {}", e.without_snippet())).into())
 }
 
-/// Settings from flags, then environment variables, then gale.yaml, then defaults (DESIGN §2).
+/// Settings from flags, then environment variables, then gale.yaml, then defaults (docs/contract.md §2).
 #[derive(Debug, Args, Clone)]
 pub struct ZkArgs {
     /// ZooKeeper servers, host:port[,host:port...] (env GALE_ZOOKEEPER; default 127.0.0.1:2181).
@@ -339,16 +339,31 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
     // Includes are merged here: Nimbus cannot read files beside the user's YAML.
     let substituted =
         topology_api::spec::expanded_text(&a.spec.file, &subs, &|k| std::env::var(k).ok())?;
+    // Only what the user named travels: --resources DIR, else resources/ beside the YAML, else
+    // nothing (never the YAML's own folder, which may be /tmp or a home folder).
     let mut resources = Vec::new();
-    // As local mode (DESIGN §5): --resources, else resources/ beside the YAML, else its folder.
-    let yaml_dir = match a.spec.file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    let dir = match &a.resources {
+        Some(d) => Some(d.clone()),
+        None => {
+            let r = a
+                .spec
+                .file
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("resources");
+            r.is_dir().then_some(r)
+        }
     };
-    let dir = a.resources.clone().unwrap_or_else(|| {
-        let r = yaml_dir.join("resources");
-        if r.is_dir() { r } else { yaml_dir.clone() }
-    });
+    let Some(dir) = dir else {
+        return send_submission(a, substituted, resources);
+    };
+    if !dir.is_dir() {
+        return Err(UserError(format!(
+            "--resources {} is not a folder: name the folder to ship with the topology",
+            dir.display()
+        ))
+        .into());
+    }
     collect_files(&dir, &dir, &mut resources)?;
     let total: usize = resources.iter().map(|(_, d)| d.len()).sum();
     if total > MAX_RESOURCES {
@@ -358,6 +373,19 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    eprintln!(
+        "shipping {} file(s), {total} bytes, from {}",
+        resources.len(),
+        dir.display()
+    );
+    send_submission(a, substituted, resources)
+}
+
+fn send_submission(
+    a: &SubmitArgs,
+    substituted: String,
+    resources: Vec<(String, Vec<u8>)>,
+) -> Result<ExitCode> {
     let req = SubmitRequest {
         file: a.spec.file.display().to_string(),
         yaml: substituted,
@@ -376,33 +404,62 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
 /// Largest resources folder `gale submit` ships (it travels through ZooKeeper).
 const MAX_RESOURCES: usize = 8 << 20;
 
+/// Adds the regular files under `dir` to `out` as (path relative to `root` with `/` separators,
+/// content). Symlinks and special files are skipped with a warning: only regular files travel.
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read --resources folder {}", dir.display()))?
-    {
-        let p = entry?.path();
-        if p.is_dir() {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the resources folder {}", dir.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot read the resources folder {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let p = entry.path();
+        let kind = std::fs::symlink_metadata(&p)
+            .with_context(|| format!("cannot read {}", p.display()))?
+            .file_type();
+        if kind.is_dir() {
             collect_files(root, &p, out)?;
-        } else if p.is_file() {
-            if std::fs::metadata(&p).map(|m| m.len() as usize).unwrap_or(0) > MAX_RESOURCES {
-                return Err(UserError(format!(
-                    "{} is larger than the {MAX_RESOURCES}-byte resources limit",
-                    p.display()
-                ))
-                .into());
-            }
-            let rel = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            out.push((
-                rel,
-                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
-            ));
+            continue;
         }
+        if !kind.is_file() {
+            let what = if kind.is_symlink() {
+                "a symlink"
+            } else {
+                "not a regular file"
+            };
+            tracing::warn!(path = %p.display(), "skipping {what}: only regular files are shipped");
+            eprintln!(
+                "warning: skipping {} ({what}; only regular files are shipped)",
+                p.display()
+            );
+            continue;
+        }
+        let rel = p.strip_prefix(root).unwrap_or(&p);
+        let Some(name) = resource_name(rel) else {
+            eprintln!(
+                "warning: skipping {} (its name is not UTF-8 text)",
+                p.display()
+            );
+            continue;
+        };
+        if std::fs::metadata(&p).map(|m| m.len() as usize).unwrap_or(0) > MAX_RESOURCES {
+            return Err(UserError(format!(
+                "{} is larger than the {MAX_RESOURCES}-byte resources limit",
+                p.display()
+            ))
+            .into());
+        }
+        let data = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        out.push((name, data));
     }
     Ok(())
+}
+
+/// A shipped file's name: its relative path's parts joined by `/`, or `None` when a part is not
+/// UTF-8.
+fn resource_name(rel: &Path) -> Option<String> {
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    parts.map(|p| p.join("/"))
 }
 
 #[derive(Debug, Args)]

@@ -130,7 +130,7 @@ pub enum Format {
 #[error("{0}")]
 pub struct UserError(pub String);
 
-/// Maps an error to DESIGN §2's exit codes.
+/// Maps an error to docs/contract.md §2's exit codes.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Unreachable>().is_some() || crate::cluster::nimbus_error_is_unreachable(e) {
         2

@@ -1,6 +1,6 @@
 //! `gale`: the command line of the Gale stream processing engine.
 //!
-//! Thin over the libraries: parsing arguments, printing, exit codes. Exit codes (DESIGN §2): 0 on
+//! Thin over the libraries: parsing arguments, printing, exit codes. Exit codes (docs/contract.md §2): 0 on
 //! success, 1 for a user error (bad YAML, a component failing), 2 when a daemon cannot be reached.
 
 mod cluster;

@@ -350,14 +350,44 @@ fn bad_arguments_are_user_errors() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+/// The bundled Flux fixtures (topologies/compat/: Gale's own files for what Storm's Flux examples
+/// exercise) run locally with the built-ins under Storm's class names.
 #[test]
-fn storms_flux_examples_with_builtins_run_locally() {
+fn flux_compat_fixtures_with_builtins_run_locally() {
+    let dir = root().join("topologies/compat");
+    for f in [
+        "word-log.yaml",
+        "diamond.yaml",
+        "count-window.yaml",
+        "includes.yaml",
+    ] {
+        let p = dir.join(f);
+        let o = run(&["local", p.to_str().expect("path"), "--duration", "0.5"]);
+        assert!(o.status.success(), "{f}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("duration"), "{f}");
+    }
+    // The count window (4, sliding every 2): TestWordSpout emits every 100 ms, the window emits
+    // its size every second word.
+    let j = window_metrics(&dir.join("count-window.yaml"), "1.6");
+    let words = component_stat(&j, "window", "executed");
+    assert!(words >= 9, "{j}");
+    assert_eq!(component_stat(&j, "window", "emitted"), words / 2, "{j}");
+    assert_eq!(component_stat(&j, "printer", "executed"), words / 2, "{j}");
+}
+
+/// Storm's own Flux example files, when `../shared/reference/flux-examples` lies beside the
+/// repository (the development machines); skipped, and said so, on a clone standing alone.
+#[test]
+fn storms_own_flux_examples_run_locally_when_present() {
     let dir = root().join("../shared/reference/flux-examples");
-    assert!(
-        dir.exists(),
-        "Storm's Flux examples are expected at {}",
-        dir.display()
-    );
+    if !dir.exists() {
+        eprintln!(
+            "skipped: Storm's Flux examples are not at {} (the bundled fixtures in \
+             topologies/compat/ cover what they exercise)",
+            dir.display()
+        );
+        return;
+    }
     for f in [
         "simple_wordcount.yaml",
         "test-diamond-topology.yaml",
@@ -368,32 +398,46 @@ fn storms_flux_examples_with_builtins_run_locally() {
         assert!(o.status.success(), "{f}: {}", text(&o.stderr));
         assert!(text(&o.stdout).contains("duration"), "{f}");
     }
-    // The windowing example: TestWordSpout emits every 100 ms, the window (5, sliding every 3)
-    // emits its size every third word.
-    let p = dir.join("simple_windowing.yaml");
-    let m = std::env::temp_dir().join(format!("gale-window-{}.json", std::process::id()));
+    let o = run(&[
+        "validate",
+        dir.join("multilang.yaml").to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The windowing example: a window of 5 sliding every 3 emits its size every third word.
+    let j = window_metrics(&dir.join("simple_windowing.yaml"), "1.6");
+    let words = component_stat(&j, "bolt-1", "executed");
+    assert!(words >= 9, "{j}");
+    assert_eq!(component_stat(&j, "bolt-1", "emitted"), words / 3, "{j}");
+    assert_eq!(component_stat(&j, "bolt-2", "executed"), words / 3, "{j}");
+}
+
+/// Runs a topology locally for `secs` and returns its --metrics-json.
+fn window_metrics(p: &Path, secs: &str) -> serde_json::Value {
+    let m = std::env::temp_dir().join(format!(
+        "gale-window-{}-{}.json",
+        std::process::id(),
+        p.file_stem().and_then(|s| s.to_str()).unwrap_or("t")
+    ));
     let o = run(&[
         "local",
         p.to_str().expect("path"),
         "--duration",
-        "1.6",
+        secs,
         "--metrics-json",
         m.to_str().expect("path"),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&m).expect("metrics")).expect("json");
-    let comp = |id: &str, k: &str| {
-        j["components"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["id"] == id))
-            .and_then(|c| c[k].as_u64())
-            .unwrap_or(0)
-    };
-    let words = comp("bolt-1", "executed");
-    assert!(words >= 9, "{j}");
-    assert_eq!(comp("bolt-1", "emitted"), words / 3, "{j}");
-    assert_eq!(comp("bolt-2", "executed"), words / 3, "{j}");
+    let j = serde_json::from_str(&std::fs::read_to_string(&m).expect("metrics")).expect("json");
+    let _ = std::fs::remove_file(&m);
+    j
+}
+
+fn component_stat(j: &serde_json::Value, id: &str, k: &str) -> u64 {
+    j["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .and_then(|c| c[k].as_u64())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -504,8 +548,8 @@ fn node_spout_and_python_bolt_over_multilang() {
 }
 
 #[test]
-fn storms_multilang_flux_example_validates() {
-    let p = root().join("../shared/reference/flux-examples/multilang.yaml");
+fn multilang_flux_fixture_validates() {
+    let p = root().join("topologies/compat/shell.yaml");
     let o = run(&["validate", p.to_str().expect("path")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }

@@ -233,6 +233,37 @@ fn supervisors_used(t: &Json) -> std::collections::BTreeSet<String> {
 }
 
 /// A sink's `word<TAB>count` file.
+/// The files unpacked under every supervisor's topology resources folders
+/// (`work-<sup>/<topology>/resources/...`), as paths relative to their resources folder, sorted.
+fn shipped_files(c: &Cluster) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap_or(&p).display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for sup in std::fs::read_dir(&c.dir).into_iter().flatten().flatten() {
+        if !sup.file_name().to_string_lossy().starts_with("work-") {
+            continue;
+        }
+        for topo in std::fs::read_dir(sup.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let r = topo.path().join("resources");
+            walk(&r, &r, &mut out);
+        }
+    }
+    out.sort();
+    out
+}
+
 fn read_counts(path: &Path) -> BTreeMap<String, u64> {
     std::fs::read_to_string(path)
         .expect("sink file")
@@ -316,9 +347,16 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
     let (input, want) = write_input(&c.dir, 30_000);
     let total: u64 = want.values().sum();
     let output = c.dir.join("counts.tsv");
+    // The YAML lies in a folder with other files and no resources/: only the YAML travels.
+    let folder = c.dir.join("home");
+    std::fs::create_dir_all(folder.join("private")).expect("dir");
+    std::fs::write(folder.join("notes.txt"), "not for the cluster").expect("file");
+    std::fs::write(folder.join("private/key"), "secret").expect("file");
+    let yaml = folder.join("word-count.yaml");
+    std::fs::copy(root().join("topologies/word-count.yaml"), &yaml).expect("yaml");
     let o = c.gale(&[
         "submit",
-        "topologies/word-count.yaml",
+        yaml.to_str().expect("path"),
         "--set",
         &format!("input={}", input.display()),
         "--set",
@@ -338,6 +376,11 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
     assert!(
         list.contains("word-count") && list.contains("ACTIVE") && list.contains(&id),
         "{list}"
+    );
+    assert_eq!(
+        shipped_files(&c),
+        Vec::<String>::new(),
+        "nothing but the YAML travels"
     );
 
     // Every word processed once: the sink executed exactly `total` tuples.
@@ -1042,6 +1085,9 @@ fn python_bolt_runs_on_both_supervisors_with_shipped_resources() {
         topo.join("resources/splitsentence.py"),
     )
     .expect("script");
+    // Beside the YAML but outside resources/: stays home. A symlink inside is skipped.
+    std::fs::write(topo.join("notes.txt"), "not for the cluster").expect("file");
+    std::os::unix::fs::symlink("/etc/hostname", topo.join("resources/link")).expect("symlink");
     let output = c.dir.join("py-counts.tsv");
     let yaml = topo.join("py.yaml");
     std::fs::write(
@@ -1062,10 +1108,20 @@ fn python_bolt_runs_on_both_supervisors_with_shipped_resources() {
     .expect("yaml");
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("skipping") && err.contains("symlink"), "{err}");
     wait_until(
         Duration::from_secs(30),
         "both supervisors run workers",
         || supervisors_used(&c.topology("py")).len() == 2,
+    );
+    assert_eq!(
+        shipped_files(&c),
+        vec![
+            "splitsentence.py".to_string(),
+            "splitsentence.py".to_string()
+        ],
+        "each supervisor got resources/ and nothing else"
     );
     wait_until(Duration::from_secs(90), "every line acked", || {
         stat(&c.topology("py"), "lines", "acked") == 5_000

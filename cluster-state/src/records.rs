@@ -1,4 +1,4 @@
-//! The records stored under each path (DESIGN §6), encoded with rmp-serde with named fields so
+//! The records stored under each path (docs/contract.md §6), encoded with rmp-serde with named fields so
 //! that fields can be added without breaking older readers.
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,45 @@ pub struct StoredTopology {
     /// Files shipped with `gale submit --resources DIR` (relative path, content).
     #[serde(default)]
     pub resources: Vec<(String, Vec<u8>)>,
+}
+
+/// Why a shipped resource's name is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceNameError {
+    #[error("resource name {0:?} is empty or has an empty part")]
+    Empty(String),
+    #[error("resource name {0:?} must be a relative path without `.`, `..` or a leading `/`")]
+    NotRelative(String),
+    #[error("resource name {0:?} holds a NUL or control character")]
+    Control(String),
+    #[error("resource name {0:?} is too long (a part over 255 bytes or the whole over 1024)")]
+    TooLong(String),
+}
+
+/// Checks a shipped file's name before anything is written under it: a relative path of plain
+/// parts joined by `/` (no `.`, `..`, empty or absolute parts, no control characters), each part
+/// at most 255 bytes and the whole at most 1024. Nimbus refuses a submission with such a name and
+/// a Supervisor refuses it again before writing.
+pub fn check_resource_name(name: &str) -> Result<(), ResourceNameError> {
+    let owned = || name.to_string();
+    if name.len() > 1024 {
+        return Err(ResourceNameError::TooLong(owned()));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ResourceNameError::Control(owned()));
+    }
+    if name.starts_with('/') {
+        return Err(ResourceNameError::NotRelative(owned()));
+    }
+    for part in name.split('/') {
+        match part {
+            "" => return Err(ResourceNameError::Empty(owned())),
+            "." | ".." => return Err(ResourceNameError::NotRelative(owned())),
+            p if p.len() > 255 => return Err(ResourceNameError::TooLong(owned())),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// One executor's slot.

@@ -5,7 +5,7 @@ use crate::store::{NodeKind, Store, StoreError, put};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The paths of DESIGN §6.
+/// The paths of docs/contract.md §6.
 pub mod paths {
     pub const SUPERVISORS: &str = "/supervisors";
     pub const STORMS: &str = "/storms";

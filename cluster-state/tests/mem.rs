@@ -139,3 +139,26 @@ async fn versions_guard_concurrent_writes() {
         vec!["x".to_owned()]
     );
 }
+
+#[test]
+fn resource_names_are_plain_relative_paths() {
+    use cluster_state::check_resource_name;
+    for ok in ["a.py", "lib/b.js", "deep/er/c d.txt", "ü.txt"] {
+        assert_eq!(check_resource_name(ok), Ok(()), "{ok}");
+    }
+    let long = "x".repeat(256);
+    for bad in [
+        "",
+        "/etc/passwd",
+        "../x",
+        "a/../../x",
+        "./a",
+        "a//b",
+        "a/",
+        "a\0b",
+        "a\nb",
+        long.as_str(),
+    ] {
+        assert!(check_resource_name(bad).is_err(), "{bad:?}");
+    }
+}

@@ -327,7 +327,7 @@ fn api<S: Store>(shared: Arc<Shared<S>>) -> Router {
             "/api/v1/topology/{id}/rebalance/{wait}",
             post(rebalance::<S>),
         )
-        // Storm UI's read paths (DESIGN §10), for tools written against Storm.
+        // Storm UI's read paths (docs/contract.md §10), for tools written against Storm.
         .route("/api/v1/cluster/summary", get(ui_cluster::<S>))
         .route("/api/v1/cluster/configuration", get(ui_configuration::<S>))
         .route("/api/v1/supervisor/summary", get(ui_supervisors::<S>))
@@ -482,6 +482,10 @@ async fn submit<S: Store>(
     Json(req): Json<SubmitRequest>,
 ) -> Result<Json<SubmitResponse>, ApiError> {
     require_leader(&s)?;
+    for (name, _) in &req.resources {
+        cluster_state::check_resource_name(name)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    }
     // Validated again here: Nimbus does not trust its clients.
     let loaded = load_bytes(
         &req.file,
@@ -566,7 +570,7 @@ async fn status<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Json<Cluste
     Ok(Json(cluster_view(&s.state).await?))
 }
 
-/// The whole cluster as DESIGN §7 shows it, with per-component stats from worker heartbeats.
+/// The whole cluster as docs/contract.md §7 shows it, with per-component stats from worker heartbeats.
 pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterView, StateError> {
     let supervisors = state.supervisors().await?;
     let cluster = snapshot(&supervisors, &[]);

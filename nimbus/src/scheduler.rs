@@ -1,6 +1,6 @@
 //! The even scheduler: a pure function of (cluster snapshot, topologies) -> assignments.
 //!
-//! Storm's rules (DESIGN §4):
+//! Storm's rules (docs/contract.md §4):
 //! - A topology uses `min(topology.workers, free slots + its healthy slots)` slots; a slot (a
 //!   supervisor's port) runs one worker of one topology.
 //! - Free slots are grouped by supervisor, ports ascending, supervisors with the most free slots

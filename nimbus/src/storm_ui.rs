@@ -1,4 +1,4 @@
-//! Storm UI's REST read paths (DESIGN §10), as pure functions of a [`ClusterView`]: tools
+//! Storm UI's REST read paths (docs/contract.md §10), as pure functions of a [`ClusterView`]: tools
 //! written against Storm's UI API (`/api/v1/cluster/summary`, `topology/summary`, ...) read Gale.
 //!
 //! Field names are Storm's where Storm has them. Gale's counters are totals since each worker

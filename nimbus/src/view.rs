@@ -1,4 +1,4 @@
-//! The JSON shape of `gale status --format json` and `gale plan --format json` (DESIGN §7).
+//! The JSON shape of `gale status --format json` and `gale plan --format json` (docs/contract.md §7).
 
 use crate::scheduler::{Assignment, ClusterSnapshot, TopologyRequest, schedule};
 use serde::{Deserialize, Serialize};

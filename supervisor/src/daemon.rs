@@ -378,15 +378,12 @@ fn unpack_resources(
 ) -> Result<PathBuf, String> {
     let dir = cfg.work_dir.join(id).join("resources");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Every name is checked before anything is written: a name Nimbus should have refused never
+    // reaches outside this topology's folder.
+    for (rel, _) in files {
+        cluster_state::check_resource_name(rel).map_err(|e| format!("refusing resources: {e}"))?;
+    }
     for (rel, data) in files {
-        let rel = std::path::Path::new(rel);
-        if rel.is_absolute()
-            || rel
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(format!("refusing resource path {}", rel.display()));
-        }
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)

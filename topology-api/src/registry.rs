@@ -65,7 +65,7 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry with Gale's built-in components (DESIGN §8).
+    /// A registry with Gale's built-in components (docs/contract.md §8).
     pub fn with_builtins() -> Self {
         let mut r = Self::empty();
         crate::builtins::register(&mut r);

@@ -289,20 +289,84 @@ fn substitution_feeds_validation() {
     );
 }
 
+/// Gale's own Flux fixtures (topologies/compat/) for what Storm's example files exercise.
+fn compat(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../topologies/compat")
+        .join(name)
+}
+
+#[test]
+fn flux_compat_fixtures() {
+    let reg = Registry::with_builtins();
+    for ok in ["word-log.yaml", "diamond.yaml", "shell.yaml"] {
+        topology_api::spec::load_file(&compat(ok), &reg, &Substitutions::default())
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    // Substitution from a properties file (and the environment for ENV-).
+    let subs = Substitutions {
+        vars: topology_api::spec::read_filter(&compat("substitution.properties"))
+            .expect("properties"),
+        env_filter: true,
+    };
+    let l = topology_api::spec::load_file(&compat("substitution.yaml"), &reg, &subs)
+        .expect("validates");
+    assert_eq!(l.topology.name, "compat-substituted");
+    assert_eq!(
+        l.topology.config["compat.list.target"],
+        serde_json::json!(["first", "second"])
+    );
+    assert_eq!(
+        l.topology.config["compat.list.element.target"],
+        serde_json::json!("${a.list.property[1]}")
+    );
+    assert!(
+        l.topology.config["compat.env.value"]
+            .as_str()
+            .is_some_and(|v| !v.contains("${"))
+    );
+    // Includes: the spout and config come from the included file.
+    let l =
+        topology_api::spec::load_file(&compat("includes.yaml"), &reg, &Substitutions::default())
+            .expect("validates");
+    assert!(l.topology.component("words").is_some());
+    assert_eq!(
+        l.topology.config["compat.from.base"],
+        serde_json::json!("base")
+    );
+    // `components` passed by `ref` to a windowed bolt through `configMethods`.
+    let l = topology_api::spec::load_file(
+        &compat("count-window.yaml"),
+        &reg,
+        &Substitutions::default(),
+    )
+    .expect("validates");
+    let bolt = l.topology.component("window").expect("window");
+    assert_eq!(bolt.class_name, "WindowCountBolt");
+    assert_eq!(bolt.args.config_methods[0].0, "withWindow");
+    assert_eq!(
+        bolt.args.config_methods[0].1[1]["constructorArgs"],
+        serde_json::json!([2])
+    );
+}
+
 fn flux(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/reference/flux-examples")
         .join(name)
 }
 
+/// Storm's own Flux example files, when they lie beside the repository; skipped (and said so)
+/// on a clone standing alone.
 #[test]
-fn storms_own_flux_examples() {
+fn storms_own_flux_examples_when_present() {
     let dir = flux("");
     if !dir.exists() {
-        panic!(
-            "Storm's Flux examples are expected at {} (shared/ beside the repository)",
+        eprintln!(
+            "skipped: Storm's Flux examples are not at {} (topologies/compat/ covers them)",
             dir.display()
         );
+        return;
     }
     let reg = Registry::with_builtins();
     for ok in ["simple_wordcount.yaml", "test-diamond-topology.yaml"] {

@@ -1,4 +1,4 @@
-//! Gale's built-in components (DESIGN §8), registered under their Gale names and Storm's Java
+//! Gale's built-in components (docs/contract.md §8), registered under their Gale names and Storm's Java
 //! names, so Flux files written for Storm resolve.
 
 mod file_line_spout;

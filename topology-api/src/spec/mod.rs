@@ -90,7 +90,7 @@ pub struct Loaded {
     pub topology: Topology,
     /// Unresolved `${...}` placeholders and similar notes, located.
     pub warnings: Vec<SpecError>,
-    /// Where shell components run and relative paths resolve (DESIGN §5).
+    /// Where shell components run and relative paths resolve (docs/contract.md §5).
     pub resources_dir: PathBuf,
 }
 
