@@ -190,13 +190,13 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn nimbus_daemon(a: &NimbusDaemonArgs) -> Result<ExitCode> {
+pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let state = Arc::new(connect(&a.zk, a.zk_session_timeout).await?);
         let cfg = NimbusConfig {
             listen: a.listen,
             interval: Duration::from_millis(500),
-            registry: Registry::with_builtins(),
+            registry,
             worker_timeout: Duration::from_secs(a.worker_timeout_secs.max(1)),
         };
         nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
@@ -204,7 +204,7 @@ pub fn nimbus_daemon(a: &NimbusDaemonArgs) -> Result<ExitCode> {
     })
 }
 
-pub fn supervisor_daemon(a: &SupervisorDaemonArgs) -> Result<ExitCode> {
+pub fn supervisor_daemon(a: &SupervisorDaemonArgs, registry: Registry) -> Result<ExitCode> {
     let ports = if a.ports.is_empty() {
         file_settings()?
             .slots_ports
@@ -225,7 +225,7 @@ pub fn supervisor_daemon(a: &SupervisorDaemonArgs) -> Result<ExitCode> {
             id,
             host: a.host.clone(),
             ports,
-            registry: Registry::with_builtins(),
+            registry,
             work_dir,
             sync_interval: Duration::from_millis(500),
         };
@@ -331,10 +331,11 @@ pub struct SubmitArgs {
     pub resources: Option<PathBuf>,
 }
 
-pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
-    let registry = Registry::with_builtins();
-    // Validate locally first: errors point at the user's file.
-    load(&a.spec, &registry)?;
+pub fn submit(a: &SubmitArgs, registry: &Registry) -> Result<ExitCode> {
+    // Validate locally first: errors point at the user's file. The validated topology goes
+    // along: Nimbus takes the declared streams of classes only this binary and its supervisors
+    // have from it.
+    let validated = load(&a.spec, registry)?.topology;
     let subs = crate::commands::substitutions(&a.spec)?;
     // Includes are merged here: Nimbus cannot read files beside the user's YAML.
     let substituted =
@@ -355,7 +356,7 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
         }
     };
     let Some(dir) = dir else {
-        return send_submission(a, substituted, resources);
+        return send_submission(a, substituted, resources, validated);
     };
     if !dir.is_dir() {
         return Err(UserError(format!(
@@ -378,15 +379,17 @@ pub fn submit(a: &SubmitArgs) -> Result<ExitCode> {
         resources.len(),
         dir.display()
     );
-    send_submission(a, substituted, resources)
+    send_submission(a, substituted, resources, validated)
 }
 
 fn send_submission(
     a: &SubmitArgs,
     substituted: String,
     resources: Vec<(String, Vec<u8>)>,
+    validated: topology_api::Topology,
 ) -> Result<ExitCode> {
     let req = SubmitRequest {
+        validated: Some(validated),
         file: a.spec.file.display().to_string(),
         yaml: substituted,
         resources,

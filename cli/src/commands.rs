@@ -144,14 +144,15 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 #[error("{0}")]
 pub struct Unreachable(pub String);
 
-pub fn run(cli: Cli) -> Result<ExitCode> {
+/// Runs one command with the components of `registry`.
+pub fn run(cli: Cli, registry: Registry) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate(a) => validate(&a),
-        Command::Plan(a) => plan(&a),
-        Command::Local(a) => local(&a),
-        Command::Nimbus(a) => crate::cluster::nimbus_daemon(&a),
-        Command::Supervisor(a) => crate::cluster::supervisor_daemon(&a),
-        Command::Submit(a) => crate::cluster::submit(&a),
+        Command::Validate(a) => validate(&a, &registry),
+        Command::Plan(a) => plan(&a, &registry),
+        Command::Local(a) => local(&a, &registry),
+        Command::Nimbus(a) => crate::cluster::nimbus_daemon(&a, registry),
+        Command::Supervisor(a) => crate::cluster::supervisor_daemon(&a, registry),
+        Command::Submit(a) => crate::cluster::submit(&a, &registry),
         Command::List(a) => crate::cluster::list(&a),
         Command::Status(a) => crate::cluster::status(&a),
         Command::Kill(a) => crate::cluster::kill(&a),
@@ -198,9 +199,8 @@ pub(crate) fn load(a: &SpecArgs, registry: &Registry) -> Result<Loaded> {
     }
 }
 
-fn validate(a: &SpecArgs) -> Result<ExitCode> {
-    let registry = Registry::with_builtins();
-    let l = load(a, &registry)?;
+fn validate(a: &SpecArgs, registry: &Registry) -> Result<ExitCode> {
+    let l = load(a, registry)?;
     let t = &l.topology;
     let layout = task_layout(t, t.acker_executors());
     println!("{}: topology \"{}\" is valid", a.file.display(), t.name);
@@ -239,15 +239,14 @@ fn validate(a: &SpecArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan(a: &PlanArgs) -> Result<ExitCode> {
+fn plan(a: &PlanArgs, registry: &Registry) -> Result<ExitCode> {
     if a.supervisors == 0 || a.slots_per_supervisor == 0 {
         return Err(UserError(
             "--supervisors and --slots-per-supervisor must be at least 1".into(),
         )
         .into());
     }
-    let registry = Registry::with_builtins();
-    let l = load(&a.spec, &registry)?;
+    let l = load(&a.spec, registry)?;
     let view = nimbus::view::plan(&l.topology, a.supervisors, a.slots_per_supervisor);
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&view)?),
@@ -273,10 +272,9 @@ fn plan(a: &PlanArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn local(a: &LocalArgs) -> Result<ExitCode> {
-    let registry = Registry::with_builtins();
-    let l = load(&a.spec, &registry)?;
-    run_local_and_report(l, &registry, a.duration, a.metrics_json.as_deref())
+fn local(a: &LocalArgs, registry: &Registry) -> Result<ExitCode> {
+    let l = load(&a.spec, registry)?;
+    run_local_and_report(l, registry, a.duration, a.metrics_json.as_deref())
 }
 
 /// Runs a loaded topology in local mode with Ctrl-C handling, progress and the summary; shared with

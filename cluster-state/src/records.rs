@@ -14,6 +14,11 @@ pub struct SupervisorRecord {
     pub used_ports: Vec<u16>,
     pub start_time_secs: u64,
     pub version: String,
+    /// The component class names (and aliases) this supervisor's binary can run: Nimbus accepts
+    /// a topology only if some live supervisor can run all of its classes, and places it only
+    /// there. `None` (a record from before this field): it is not known, so anything is assumed.
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
 }
 
 /// A topology's lifecycle state, as Storm's.

@@ -4,6 +4,7 @@ use cluster_state::*;
 
 fn sup(id: &str) -> SupervisorRecord {
     SupervisorRecord {
+        classes: None,
         id: id.into(),
         host: "127.0.0.1".into(),
         ports: vec![6700, 6701],

@@ -5,7 +5,7 @@
 //! running while no Nimbus is up (supervisors keep their workers).
 
 use crate::scheduler::{
-    Assignment, ClusterSnapshot, Slot, SupervisorInfo, TopologyRequest, schedule,
+    Assignment, ClusterSnapshot, Slot, SupervisorInfo, TopologyRequest, check_runnable, schedule,
 };
 use crate::view::{ClusterView, ComponentStats, SupervisorView, topology_view};
 use axum::extract::{Path, State};
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use topology_api::layout::{ExecutorId, task_layout};
-use topology_api::spec::{Substitutions, keys, load_bytes};
+use topology_api::spec::{Foreign, keys, load_submitted};
 use topology_api::{Registry, Topology};
 
 /// How Nimbus runs.
@@ -161,6 +161,7 @@ fn snapshot(
                     .copied()
                     .filter(|p| !dead.iter().any(|(sup, port)| *sup == s.id && port == p))
                     .collect(),
+                classes: s.classes.as_ref().map(|c| c.iter().cloned().collect()),
             })
             .collect(),
     }
@@ -269,6 +270,7 @@ async fn reconcile<S: Store>(
                 .flat_map(|c| c.executors.iter().copied())
                 .collect(),
             current,
+            classes: topo.components().map(|c| c.class_name.clone()).collect(),
         });
         topologies.insert(id, ());
     }
@@ -463,13 +465,17 @@ fn require_leader<S: Store>(s: &Shared<S>) -> Result<(), ApiError> {
     }
 }
 
-/// A submission: the YAML as the CLI substituted it, and shipped resources.
+/// A submission: the YAML as the CLI substituted it, shipped resources, and the topology as the
+/// submitting binary validated it (Nimbus takes from it only the declared streams of classes its
+/// own registry lacks and some live supervisor advertises).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SubmitRequest {
     pub file: String,
     pub yaml: String,
     #[serde(default)]
     pub resources: Vec<(String, Vec<u8>)>,
+    #[serde(default)]
+    pub validated: Option<Topology>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -486,16 +492,31 @@ async fn submit<S: Store>(
         cluster_state::check_resource_name(name)
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     }
-    // Validated again here: Nimbus does not trust its clients.
-    let loaded = load_bytes(
-        &req.file,
-        req.yaml.as_bytes(),
-        &s.registry,
-        &Substitutions::default(),
-        &|_| None,
-    )
-    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // Validated again here: Nimbus does not trust its clients. Classes only the supervisors'
+    // binaries have are taken as the client declared them; the supervisor that constructs them
+    // is the judge of those.
+    let supervisors: Vec<SupervisorInfo> = snapshot(&s.state.supervisors().await?, &[]).supervisors;
+    let foreign = Foreign {
+        classes: supervisors
+            .iter()
+            .filter_map(|s| s.classes.as_ref())
+            .flatten()
+            .filter(|c| s.registry.resolve(c).is_none())
+            .cloned()
+            .collect(),
+        components: req
+            .validated
+            .iter()
+            .flat_map(|t| t.components())
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect(),
+    };
+    let loaded = load_submitted(&req.file, req.yaml.as_bytes(), &s.registry, &foreign)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let topo = loaded.topology;
+    let needed = topo.components().map(|c| c.class_name.clone()).collect();
+    check_runnable(&needed, &supervisors, |c| s.registry.resolve(c).is_some())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let storms = s.state.storms().await?;
     if let Some((id, _)) = storms.iter().find(|(_, r)| r.name == topo.name) {
         return Err(ApiError(

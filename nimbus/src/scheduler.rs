@@ -28,6 +28,18 @@ pub struct SupervisorInfo {
     pub id: String,
     pub host: String,
     pub ports: Vec<u16>,
+    /// The component classes it can run; `None` when not known (anything is assumed).
+    #[serde(default)]
+    pub classes: Option<BTreeSet<String>>,
+}
+
+impl SupervisorInfo {
+    /// Whether it can run every class in `needed`.
+    pub fn can_run(&self, needed: &BTreeSet<String>) -> bool {
+        self.classes
+            .as_ref()
+            .is_none_or(|have| needed.iter().all(|c| have.contains(c)))
+    }
 }
 
 /// The live supervisors.
@@ -45,6 +57,7 @@ impl ClusterSnapshot {
                     id: format!("sup-{i}"),
                     host: "127.0.0.1".into(),
                     ports: (0..slots).map(|p| 6700 + p as u16).collect(),
+                    classes: None,
                 })
                 .collect(),
         }
@@ -54,6 +67,18 @@ impl ClusterSnapshot {
         self.supervisors
             .iter()
             .any(|sup| sup.id == s.supervisor && sup.ports.contains(&s.port))
+    }
+
+    /// The supervisors that can run every class in `needed`.
+    pub fn capable_of(&self, needed: &BTreeSet<String>) -> ClusterSnapshot {
+        ClusterSnapshot {
+            supervisors: self
+                .supervisors
+                .iter()
+                .filter(|s| s.can_run(needed))
+                .cloned()
+                .collect(),
+        }
     }
 }
 
@@ -69,6 +94,9 @@ pub struct TopologyRequest {
     pub executors: Vec<ExecutorId>,
     /// The assignment currently in force (empty for a new topology).
     pub current: Assignment,
+    /// The component classes its workers construct: it is placed only on supervisors that can
+    /// run all of them.
+    pub classes: BTreeSet<String>,
 }
 
 /// Computes the assignment of every topology. Topologies are scheduled in the order given (Nimbus
@@ -80,7 +108,12 @@ pub fn schedule(
     // Slots held by healthy workers of any topology are not free.
     let mut used: BTreeSet<Slot> = BTreeSet::new();
     let mut healthy: BTreeMap<&str, Assignment> = BTreeMap::new();
-    for t in topologies {
+    // Each topology sees only the supervisors that can run all of its classes.
+    let capable: Vec<ClusterSnapshot> = topologies
+        .iter()
+        .map(|t| cluster.capable_of(&t.classes))
+        .collect();
+    for (t, cluster) in topologies.iter().zip(&capable) {
         let valid: BTreeSet<ExecutorId> = t.executors.iter().copied().collect();
         let keep: Assignment = t
             .current
@@ -93,7 +126,7 @@ pub fn schedule(
     }
 
     let mut out = BTreeMap::new();
-    for t in topologies {
+    for (t, cluster) in topologies.iter().zip(&capable) {
         let keep = healthy.remove(t.id.as_str()).unwrap_or_default();
         let alive_slots: BTreeSet<Slot> = keep.values().cloned().collect();
         let free = interleaved_free_slots(cluster, &used);
@@ -127,6 +160,58 @@ pub fn schedule(
         out.insert(t.id.clone(), assignment);
     }
     out
+}
+
+/// Whether a topology needing `needed` classes may be accepted, given the live `supervisors`
+/// and the classes Nimbus's own binary `nimbus_knows`: yes when some live supervisor can run all
+/// of them, or when none is live yet and Nimbus itself knows them all (it waits for supervisors,
+/// as Storm). Otherwise the error names each class no live supervisor has, or says that no single
+/// one has them all, with the classes the supervisors know.
+pub fn check_runnable(
+    needed: &BTreeSet<String>,
+    supervisors: &[SupervisorInfo],
+    nimbus_knows: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    if supervisors.iter().any(|s| s.can_run(needed)) {
+        return Ok(());
+    }
+    if supervisors.is_empty() {
+        let unknown: Vec<&str> = needed
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !nimbus_knows(c))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        return Err(format!(
+            "no supervisor is running and Nimbus cannot run class(es) {}: start supervisors whose binary registers them, then submit again",
+            unknown.join(", ")
+        ));
+    }
+    let known: BTreeSet<&str> = supervisors
+        .iter()
+        .filter_map(|s| s.classes.as_ref())
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let unknown: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !known.contains(c))
+        .collect();
+    let list = known.iter().copied().collect::<Vec<_>>().join(", ");
+    if unknown.is_empty() {
+        Err(format!(
+            "no single live supervisor can run all of {}; each supervisor must run a binary that registers every class of the topology (the supervisors know: {list})",
+            needed.iter().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    } else {
+        Err(format!(
+            "unknown class(es) {}: no live supervisor can run them; run supervisors built with a registry that has them (the supervisors know: {list})",
+            unknown.join(", ")
+        ))
+    }
 }
 
 /// Free slots in Storm's order: per supervisor ports ascending; supervisors with the most free
@@ -184,7 +269,85 @@ mod tests {
             workers,
             executors: execs(n),
             current: Assignment::new(),
+            classes: BTreeSet::new(),
         }
+    }
+
+    fn sup(id: &str, classes: Option<&[&str]>) -> SupervisorInfo {
+        SupervisorInfo {
+            id: id.into(),
+            host: "h".into(),
+            ports: vec![6700, 6701],
+            classes: classes.map(|c| c.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn set(c: &[&str]) -> BTreeSet<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn runnable_only_where_every_class_is_known() {
+        let builtin = sup("stock", Some(&["Split", "Count"]));
+        let custom = sup("custom", Some(&["Split", "Count", "Reverse"]));
+        let old = sup("old", None);
+        let nimbus = |c: &str| c == "Split" || c == "Count";
+        // (supervisors, needed classes, accepted?, text the error must hold)
+        let cases: &[(&[&SupervisorInfo], &[&str], bool, &str)] = &[
+            (&[&builtin], &["Split", "Count"], true, ""),
+            (
+                &[&builtin],
+                &["Split", "Reverse"],
+                false,
+                "unknown class(es) Reverse",
+            ),
+            (&[&builtin, &custom], &["Split", "Reverse"], true, ""),
+            (&[&old], &["Anything"], true, ""),
+            (&[], &["Split"], true, ""),
+            (&[], &["Reverse"], false, "no supervisor is running"),
+            (
+                &[&sup("a", Some(&["A"])), &sup("b", Some(&["B"]))],
+                &["A", "B"],
+                false,
+                "no single live supervisor",
+            ),
+        ];
+        for (sups, needed, ok, text) in cases {
+            let sups: Vec<SupervisorInfo> = sups.iter().map(|s| (*s).clone()).collect();
+            let r = check_runnable(&set(needed), &sups, nimbus);
+            assert_eq!(r.is_ok(), *ok, "{needed:?}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.contains(text), "{e}");
+                if text.starts_with("unknown") {
+                    assert!(e.contains("the supervisors know: Count, Split"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn placed_only_on_supervisors_with_its_classes() {
+        let c = ClusterSnapshot {
+            supervisors: vec![
+                sup("a-stock", Some(&["Split"])),
+                sup("b-custom", Some(&["Split", "Reverse"])),
+            ],
+        };
+        let mut custom = req("custom", 2, 4);
+        custom.classes = set(&["Split", "Reverse"]);
+        let mut stock = req("stock", 2, 4);
+        stock.classes = set(&["Split"]);
+        let out = schedule(&c, &[custom, stock]);
+        assert!(out["custom"].values().all(|s| s.supervisor == "b-custom"));
+        assert_eq!(out["custom"].len(), 4);
+        // The stock topology takes what is left: a-stock's slots.
+        assert!(out["stock"].values().all(|s| s.supervisor == "a-stock"));
+        // A rebalance or restart keeps a custom executor off a supervisor without its class.
+        let mut again = req("custom", 2, 4);
+        again.classes = set(&["Split", "Reverse"]);
+        again.current = out["stock"].clone();
+        let moved = schedule(&c, &[again]);
+        assert!(moved["custom"].values().all(|s| s.supervisor == "b-custom"));
     }
 
     #[test]
@@ -261,6 +424,7 @@ mod tests {
                     id: format!("s{i}"),
                     host: "h".into(),
                     ports: (0..*n as u16).map(|p| 6700 + p).collect(),
+                    classes: None,
                 })
                 .collect(),
         })
@@ -296,7 +460,7 @@ mod tests {
         fn stable_when_a_supervisor_is_added(c in cluster_strategy(), w in 1u32..6, n in 1u32..20) {
             let first = schedule(&c, &[req("t", w, n)]);
             let mut bigger = c.clone();
-            bigger.supervisors.push(SupervisorInfo { id: "new".into(), host: "h".into(), ports: vec![6700, 6701] });
+            bigger.supervisors.push(SupervisorInfo { id: "new".into(), host: "h".into(), ports: vec![6700, 6701], classes: None });
             let mut r = req("t", w, n);
             r.current = first["t"].clone();
             let second = schedule(&bigger, &[r]);

@@ -148,6 +148,10 @@ pub fn plan(topology: &Topology, supervisors: usize, slots_per_supervisor: usize
             .flat_map(|c| c.executors.iter().copied())
             .collect(),
         current: Assignment::new(),
+        classes: topology
+            .components()
+            .map(|c| c.class_name.clone())
+            .collect(),
     };
     let out = schedule(&cluster, &[req]);
     let assignment = out.get(&id).cloned().unwrap_or_default();

@@ -125,6 +125,7 @@ async fn sync<S: Store>(
             used_ports: used,
             start_time_secs: started,
             version: env!("CARGO_PKG_VERSION").into(),
+            classes: Some(cfg.registry.runnable_names()),
         })
         .await?;
     let assignments = state.assignments().await?;

@@ -121,6 +121,19 @@ impl Registry {
         self.classes.keys().map(String::as_str)
     }
 
+    /// Every name a topology may use for a class here: registered names and aliases, sorted.
+    pub fn runnable_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .classes
+            .keys()
+            .chain(self.aliases.keys())
+            .cloned()
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Aliases and what they resolve to.
     pub fn aliases(&self) -> impl Iterator<Item = (&str, &str)> {
         self.aliases.iter().map(|(a, c)| (a.as_str(), c.as_str()))

@@ -12,6 +12,7 @@ pub mod validate;
 
 pub use model::{ComponentDef, StreamDef, Topology, keys};
 pub use subst::{Substitutions, parse_properties};
+pub use validate::Foreign;
 
 use crate::registry::Registry;
 use node::Pos;
@@ -176,10 +177,33 @@ pub fn load_bytes_in(
     env: &dyn Fn(&str) -> Option<String>,
     dir: Option<&Path>,
 ) -> Result<Loaded, ValidationErrors> {
-    let (root, inc, mut errors) = parse_document(file, bytes, subs, env, dir)?;
+    let parsed = parse_document(file, bytes, subs, env, dir)?;
+    validate_parsed(parsed, registry, None)
+}
+
+/// Validates a submitted topology (substituted, includes merged) whose classes this process may
+/// not have: a class in `foreign.classes` that `registry` lacks is accepted as the submitter's
+/// own validation declared it (Nimbus, for classes only the supervisors' binaries have).
+pub fn load_submitted(
+    file: &str,
+    bytes: &[u8],
+    registry: &Registry,
+    foreign: &validate::Foreign,
+) -> Result<Loaded, ValidationErrors> {
+    let subs = Substitutions::default();
+    let no_env = |_: &str| None;
+    let parsed = parse_document(file, bytes, &subs, &no_env, None)?;
+    validate_parsed(parsed, registry, Some(foreign))
+}
+
+fn validate_parsed(
+    (root, inc, mut errors): (node::Node, includes::Includer<'_>, Vec<SpecError>),
+    registry: &Registry,
+    foreign: Option<&validate::Foreign>,
+) -> Result<Loaded, ValidationErrors> {
     let at = |pos: Pos, m: String| SpecError::at(file_name(&inc.files, pos), pos, m);
     let mut warnings: Vec<SpecError> = inc.warnings.into_iter().map(|(p, m)| at(p, m)).collect();
-    match validate::validate(&root, registry) {
+    match validate::validate(&root, registry, foreign) {
         Ok((topology, notes)) if errors.is_empty() => {
             warnings.extend(notes.into_iter().map(|p| at(p.pos, p.message)));
             Ok(Loaded {

@@ -55,16 +55,31 @@ const GROUPING_UNSUPPORTED: &[(&str, &str)] = &[(
     "custom groupings (`customClass`, a Java class) are not supported by Gale; use one of the built-in grouping types",
 )];
 
-/// Validates a parsed document against `registry`; on success also returns warnings.
+/// Classes this process cannot construct but others can (Nimbus validating a topology whose
+/// classes only the supervisors' binaries have): a component of one of these `classes` is
+/// accepted when the submitter's own validated topology has a component of that id, kind and
+/// class, and its declared streams are taken from there.
+#[derive(Clone, Debug, Default)]
+pub struct Foreign {
+    /// Names (classes and aliases) that some other process can construct.
+    pub classes: BTreeSet<String>,
+    /// The submitter's validated components, by id.
+    pub components: BTreeMap<String, ComponentDef>,
+}
+
+/// Validates a parsed document against `registry` (and `foreign` classes, if given); on success
+/// also returns warnings.
 pub fn validate(
     root: &Node,
     registry: &Registry,
+    foreign: Option<&Foreign>,
 ) -> Result<(Topology, Vec<Problem>), Vec<Problem>> {
     let mut c = Checker {
         problems: Vec::new(),
         warnings: Vec::new(),
         failed_ids: BTreeSet::new(),
         objects: BTreeMap::new(),
+        foreign: foreign.cloned().unwrap_or_default(),
     };
     let topo = c.topology(root, registry);
     match topo {
@@ -85,6 +100,8 @@ struct Checker {
     failed_ids: BTreeSet<String>,
     /// Flux's top-level `components` (objects `ref`erenced from arguments), as JSON by id.
     objects: BTreeMap<String, serde_json::Value>,
+    /// Classes constructed elsewhere (see [`Foreign`]).
+    foreign: Foreign,
 }
 
 struct ParsedComponent {
@@ -692,8 +709,19 @@ impl Checker {
         let section = if spouts { "spouts" } else { "bolts" };
         let mut out = Vec::new();
         for p in parsed {
+            if registry.resolve(&p.class_name).is_none()
+                && let Some(def) = self.foreign_component(&p, spouts)
+            {
+                out.push(def);
+                continue;
+            }
             let Some((canonical, factory)) = registry.resolve(&p.class_name) else {
-                let known: Vec<&str> = registry.class_names().collect();
+                let mut known: Vec<&str> = registry
+                    .class_names()
+                    .chain(self.foreign.classes.iter().map(String::as_str))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
                 let hint = nearest(&p.class_name, &known)
                     .map(|n| format!("; did you mean `{n}`?"))
                     .unwrap_or_default();
@@ -762,6 +790,27 @@ impl Checker {
             });
         }
         out
+    }
+
+    /// A component whose class only other processes have: accepted as the submitter declared it
+    /// (id, kind and class must match), with the submitted arguments.
+    fn foreign_component(&self, p: &ParsedComponent, spouts: bool) -> Option<ComponentDef> {
+        if !self.foreign.classes.contains(&p.class_name) {
+            return None;
+        }
+        let d = self.foreign.components.get(&p.id)?;
+        if d.is_spout != spouts {
+            return None;
+        }
+        Some(ComponentDef {
+            id: p.id.clone(),
+            class_name: d.class_name.clone(),
+            is_spout: spouts,
+            parallelism: p.parallelism,
+            num_tasks: p.num_tasks,
+            args: p.args.clone(),
+            outputs: d.outputs.clone(),
+        })
     }
 
     fn streams(
