@@ -338,8 +338,7 @@ pub fn submit(a: &SubmitArgs, registry: &Registry) -> Result<ExitCode> {
     let validated = load(&a.spec, registry)?.topology;
     let subs = crate::commands::substitutions(&a.spec)?;
     // Includes are merged here: Nimbus cannot read files beside the user's YAML.
-    let substituted =
-        topology_api::spec::expanded_text(&a.spec.file, &subs, &|k| std::env::var(k).ok())?;
+    let substituted = flux::expanded_text(&a.spec.file, &subs, &|k| std::env::var(k).ok())?;
     // Only what the user named travels: --resources DIR, else resources/ beside the YAML, else
     // nothing (never the YAML's own folder, which may be /tmp or a home folder).
     let mut resources = Vec::new();
@@ -386,7 +385,7 @@ fn send_submission(
     a: &SubmitArgs,
     substituted: String,
     resources: Vec<(String, Vec<u8>)>,
-    validated: topology_api::Topology,
+    validated: flux::Topology,
 ) -> Result<ExitCode> {
     let req = SubmitRequest {
         validated: Some(validated),

@@ -2,6 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use flux::layout::task_layout;
+use flux::{LoadError, Loaded, Substitutions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,8 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use supervisor::{LocalOptions, RunSummary};
 use topology_api::Registry;
-use topology_api::layout::task_layout;
-use topology_api::spec::{self, LoadError, Loaded, Substitutions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,7 +168,7 @@ pub(crate) fn substitutions(a: &SpecArgs) -> Result<Substitutions> {
         ..Default::default()
     };
     if let Some(f) = &a.filter {
-        subs.vars = spec::read_filter(f)?;
+        subs.vars = flux::read_filter(f)?;
     }
     for kv in &a.set {
         let Some((k, v)) = kv.split_once('=') else {
@@ -184,7 +184,7 @@ pub(crate) fn substitutions(a: &SpecArgs) -> Result<Substitutions> {
 
 pub(crate) fn load(a: &SpecArgs, registry: &Registry) -> Result<Loaded> {
     let subs = substitutions(a)?;
-    match spec::load_file(&a.file, registry, &subs) {
+    match flux::load_file(&a.file, registry, &subs) {
         Ok(l) => {
             for w in &l.warnings {
                 eprintln!("{}:{}:{}: warning: {}", w.file, w.line, w.col, w.message);

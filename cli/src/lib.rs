@@ -4,6 +4,7 @@
 //! ```no_run
 //! use topology_api::Registry;
 //! fn main() -> std::process::ExitCode {
+//!     use components::Builtins;
 //!     let mut registry = Registry::with_builtins();
 //!     // registry.register_bolt("MyBolt", |args| Ok(Box::new(MyBolt::new(args)?)));
 //!     gale_cli::main_with(registry)

@@ -8,5 +8,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    use components::Builtins;
     gale_cli::main_with(topology_api::Registry::with_builtins())
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `gale` binary: real processes, real files.
 
+use components::Builtins;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -774,9 +775,9 @@ fn flux_includes_merge_and_locate_errors_in_the_included_file() {
         assert_eq!(log[3], log_execs.to_string(), "override={override_}: {out}");
         assert!(out.contains("stream words -> log"), "{out}");
         // What `gale submit` sends: the merged document, which Nimbus (no folder) accepts.
-        let subs = topology_api::spec::Substitutions::default();
-        let sent = topology_api::spec::expanded_text(&yaml, &subs, &|_| None).expect("expands");
-        let l = topology_api::spec::load_bytes(
+        let subs = flux::Substitutions::default();
+        let sent = flux::expanded_text(&yaml, &subs, &|_| None).expect("expands");
+        let l = flux::load_bytes(
             "sent.yaml",
             sent.as_bytes(),
             &topology_api::Registry::with_builtins(),

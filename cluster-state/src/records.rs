@@ -1,9 +1,9 @@
 //! The records stored under each path (docs/contract.md §6), encoded with rmp-serde with named fields so
 //! that fields can be added without breaking older readers.
 
+use flux::Topology;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use topology_api::Topology;
 
 /// `/supervisors/<id>` (ephemeral).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,11 @@
 //! Any bytes as a topology file: located errors or a topology, never a panic, hang or huge allocation.
 #![no_main]
 
+use components::Builtins;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use topology_api::Registry;
-use topology_api::spec::{Substitutions, load_bytes};
+use flux::{Substitutions, load_bytes};
 
 fuzz_target!(|data: &[u8]| {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();

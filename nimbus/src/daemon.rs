@@ -17,15 +17,16 @@ use cluster_state::{
     AssignmentRecord, ClusterState, ExecutorSlot, NimbusRecord, StateError, Store, StoredTopology,
     StormRecord, TopologyStatus, now_secs, paths,
 };
+use flux::Topology;
+use flux::layout::{ExecutorId, task_layout};
+use flux::{Foreign, keys, load_submitted};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use topology_api::layout::{ExecutorId, task_layout};
-use topology_api::spec::{Foreign, keys, load_submitted};
-use topology_api::{Registry, Topology};
+use topology_api::Registry;
 
 /// How Nimbus runs.
 #[derive(Clone, Debug)]

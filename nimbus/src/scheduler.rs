@@ -11,9 +11,9 @@
 //!
 //! Architecture invariant: no I/O here. Nimbus feeds it a snapshot and writes what it returns.
 
+use flux::layout::ExecutorId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use topology_api::layout::ExecutorId;
 
 /// A worker slot: one port of one supervisor.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! The JSON shape of `gale status --format json` and `gale plan --format json` (docs/contract.md §7).
 
 use crate::scheduler::{Assignment, ClusterSnapshot, TopologyRequest, schedule};
+use flux::Topology;
+use flux::layout::{ComponentTasks, task_layout};
 use serde::{Deserialize, Serialize};
-use topology_api::Topology;
-use topology_api::layout::{ComponentTasks, task_layout};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterView {

@@ -19,6 +19,8 @@ use cluster_state::{
     AssignmentRecord, ClusterState, ErrorEntry, ExecutorBeat, ExecutorSlot, Store,
     SupervisorRecord, TopologyStatus, WorkerBeat, now_secs, paths,
 };
+use flux::Topology;
+use flux::layout::ExecutorId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
@@ -26,8 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use topology_api::layout::ExecutorId;
-use topology_api::{Registry, Topology};
+use topology_api::Registry;
 
 /// How a Supervisor runs.
 #[derive(Clone, Debug)]
@@ -330,7 +331,7 @@ fn start(
     let active = Arc::new(AtomicBool::new(false));
     let rcfg = crate::runtime::RuntimeConfig::from_topology(&topology);
     let transfer = topology
-        .config_u64(topology_api::spec::keys::TRANSFER_BUFFER_SIZE, 16_384)
+        .config_u64(flux::keys::TRANSFER_BUFFER_SIZE, 16_384)
         .div_ceil(rcfg.transfer_batch_size as u64)
         .max(2) as usize;
     let (remote_queues, mut threads) = transport::start_senders(&addrs, transfer, stop.clone());

@@ -8,13 +8,14 @@
 use crate::runtime::{
     Counters, ReportedError, RuntimeError, Worker, WorkerSpec, start_local_worker,
 };
+use flux::Topology;
+use flux::layout::ComponentKind;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use topology_api::layout::ComponentKind;
-use topology_api::{Registry, Topology};
+use topology_api::Registry;
 
 /// Called about once a second with a progress snapshot.
 pub type ProgressFn = Box<dyn FnMut(&Progress)>;

@@ -8,6 +8,7 @@
 
 use crate::runtime::{Batch, Inbound};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use flux::Topology;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use topology_api::wire::{self, put_uint};
-use topology_api::{AckIds, StreamSource, Topology, Values};
+use topology_api::{AckIds, StreamSource, Values};
 
 /// Largest frame accepted; a bigger length prefix closes the connection.
 pub const MAX_FRAME: usize = 64 << 20;

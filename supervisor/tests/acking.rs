@@ -1,11 +1,12 @@
 //! Guaranteed processing in local mode: every reliable spout tuple is acked in the end, failed and
 //! timed-out ones are replayed, ack/fail come exactly once per message id, max pending holds.
 
+use components::Builtins;
+use flux::{Substitutions, load_bytes};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use supervisor::{LocalOptions, RunSummary, run_local};
-use topology_api::spec::{Substitutions, load_bytes};
 use topology_api::{
     Bolt, BoltCollector, Fields, MessageId, OutputDeclarer, Registry, Spout, SpoutCollector, Tuple,
     Value, Values,
@@ -238,7 +239,7 @@ fn word_count_with_acking_acks_every_line_and_counts_exactly() {
     subs.set("ackers", "2");
     let yaml =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies/word-count.yaml");
-    let l = topology_api::spec::load_file(&yaml, &reg, &subs).expect("valid");
+    let l = flux::load_file(&yaml, &reg, &subs).expect("valid");
     let s = run_local(l.topology, &reg, LocalOptions::default()).expect("runs");
     let spout = s
         .components

@@ -1,12 +1,13 @@
 //! The local runtime with small test components: groupings end to end, bounded queues,
 //! failures that must not hang.
 
+use components::Builtins;
+use flux::{Substitutions, load_bytes};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use supervisor::{LocalOptions, RunSummary, run_local};
-use topology_api::spec::{Substitutions, load_bytes};
 use topology_api::{
     Bolt, BoltCollector, Fields, OutputDeclarer, Registry, Spout, SpoutCollector, Tuple, Value,
     Values,

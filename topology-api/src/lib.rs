@@ -4,23 +4,21 @@
 //!   tuples as bytes, read in place as [`ValueRef`]s.
 //! - [`Spout`], [`Bolt`] and their collectors: Storm's component model.
 //! - [`grouping`]: stream groupings as pure routing functions.
-//! - [`Registry`]: `className` -> constructor, with Gale's [`builtins`].
-//! - [`spec`]: Flux YAML -> validated [`Topology`], every problem located.
-//! - [`layout`]: Storm's task ids and executor ranges.
-//! - [`multilang`]: Storm's multi-lang wire format (JSON and msgpack), as pure functions.
+//! - [`Registry`]: `className` -> constructor (Gale's built-ins are added by the `components`
+//!   crate's `Builtins::with_builtins`).
+//! - [`keys`]: Storm's config keys that Gale reads.
 //!
-//! Architecture invariant: nothing here does network I/O or knows about ZooKeeper.
+//! Architecture invariant: nothing here does I/O, parses YAML or speaks msgpack; no tokio, no
+//! ZooKeeper. Loading Flux YAML is the `flux` crate's, the built-ins are `components`', the
+//! multi-lang protocol is `multilang`'s.
 
 pub mod batch;
-pub mod builtins;
 pub mod bytemap;
 pub mod component;
 pub mod grouping;
+pub mod keys;
 pub mod lane;
-pub mod layout;
-pub mod multilang;
 pub mod registry;
-pub mod spec;
 pub mod tuple;
 pub mod value;
 pub mod wire;
@@ -32,7 +30,6 @@ pub use component::{
 };
 pub use grouping::Grouping;
 pub use registry::Registry;
-pub use spec::Topology;
 pub use tuple::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, AckIds, DEFAULT_STREAM, MessageId,
     SYSTEM_COMPONENT, StreamSource, Tuple, now_us, system_source,

@@ -1,7 +1,8 @@
 //! The component registry: maps a YAML `className` to a constructor.
 //!
-//! Gale ships its built-ins here (with Storm's Java class names as aliases, so Flux files written
-//! for Storm resolve). A user registers their own Rust components in their own binary:
+//! Gale's built-ins are registered by the `components` crate (with Storm's Java class names as
+//! aliases, so Flux files written for Storm resolve). A user registers their own Rust components
+//! in their own binary:
 //!
 //! ```
 //! use topology_api::{Registry, Bolt, BoltCollector, OutputDeclarer, Tuple, Fields, values};
@@ -12,7 +13,7 @@
 //!         if let Some(s) = t.get_str(0) { out.emit_anchored(t, values![s.to_uppercase()]) }
 //!     }
 //! }
-//! let mut r = Registry::with_builtins();
+//! let mut r = Registry::empty(); // or components::Builtins::with_builtins()
 //! r.register_bolt("UppercaseBolt", |_args| Ok(Box::new(Upper)));
 //! assert!(r.resolve("UppercaseBolt").is_some());
 //! ```
@@ -63,13 +64,6 @@ impl Registry {
     /// A registry with nothing in it.
     pub fn empty() -> Self {
         Self::default()
-    }
-
-    /// A registry with Gale's built-in components (docs/contract.md §8).
-    pub fn with_builtins() -> Self {
-        let mut r = Self::empty();
-        crate::builtins::register(&mut r);
-        r
     }
 
     pub fn register_spout<F>(&mut self, class_name: &str, f: F) -> &mut Self

@@ -7,6 +7,7 @@
 //! it only on them. The stock `gale nimbus` and its supervisors reject such a topology, naming
 //! the class.
 
+use components::Builtins;
 use topology_api::{Bolt, BoltCollector, Fields, OutputDeclarer, Registry, Tuple, ValueRef};
 
 /// Reverses field 0 (a string) character by character and emits it as `word`.

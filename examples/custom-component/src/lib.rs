@@ -4,6 +4,7 @@
 //! [`Registry`] that also has Gale's built-ins, and run any topology that names it, with the same
 //! local-mode runtime `gale local` uses.
 
+use components::Builtins;
 use topology_api::{Bolt, BoltCollector, Fields, OutputDeclarer, Registry, Tuple, Value, Values};
 
 /// Upper-cases field 0 (a string) and emits it as `word`.

@@ -1,8 +1,8 @@
 //! `custom-component TOPOLOGY.yaml [KEY=VALUE]...`: runs a topology that may use `UppercaseBolt`.
 
 use anyhow::{Context, Result, bail};
+use flux::{Substitutions, load_file};
 use std::path::PathBuf;
-use topology_api::spec::{Substitutions, load_file};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

@@ -1,8 +1,8 @@
 //! The example's own component runs inside a real topology and gives exact counts.
 
+use flux::{Substitutions, load_file};
 use std::collections::BTreeMap;
 use std::path::Path;
-use topology_api::spec::{Substitutions, load_file};
 
 #[test]
 fn uppercase_word_count_is_exact() {

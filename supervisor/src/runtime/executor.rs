@@ -5,11 +5,11 @@ use super::stats::ExecutorStats;
 use super::{Batch, GoSignal};
 use crate::acker::{AckerBook, Outcome};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use flux::layout::ExecutorId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use topology_api::component::EmitValues;
-use topology_api::layout::ExecutorId;
 use topology_api::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, Inputs, MessageId,
     SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Value, now_us, system_source,

@@ -14,6 +14,9 @@ pub use queue::Batch;
 pub use stats::{Counters, ExecutorStats, QueueHeads};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use flux::Topology;
+use flux::keys;
+use flux::layout::{ACKER_ID, ComponentKind, ComponentTasks, ExecutorId, task_layout};
 use router::{Acking, ErrorReporter, InputAcks, OutBuf, OutStream, Rng, Router, Subscriber};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,12 +26,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::grouping::{Grouping, Shuffle};
 use topology_api::lane::Lane;
-use topology_api::layout::{ACKER_ID, ComponentKind, ComponentTasks, ExecutorId, task_layout};
 use topology_api::registry::Factory;
-use topology_api::spec::keys;
 use topology_api::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, Fields, Registry, SYSTEM_COMPONENT,
-    Spout, StreamSource, Topology, TopologyContext, system_source,
+    Spout, StreamSource, TopologyContext, system_source,
 };
 
 /// Gale's defaults for Storm's batching and queue keys (docs/configuration.md).
@@ -841,7 +842,7 @@ fn seed(first_task: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::spec::{Substitutions, load_bytes};
+    use flux::{Substitutions, load_bytes};
 
     fn config(extra: &str) -> RuntimeConfig {
         let yaml = format!(
@@ -850,7 +851,7 @@ mod tests {
         let l = load_bytes(
             "t.yaml",
             yaml.as_bytes(),
-            &topology_api::Registry::with_builtins(),
+            &<topology_api::Registry as components::Builtins>::with_builtins(),
             &Substitutions::default(),
             &|_| None,
         )

@@ -4,7 +4,7 @@
 //! component `__acker` included. A component's tasks are split into contiguous executor ranges,
 //! bigger ranges first (4 tasks over 2 executors = [1-2][3-4]; 10 over 3 = [1-4][5-7][8-10]).
 
-use crate::spec::Topology;
+use crate::Topology;
 use serde::{Deserialize, Serialize};
 
 /// Component id of the acker tasks.

@@ -1,17 +1,17 @@
 //! `FileLineSpout`: each line of a file once, reliably, then finished.
 
-use crate::component::{
-    ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
-};
-use crate::spec::keys;
-use crate::tuple::MessageId;
-use crate::value::Fields;
-use crate::wire::ValueRef;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use topology_api::component::{
+    ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
+};
+use topology_api::keys;
+use topology_api::tuple::MessageId;
+use topology_api::value::Fields;
+use topology_api::wire::ValueRef;
 
 /// Emits each line of `path` (field `line`) with its 0-based line number as message id.
 ///
@@ -384,10 +384,10 @@ impl Spout for FileLineSpout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::{Emission, OutputSink};
-    use crate::tuple::Tuple;
     use std::collections::BTreeMap;
     use std::sync::Arc;
+    use topology_api::component::{Emission, OutputSink};
+    use topology_api::tuple::Tuple;
 
     /// Records (message id, line) per emission.
     #[derive(Default)]

@@ -1,7 +1,8 @@
 //! Table tests for Flux YAML validation: every message, with its exact line and column.
 
+use components::Builtins;
+use flux::{Substitutions, load_bytes};
 use topology_api::Registry;
-use topology_api::spec::{Substitutions, load_bytes};
 
 const BASE: &str = r#"name: "wc"
 spouts:
@@ -300,17 +301,15 @@ fn compat(name: &str) -> std::path::PathBuf {
 fn flux_compat_fixtures() {
     let reg = Registry::with_builtins();
     for ok in ["word-log.yaml", "diamond.yaml", "shell.yaml"] {
-        topology_api::spec::load_file(&compat(ok), &reg, &Substitutions::default())
+        flux::load_file(&compat(ok), &reg, &Substitutions::default())
             .unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
     // Substitution from a properties file (and the environment for ENV-).
     let subs = Substitutions {
-        vars: topology_api::spec::read_filter(&compat("substitution.properties"))
-            .expect("properties"),
+        vars: flux::read_filter(&compat("substitution.properties")).expect("properties"),
         env_filter: true,
     };
-    let l = topology_api::spec::load_file(&compat("substitution.yaml"), &reg, &subs)
-        .expect("validates");
+    let l = flux::load_file(&compat("substitution.yaml"), &reg, &subs).expect("validates");
     assert_eq!(l.topology.name, "compat-substituted");
     assert_eq!(
         l.topology.config["compat.list.target"],
@@ -326,16 +325,15 @@ fn flux_compat_fixtures() {
             .is_some_and(|v| !v.contains("${"))
     );
     // Includes: the spout and config come from the included file.
-    let l =
-        topology_api::spec::load_file(&compat("includes.yaml"), &reg, &Substitutions::default())
-            .expect("validates");
+    let l = flux::load_file(&compat("includes.yaml"), &reg, &Substitutions::default())
+        .expect("validates");
     assert!(l.topology.component("words").is_some());
     assert_eq!(
         l.topology.config["compat.from.base"],
         serde_json::json!("base")
     );
     // `components` passed by `ref` to a windowed bolt through `configMethods`.
-    let l = topology_api::spec::load_file(
+    let l = flux::load_file(
         &compat("count-window.yaml"),
         &reg,
         &Substitutions::default(),
@@ -370,17 +368,16 @@ fn storms_own_flux_examples_when_present() {
     }
     let reg = Registry::with_builtins();
     for ok in ["simple_wordcount.yaml", "test-diamond-topology.yaml"] {
-        topology_api::spec::load_file(&flux(ok), &reg, &Substitutions::default())
+        flux::load_file(&flux(ok), &reg, &Substitutions::default())
             .unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
     // Storm's substitution example with its properties file (and the environment for ENV-).
     let mut subs = Substitutions {
-        vars: topology_api::spec::read_filter(&flux("test-test.properties")).expect("properties"),
+        vars: flux::read_filter(&flux("test-test.properties")).expect("properties"),
         env_filter: true,
     };
     subs.set("unused", "x");
-    let l = topology_api::spec::load_file(&flux("test-substitution-test.yaml"), &reg, &subs)
-        .expect("validates");
+    let l = flux::load_file(&flux("test-substitution-test.yaml"), &reg, &subs).expect("validates");
     assert_eq!(l.topology.name, "substitution-topology");
     assert_eq!(
         l.topology.config["list.property.target"],
@@ -393,7 +390,7 @@ fn storms_own_flux_examples_when_present() {
     );
     // Storm's windowing example: `components` (window sizes) passed by `ref` to Flux's
     // TestWindowBolt through `configMethods`.
-    let l = topology_api::spec::load_file(
+    let l = flux::load_file(
         &flux("simple_windowing.yaml"),
         &reg,
         &Substitutions::default(),

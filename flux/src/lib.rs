@@ -5,6 +5,7 @@
 //! that collects every problem as `FILE:LINE:COL: message`.
 
 pub mod includes;
+pub mod layout;
 pub mod model;
 pub mod node;
 pub mod subst;
@@ -14,10 +15,10 @@ pub use model::{ComponentDef, StreamDef, Topology, keys};
 pub use subst::{Substitutions, parse_properties};
 pub use validate::Foreign;
 
-use crate::registry::Registry;
 use node::Pos;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use topology_api::registry::Registry;
 
 /// Largest topology file Gale reads.
 pub const MAX_FILE_BYTES: u64 = 4 << 20;

@@ -3,7 +3,7 @@
 //!
 //! The subprocess runs in the topology's resources folder. Messages are JSON objects each followed
 //! by a line `end`, or msgpack values when the component asks for msgpack (property `serializer`,
-//! or `topology.multilang.serializer`; see [`crate::multilang`]). Gale sends the handshake
+//! or `topology.multilang.serializer`; see [`crate::protocol`]). Gale sends the handshake
 //! (`conf`, `context`, `pidDir`) and reads the `pid`; then for each input tuple it sends
 //! `{"id", "comp", "stream", "task", "tuple"}` and handles `emit` (with anchors, stream, direct
 //! task, and the task-id reply unless `need_task_ids` is false), `ack`, `fail`, `log`, `error`,
@@ -16,13 +16,7 @@
 //! component, task and stderr tail; its tuple fails (and replays with acking on), and the next
 //! tuple starts a new subprocess.
 
-use crate::component::{
-    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector,
-    TopologyContext,
-};
-use crate::multilang::{Decoder, Serializer};
-use crate::tuple::{MessageId, Tuple};
-use crate::value::{Fields, SmolStr, Value, Values};
+use crate::protocol::{Decoder, Serializer};
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,6 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use topology_api::component::{
+    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector,
+    TopologyContext,
+};
+use topology_api::tuple::{MessageId, Tuple};
+use topology_api::value::{Fields, SmolStr, Value, Values};
 
 /// How often an idle bolt's subprocess is sent a heartbeat tuple (Storm: every second).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
@@ -383,7 +383,7 @@ fn parse_emit(m: &Json) -> (Values, &str, Option<u32>, bool) {
     let stream = m
         .get("stream")
         .and_then(Json::as_str)
-        .unwrap_or(crate::tuple::DEFAULT_STREAM);
+        .unwrap_or(topology_api::tuple::DEFAULT_STREAM);
     let direct = m.get("task").and_then(Json::as_u64).map(|t| t as u32);
     let need_ids = m
         .get("need_task_ids")

@@ -1,15 +1,15 @@
 //! Terminal bolts: logging, a TSV file of the latest value per key, and an append-only TSV file
 //! of every tuple.
 
-use crate::bytemap::ByteMap;
-use crate::component::{
-    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
-};
-use crate::tuple::Tuple;
-use crate::value::{SmolStr, Value};
-use crate::wire::ValueRef;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use topology_api::bytemap::ByteMap;
+use topology_api::component::{
+    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
+};
+use topology_api::tuple::Tuple;
+use topology_api::value::{SmolStr, Value};
+use topology_api::wire::ValueRef;
 
 /// Logs each tuple at INFO, as Storm's `LogInfoBolt`.
 #[derive(Debug, Default)]
@@ -295,11 +295,11 @@ impl Bolt for SleepBolt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::{Emission, OutputSink};
-    use crate::tuple::StreamSource;
-    use crate::value::Fields;
-    use crate::values;
     use std::collections::BTreeMap;
+    use topology_api::component::{Emission, OutputSink};
+    use topology_api::tuple::StreamSource;
+    use topology_api::value::Fields;
+    use topology_api::values;
 
     struct Nothing;
 

@@ -1,21 +1,42 @@
-//! Gale's built-in components (docs/contract.md §8), registered under their Gale names and Storm's Java
-//! names, so Flux files written for Storm resolve.
+//! Gale's built-in components (docs/contract.md §8), registered under their Gale names and Storm's
+//! Java names, so Flux files written for Storm resolve:
+//!
+//! ```
+//! use components::Builtins;
+//! let registry = topology_api::Registry::with_builtins();
+//! assert!(registry.resolve("org.apache.storm.testing.TestWordCounter").is_some());
+//! ```
+//!
+//! The shell components (multi-lang) come from the `multilang` crate.
 
 mod file_line_spout;
 mod random;
-mod shell;
 mod sinks;
 mod window;
 mod words;
 
 pub use file_line_spout::FileLineSpout;
+pub use multilang::{ShellBolt, ShellSpout};
 pub use random::{RandomSentenceSpout, TestWordSpout};
-pub use shell::{ShellBolt, ShellSpout};
 pub use sinks::{FileSinkBolt, LogInfoBolt, SleepBolt, TsvSinkBolt};
 pub use window::WindowCountBolt;
 pub use words::{SplitSentenceBolt, WordCountBolt};
 
-use crate::registry::Registry;
+use topology_api::registry::Registry;
+
+/// `Registry::with_builtins()`: a registry with Gale's built-in components.
+pub trait Builtins {
+    /// A registry with Gale's built-in components (docs/contract.md §8) and their Storm aliases.
+    fn with_builtins() -> Registry;
+}
+
+impl Builtins for Registry {
+    fn with_builtins() -> Registry {
+        let mut r = Registry::empty();
+        register(&mut r);
+        r
+    }
+}
 
 /// Registers every built-in and its aliases.
 pub fn register(r: &mut Registry) {

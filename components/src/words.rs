@@ -1,10 +1,10 @@
 //! The word-count bolts.
 
-use crate::bytemap::ByteMap;
-use crate::component::{Bolt, BoltCollector, OutputDeclarer};
-use crate::tuple::Tuple;
-use crate::value::{Fields, SmolStr};
-use crate::wire::ValueRef;
+use topology_api::bytemap::ByteMap;
+use topology_api::component::{Bolt, BoltCollector, OutputDeclarer};
+use topology_api::tuple::Tuple;
+use topology_api::value::{Fields, SmolStr};
+use topology_api::wire::ValueRef;
 
 /// Splits field 0 on whitespace (Unicode's definition, as `str::split_whitespace`) and emits each
 /// word (field `word`), anchored to the input.

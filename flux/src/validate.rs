@@ -3,11 +3,11 @@
 
 use super::model::{ComponentDef, StreamDef, Topology, keys};
 use super::node::{Node, NodeValue, Pos, key_text};
-use crate::component::{ComponentArgs, OutputDeclarer};
-use crate::grouping::Grouping;
-use crate::registry::{Factory, Registry};
-use crate::tuple::DEFAULT_STREAM;
 use std::collections::{BTreeMap, BTreeSet};
+use topology_api::component::{ComponentArgs, OutputDeclarer};
+use topology_api::grouping::Grouping;
+use topology_api::registry::{Factory, Registry};
+use topology_api::tuple::DEFAULT_STREAM;
 
 /// A problem at a position of the (substituted) YAML text.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,12 +1,12 @@
 //! `WindowCountBolt`: Storm's count-based windowed bolt, as Flux's `TestWindowBolt` uses it.
 
-use crate::component::{
-    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
-};
-use crate::tuple::Tuple;
-use crate::value::{Fields, Value, Values};
 use serde_json::Value as Json;
 use std::collections::VecDeque;
+use topology_api::component::{
+    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
+};
+use topology_api::tuple::Tuple;
+use topology_api::value::{Fields, Value, Values};
 
 /// Keeps the last `length` tuples and, every `interval` tuples, emits the window's size (field
 /// `count`), as Storm's `BaseWindowedBolt` with `Count` windows and Flux's `TestWindowBolt` do.
@@ -118,7 +118,7 @@ impl Bolt for WindowCountBolt {
             let mut v = Values::new();
             v.push(Value::Int(self.window.len() as i64));
             let anchors: Vec<&Tuple> = self.fresh.iter().collect();
-            out.emit_stream(crate::tuple::DEFAULT_STREAM, &anchors, v);
+            out.emit_stream(topology_api::tuple::DEFAULT_STREAM, &anchors, v);
             for t in self.fresh.drain(..) {
                 out.ack(&t);
             }
@@ -133,9 +133,9 @@ impl Bolt for WindowCountBolt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::component::{Emission, OutputSink};
-    use crate::tuple::StreamSource;
     use serde_json::json;
+    use topology_api::component::{Emission, OutputSink};
+    use topology_api::tuple::StreamSource;
 
     #[derive(Default)]
     struct Record {
@@ -177,7 +177,7 @@ mod tests {
         let src = StreamSource::intern("w", "default", &Fields::new(["word"]));
         let mut rec = Record::default();
         for i in 0..10 {
-            let t = Tuple::new(src, 1, crate::values![i]);
+            let t = Tuple::new(src, 1, topology_api::values![i]);
             b.execute(&t, &mut BoltCollector::new(&mut rec));
         }
         // Windows after tuples 3, 6, 9: sizes 3, 5, 5; each anchored to the 3 new tuples.

@@ -2,9 +2,10 @@
 //! give a clean error or a topology, never a panic, hang or runaway memory. (Property tests; the
 //! coverage-guided fuzz targets of issue 5 are still to come.)
 
+use components::Builtins;
+use flux::{Substitutions, load_bytes};
 use proptest::prelude::*;
 use topology_api::Registry;
-use topology_api::spec::{Substitutions, load_bytes};
 
 const VALID: &str = include_str!("../../topologies/word-count.yaml");
 

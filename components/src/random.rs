@@ -1,11 +1,11 @@
 //! Endless random spouts for demos and tests.
 
 use super::XorShift;
-use crate::component::{
+use std::time::{Duration, Instant};
+use topology_api::component::{
     ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
 };
-use crate::value::{Fields, Value, Values};
-use std::time::{Duration, Instant};
+use topology_api::value::{Fields, Value, Values};
 
 const SENTENCES: &[&str] = &[
     "the cow jumped over the moon",
