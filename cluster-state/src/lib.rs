@@ -14,10 +14,5 @@ pub use state::{ClusterState, StateError, paths};
 pub use store::{MemStore, NodeKind, Store, StoreError};
 pub use zk::ZkStore;
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// Seconds since the Unix epoch (Gale's one clock, `gale_tuple::now_secs`).
+pub use topology_api::tuple::now_secs;

@@ -94,23 +94,3 @@ pub fn register(r: &mut Registry) {
         "LogInfoBolt",
     );
 }
-
-/// A small, fast, non-cryptographic generator (xorshift64*) for the random spouts; no dependency
-/// needed and each task gets its own stream.
-#[derive(Clone, Debug)]
-pub(crate) struct XorShift(u64);
-
-impl XorShift {
-    pub(crate) fn seeded(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
-    }
-}

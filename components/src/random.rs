@@ -1,10 +1,10 @@
 //! Endless random spouts for demos and tests.
 
-use super::XorShift;
 use std::time::{Duration, Instant};
 use topology_api::component::{
     ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
 };
+use topology_api::rng::Rng;
 use topology_api::value::{Fields, Value, Values};
 
 const SENTENCES: &[&str] = &[
@@ -19,7 +19,7 @@ const SENTENCES: &[&str] = &[
 /// most `ratePerSecond` per task (property) for measurements at a fixed offered rate.
 #[derive(Debug)]
 pub struct RandomSentenceSpout {
-    rng: XorShift,
+    rng: Rng,
     rate: Option<f64>,
     start: Option<Instant>,
     sent: u64,
@@ -28,7 +28,7 @@ pub struct RandomSentenceSpout {
 impl Default for RandomSentenceSpout {
     fn default() -> Self {
         RandomSentenceSpout {
-            rng: XorShift::seeded(1),
+            rng: Rng::seeded(1),
             rate: None,
             start: None,
             sent: 0,
@@ -59,7 +59,7 @@ impl Spout for RandomSentenceSpout {
     }
 
     fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
-        self.rng = XorShift::seeded(ctx.task_id as u64 ^ seed_from_clock());
+        self.rng = Rng::from_clock(ctx.task_id as u64);
         Ok(())
     }
 
@@ -86,7 +86,7 @@ const WORDS: &[&str] = &["nathan", "mike", "jackson", "golda", "bertels"];
 /// Storm's sleeps 100 ms); it never blocks the executor while waiting.
 #[derive(Debug)]
 pub struct TestWordSpout {
-    rng: XorShift,
+    rng: Rng,
     interval: Duration,
     last: Option<Instant>,
 }
@@ -102,7 +102,7 @@ impl TestWordSpout {
             })?,
         };
         Ok(TestWordSpout {
-            rng: XorShift::seeded(7),
+            rng: Rng::seeded(7),
             interval: Duration::from_millis(ms),
             last: None,
         })
@@ -115,7 +115,7 @@ impl Spout for TestWordSpout {
     }
 
     fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
-        self.rng = XorShift::seeded(ctx.task_id as u64 ^ seed_from_clock());
+        self.rng = Rng::from_clock(ctx.task_id as u64);
         Ok(())
     }
 
@@ -133,11 +133,4 @@ impl Spout for TestWordSpout {
         v.push(Value::from(w));
         out.emit(v);
     }
-}
-
-fn seed_from_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }

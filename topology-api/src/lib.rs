@@ -12,16 +12,12 @@
 //! ZooKeeper. Loading Flux YAML is the `flux` crate's, the built-ins are `components`', the
 //! multi-lang protocol is `multilang`'s.
 
-pub mod batch;
-pub mod bytemap;
 pub mod component;
-pub mod grouping;
 pub mod keys;
-pub mod lane;
 pub mod registry;
-pub mod tuple;
-pub mod value;
-pub mod wire;
+
+// The tuple path's types live beneath this crate, in `gale-tuple`; users reach them from here.
+pub use gale_tuple::{batch, bytemap, emit, grouping, lane, rng, tuple, value, values, wire};
 
 pub use batch::Batch;
 pub use component::{

@@ -808,7 +808,7 @@ fn build_router(
         lane: Lane {
             task: first_task,
             acks: acking.is_some().then(|| InputAcks {
-                rng: Rng(seed(first_task)),
+                rng: Rng::from_clock(first_task as u64),
                 ..InputAcks::default()
             }),
             ..lane
@@ -828,15 +828,6 @@ fn build_router(
 fn system(stream: &str) -> &'static StreamSource {
     system_source(SYSTEM_COMPONENT, stream)
         .unwrap_or_else(|| StreamSource::intern(SYSTEM_COMPONENT, stream, &Fields::default()))
-}
-
-/// A different random seed per executor and run.
-fn seed(first_task: u32) -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ ((first_task as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15
 }
 
 #[cfg(test)]

@@ -2,15 +2,15 @@
 //! prepared route.
 //!
 //! The runtime's router owns a `Lane` and does all its routing through it. A bolt's collector
-//! asks the router for it ([`crate::OutputSink::lane`], one small call) and writes the common
+//! asks the router for it (`topology_api::OutputSink::lane`, one small call) and writes the common
 //! emit, borrowed values on the default stream with acking off, itself: the write is compiled
-//! into the bolt's loop ([`crate::Bolt::execute_batch`]), where the values' shape is known, instead
+//! into the bolt's loop (`topology_api::Bolt::execute_batch`), where the values' shape is known, instead
 //! of going through the vtable into code that must look at every shape (docs/performance.md).
 //! The router sends a batch when the lane reports it full, so tuples to one task stay in order
 //! whichever path wrote them.
 
 use crate::batch::{Batch, BatchError};
-use crate::component::EmitValues;
+use crate::emit::EmitValues;
 use crate::grouping::{self, Shuffle};
 use crate::tuple::{StreamSource, Tuple};
 
@@ -48,23 +48,7 @@ pub enum Pushed {
     Refused(Option<BatchError>),
 }
 
-/// xorshift64*: random 64-bit tuple and edge ids, per executor, no locks.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    #[inline]
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        // Never 0: 0 is "nothing pending" in the XOR bookkeeping.
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1
-    }
-}
+pub use crate::rng::Rng;
 
 /// With acking on, the acking state of the input being executed (Storm's XOR scheme; see
 /// docs/guaranteed-processing.md), which a bolt's collector updates itself in the common case:

@@ -3,7 +3,7 @@
 //! Each function takes the subscriber's task ids (sorted ascending, never empty) and returns where
 //! a tuple goes. They hold no locks and allocate nothing; the runtime calls them once per tuple.
 
-use crate::component::EmitValues;
+use crate::emit::EmitValues;
 use crate::value::{StableHasher, Value};
 use crate::wire::ValueRef;
 use serde::{Deserialize, Serialize};
@@ -150,7 +150,7 @@ pub fn key_hash<V: KeyValues + ?Sized>(values: &V, key_idx: &[usize]) -> u64 {
 /// task in every worker of every process.
 ///
 /// ```
-/// use topology_api::{grouping::fields_target, Value};
+/// use gale_tuple::{grouping::fields_target, Value};
 /// let tasks = [5, 6, 7];
 /// let a = fields_target(&[Value::from("storm")], &[0], &tasks);
 /// assert_eq!(a, fields_target(&[Value::from("storm")], &[0], &tasks));
@@ -171,7 +171,7 @@ pub fn reduce(hash: u64, n: usize) -> usize {
 /// GLOBAL: the lowest task id.
 ///
 /// ```
-/// assert_eq!(topology_api::grouping::global_target(&[9, 4, 7]), 4);
+/// assert_eq!(gale_tuple::grouping::global_target(&[9, 4, 7]), 4);
 /// ```
 #[inline]
 pub fn global_target(tasks: &[u32]) -> u32 {
@@ -184,7 +184,7 @@ pub fn global_target(tasks: &[u32]) -> u32 {
 /// `ceil(k/n)` tuples, so the spread is even within one tuple per task.
 ///
 /// ```
-/// use topology_api::grouping::Shuffle;
+/// use gale_tuple::grouping::Shuffle;
 /// let tasks = [1, 2, 3];
 /// let mut s = Shuffle::new(7);
 /// let mut n = [0; 4];

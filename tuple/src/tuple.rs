@@ -98,6 +98,11 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the Unix epoch, from the same clock as [`now_us`] (Gale's one clock helper).
+pub fn now_secs() -> u64 {
+    now_us() / 1_000_000
+}
+
 /// One tuple as a bolt receives it: a view of its bytes where they lie in their batch.
 ///
 /// Values are read in place ([`Tuple::get`] returns a [`ValueRef`] borrowing from the batch); a
