@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use supervisor::{LocalOptions, RunSummary};
 use topology_api::Registry;
+use worker::{LocalOptions, RunSummary};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -309,8 +309,8 @@ pub fn run_local_and_report(
         d => d.map(Duration::from_secs_f64),
     };
     let tty = std::io::stderr().is_terminal();
-    let progress: Option<supervisor::ProgressFn> = tty.then(|| {
-        Box::new(|p: &supervisor::Progress| {
+    let progress: Option<worker::ProgressFn> = tty.then(|| {
+        Box::new(|p: &worker::Progress| {
             eprint!(
                 "\r  {:>6.1}s  emitted {:>12}  executed {:>12}",
                 p.elapsed.as_secs_f64(),
@@ -318,10 +318,10 @@ pub fn run_local_and_report(
                 p.executed
             );
             let _ = std::io::stderr().flush();
-        }) as supervisor::ProgressFn
+        }) as worker::ProgressFn
     });
     let name = l.topology.name.clone();
-    let summary = supervisor::run_local(
+    let summary = worker::run_local(
         l.topology,
         registry,
         LocalOptions {

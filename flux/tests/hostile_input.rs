@@ -1,6 +1,6 @@
 //! The YAML loader on hostile input: random bytes and random mutations of a valid topology must
 //! give a clean error or a topology, never a panic, hang or runaway memory. (Property tests; the
-//! coverage-guided fuzz targets of issue 5 are still to come.)
+//! coverage-guided fuzz target is fuzz/fuzz_targets/yaml_loader.rs.)
 
 use components::Builtins;
 use flux::{Substitutions, load_bytes};

@@ -1,8 +1,10 @@
 //! Nimbus: Gale's master.
 //!
-//! Today it holds the pure [`scheduler`] and the [`view`] shapes shared by `gale plan` and
-//! `gale status`; the submission API and the assignment loop that writes to ZooKeeper come with
-//! cluster mode (issue 4).
+//! - [`scheduler`]: the pure even scheduler and the class check (`check_runnable`).
+//! - [`view`]: the JSON shapes shared by `gale plan` and `gale status`.
+//! - [`storm_ui`]: Storm UI's REST read paths and Prometheus text, pure functions of the view.
+//! - [`daemon`]: the HTTP API (submission, actions), leader election and the assignment loop
+//!   that writes to ZooKeeper.
 
 pub mod daemon;
 pub mod scheduler;

@@ -1,20 +1,17 @@
-//! The Supervisor daemon: registers its slots in ZooKeeper, runs the workers Nimbus assigns to
-//! them, and reports heartbeats and errors.
+//! The Supervisor daemon: registers its slots (and the class names its registry can construct) in
+//! ZooKeeper, runs the workers Nimbus assigns to them, and reports heartbeats and errors.
 //!
-//! Each slot (port) is an explicit state machine, driven by one `sync` pass every second or
-//! whenever assignments change:
+//! Each slot (port) is a state machine ([`Slot`]), driven by one `sync` pass every second or
+//! whenever assignments change. Starting and stopping happen within one pass:
 //!
 //! ```text
-//! Empty --assigned--> Starting --opened--> Running --assignment changed/removed--> Stopping --> Empty
-//!                        |                    \--executor panicked--> Stopping --> Starting
-//!                        \--failed to start--> Empty (retried next pass)
+//! Empty --assigned, started--> Running --assignment changed/removed, or a component panicked--> Empty
+//!   \--assigned, failed to start--> Failed --RETRY_AFTER passed--> Empty (tried again)
 //! ```
 //!
-//! A worker is the shared runtime (executor threads) plus a TCP listener on the slot's port and a
-//! sender thread per other worker. ZooKeeper being unreachable never stops running workers.
+//! A worker is the `worker` runtime (executor threads) plus a TCP listener on the slot's port and a
+//! sender thread per remote executor. ZooKeeper being unreachable never stops running workers.
 
-use crate::runtime::{Placement, Worker, WorkerSpec, start_worker};
-use crate::transport;
 use cluster_state::{
     AssignmentRecord, ClusterState, ErrorEntry, ExecutorBeat, ExecutorSlot, Store,
     SupervisorRecord, TopologyStatus, WorkerBeat, now_secs, paths,
@@ -29,6 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::Registry;
+use worker::runtime::{Placement, Worker, WorkerSpec, start_worker};
+use worker::transport;
 
 /// How a Supervisor runs.
 #[derive(Clone, Debug)]
@@ -329,7 +328,7 @@ fn start(
     }
     let stop = Arc::new(AtomicBool::new(false));
     let active = Arc::new(AtomicBool::new(false));
-    let rcfg = crate::runtime::RuntimeConfig::from_topology(&topology);
+    let rcfg = worker::runtime::RuntimeConfig::from_topology(&topology);
     let transfer = topology
         .config_u64(flux::keys::TRANSFER_BUFFER_SIZE, 16_384)
         .div_ceil(rcfg.transfer_batch_size as u64)

@@ -1,13 +1,5 @@
-//! The Supervisor side of Gale: the worker runtime (executors, routing by grouping, batched
-//! bounded queues) and local mode, which runs a whole topology in one worker.
-//!
-//! Registration with ZooKeeper, slot management and TCP transport come with cluster mode (issue 4)
-//! and reuse this runtime unchanged.
+//! The Supervisor daemon: registers its slots (and the component classes its binary can run) in
+//! ZooKeeper, follows the assignments Nimbus writes, and runs one worker of the `worker` runtime
+//! per assigned slot, with heartbeats and error reports back to ZooKeeper.
 
-pub mod acker;
 pub mod daemon;
-pub mod local;
-pub mod runtime;
-pub mod transport;
-
-pub use local::{LocalOptions, Progress, ProgressFn, RunSummary, run_local};

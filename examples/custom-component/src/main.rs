@@ -18,10 +18,10 @@ fn main() -> Result<()> {
     }
     let registry = custom_component::registry();
     let loaded = load_file(&PathBuf::from(&file), &registry, &subs)?;
-    let summary = supervisor::run_local(
+    let summary = worker::run_local(
         loaded.topology,
         &registry,
-        supervisor::LocalOptions {
+        worker::LocalOptions {
             resources_dir: loaded.resources_dir,
             ..Default::default()
         },

@@ -24,12 +24,8 @@ fn uppercase_word_count_is_exact() {
             .map(|c| c.class_name.as_str()),
         Some("UppercaseBolt")
     );
-    let summary = supervisor::run_local(
-        loaded.topology,
-        &registry,
-        supervisor::LocalOptions::default(),
-    )
-    .expect("runs");
+    let summary = worker::run_local(loaded.topology, &registry, worker::LocalOptions::default())
+        .expect("runs");
     assert_eq!(summary.ended, "drained");
     let got: BTreeMap<String, String> = std::fs::read_to_string(&output)
         .expect("sink file")

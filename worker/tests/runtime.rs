@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use supervisor::{LocalOptions, RunSummary, run_local};
 use topology_api::{
     Bolt, BoltCollector, Fields, OutputDeclarer, Registry, Spout, SpoutCollector, Tuple, Value,
     Values,
 };
+use worker::{LocalOptions, RunSummary, run_local};
 
 /// Emits the integers 0..n as `n` (key `k` = n mod 10), then finishes.
 struct CountingSpout {

@@ -4,9 +4,9 @@
 //!   cargo run --release -p supervisor --example frames [ROUNDS]
 
 use std::time::Instant;
-use supervisor::runtime::Batch;
-use supervisor::transport::{decode_with, encode};
 use topology_api::{Fields, StreamSource, values};
+use worker::runtime::Batch;
+use worker::transport::{decode_with, encode};
 
 fn batch(words: &[&str], with_count: bool) -> Batch {
     let split = StreamSource::intern("split", "default", &Fields::new(["word"]));

@@ -6,11 +6,11 @@ use flux::{Substitutions, load_bytes};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use supervisor::{LocalOptions, RunSummary, run_local};
 use topology_api::{
     Bolt, BoltCollector, Fields, MessageId, OutputDeclarer, Registry, Spout, SpoutCollector, Tuple,
     Value, Values,
 };
+use worker::{LocalOptions, RunSummary, run_local};
 
 #[derive(Default, Debug)]
 struct Log {
