@@ -350,7 +350,7 @@ pub fn run_local_and_report(
                 .errors
                 .iter()
                 .rev()
-                .find(|e| e.message.starts_with("executor panicked"))
+                .find(|e| e.panicked)
                 .map(|e| format!(
                     "component \"{}\" task {}: {}",
                     e.component, e.task, e.message

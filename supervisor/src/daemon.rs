@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::Registry;
-use worker::runtime::{Placement, Worker, WorkerSpec, start_worker};
+use worker::runtime::{Placement, RuntimeError, Worker, WorkerSpec, start_worker};
 use worker::transport;
 
 /// How a Supervisor runs.
@@ -105,10 +105,47 @@ pub async fn run<S: Store>(
     }
 }
 
+/// One pass: register (slots, used ports, classes), then bring every slot to what the
+/// assignments want of it.
 async fn sync<S: Store>(
     cfg: &SupervisorConfig,
     state: &ClusterState<S>,
     slots: &mut BTreeMap<u16, Slot>,
+    started: u64,
+) -> Result<(), cluster_state::StateError> {
+    register(cfg, state, slots, started).await?;
+    let assignments = state.assignments().await?;
+    let storms: BTreeMap<String, _> = state.storms().await?.into_iter().collect();
+    let desired = desired_ports(&cfg.id, &assignments);
+    for (&port, slot) in slots.iter_mut() {
+        let want = desired.get(&port).copied();
+        stop_if_changed(cfg, state, port, slot, want).await;
+        if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
+            *slot = Slot::Empty;
+        }
+        if let (Slot::Empty, Some((id, a))) = (&*slot, want) {
+            let active = storms.get(id).map(|s| s.status) == Some(TopologyStatus::Active);
+            start_slot(cfg, state, port, slot, id, a, active).await?;
+        }
+        // Running: follow activate/deactivate, report errors and heartbeats.
+        if let Slot::Running(w) = slot {
+            let status = storms.get(&w.topology_id).map(|s| s.status);
+            w.active
+                .store(status == Some(TopologyStatus::Active), Ordering::SeqCst);
+            report_errors(state, cfg, port, w).await;
+            state
+                .set_workerbeat(&w.topology_id, &heartbeat(&cfg.id, port, w))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Re-creating the ephemeral node every pass also restores it after a new ZooKeeper session.
+async fn register<S: Store>(
+    cfg: &SupervisorConfig,
+    state: &ClusterState<S>,
+    slots: &BTreeMap<u16, Slot>,
     started: u64,
 ) -> Result<(), cluster_state::StateError> {
     let used: Vec<u16> = slots
@@ -116,7 +153,6 @@ async fn sync<S: Store>(
         .filter(|(_, s)| matches!(s, Slot::Running(_)))
         .map(|(p, _)| *p)
         .collect();
-    // Re-creating the ephemeral node every pass also restores it after a new ZooKeeper session.
     state
         .register_supervisor(&SupervisorRecord {
             id: cfg.id.clone(),
@@ -127,123 +163,119 @@ async fn sync<S: Store>(
             version: env!("CARGO_PKG_VERSION").into(),
             classes: Some(cfg.registry.runnable_names()),
         })
-        .await?;
-    let assignments = state.assignments().await?;
-    let storms: BTreeMap<String, _> = state.storms().await?.into_iter().collect();
+        .await
+}
 
-    // What each of my ports should run.
-    let mut desired: BTreeMap<u16, (&str, &AssignmentRecord)> = BTreeMap::new();
-    for (id, a) in &assignments {
-        for e in a.executors.iter().filter(|e| e.supervisor == cfg.id) {
+/// What each of this supervisor's ports should run: (topology id, its assignment).
+fn desired_ports<'a>(
+    me: &str,
+    assignments: &'a [(String, AssignmentRecord)],
+) -> BTreeMap<u16, (&'a str, &'a AssignmentRecord)> {
+    let mut desired = BTreeMap::new();
+    for (id, a) in assignments {
+        for e in a.executors.iter().filter(|e| e.supervisor == me) {
             desired.insert(e.port, (id.as_str(), a));
         }
     }
+    desired
+}
 
-    for (&port, slot) in slots.iter_mut() {
-        let want = desired.get(&port);
-        // Running -> Stopping when the assignment changed, went away, or an executor panicked.
-        if let Slot::Running(w) = slot {
-            let same =
-                want.is_some_and(|(id, a)| *id == w.topology_id && a.executors == w.executors);
-            let panicked = w.worker.has_panicked();
-            if (!same || panicked)
-                && let Slot::Running(mut w) = std::mem::replace(slot, Slot::Empty)
-            {
-                report_errors(state, cfg, port, &mut w).await;
-                let id = w.topology_id.clone();
-                tracing::info!(topology = %id, port, panicked, "Stopping worker");
-                tokio::task::block_in_place(|| w.stop());
-                let _ = state.remove_workerbeat(&id, &cfg.id, port).await;
-            }
+/// Running -> Empty when the assignment changed, went away, or an executor panicked.
+async fn stop_if_changed<S: Store>(
+    cfg: &SupervisorConfig,
+    state: &ClusterState<S>,
+    port: u16,
+    slot: &mut Slot,
+    want: Option<(&str, &AssignmentRecord)>,
+) {
+    let Slot::Running(w) = slot else { return };
+    let same = want.is_some_and(|(id, a)| id == w.topology_id && a.executors == w.executors);
+    let panicked = w.worker.has_panicked();
+    if same && !panicked {
+        return;
+    }
+    let Slot::Running(mut w) = std::mem::replace(slot, Slot::Empty) else {
+        return;
+    };
+    report_errors(state, cfg, port, &mut w).await;
+    let id = w.topology_id.clone();
+    tracing::info!(topology = %id, port, panicked, "Stopping worker");
+    tokio::task::block_in_place(|| w.stop());
+    let _ = state.remove_workerbeat(&id, &cfg.id, port).await;
+}
+
+/// Empty -> Running, or Failed (retried after [`RETRY_AFTER`]) with the error filed under the
+/// component that failed, or `__worker` when none did.
+async fn start_slot<S: Store>(
+    cfg: &SupervisorConfig,
+    state: &ClusterState<S>,
+    port: u16,
+    slot: &mut Slot,
+    id: &str,
+    a: &AssignmentRecord,
+    active: bool,
+) -> Result<(), cluster_state::StateError> {
+    let Some(stored) = state.topology(id).await? else {
+        return Ok(());
+    };
+    match tokio::task::block_in_place(|| start(cfg, id, &stored, a, port)) {
+        Ok(w) => {
+            w.active.store(active, Ordering::SeqCst);
+            tracing::info!(topology = %id, port, "Worker started");
+            *slot = Slot::Running(Box::new(w));
         }
-        if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
-            *slot = Slot::Empty;
-        }
-        // Empty -> Starting -> Running.
-        if let (Slot::Empty, Some((id, a))) = (&*slot, want) {
-            let Some(stored) = state.topology(id).await? else {
-                continue;
-            };
-            let status = storms.get(*id).map(|s| s.status);
-            match tokio::task::block_in_place(|| start(cfg, id, &stored, a, port)) {
-                Ok(w) => {
-                    w.active
-                        .store(status == Some(TopologyStatus::Active), Ordering::SeqCst);
-                    tracing::info!(topology = %id, port, "Worker started");
-                    *slot = Slot::Running(Box::new(w));
-                }
-                Err(e) => {
-                    tracing::error!(topology = %id, port, error = %e, "Worker failed to start; retrying in 5 s");
-                    *slot = Slot::Failed(Instant::now());
-                    // Filed under the component that failed when the error names one.
-                    let component = stored
-                        .topology
-                        .components()
-                        .map(|c| c.id.as_str())
-                        .find(|c| e.starts_with(&format!("component \"{c}\"")))
-                        .unwrap_or("__worker")
-                        .to_owned();
-                    let _ = state
-                        .report_error(
-                            id,
-                            &component,
-                            ErrorEntry {
-                                time_secs: now_secs(),
-                                task: 0,
-                                host: cfg.host.clone(),
-                                port,
-                                message: e,
-                            },
-                        )
-                        .await;
-                }
-            }
-        }
-        // Running: follow activate/deactivate, report errors and heartbeats.
-        if let Slot::Running(w) = slot {
-            let status = storms.get(&w.topology_id).map(|s| s.status);
-            w.active
-                .store(status == Some(TopologyStatus::Active), Ordering::SeqCst);
-            report_errors(state, cfg, port, w).await;
-            let beat = WorkerBeat {
+        Err(e) => {
+            tracing::error!(topology = %id, port, error = %e, "Worker failed to start; retrying in 5 s");
+            *slot = Slot::Failed(Instant::now());
+            let entry = ErrorEntry {
                 time_secs: now_secs(),
-                supervisor: cfg.id.clone(),
+                task: 0,
+                host: cfg.host.clone(),
                 port,
-                uptime_secs: w.started.elapsed().as_secs(),
-                executors: w
-                    .worker
-                    .executors
-                    .iter()
-                    .map(|h| {
-                        let c = h.stats.read();
-                        let lat = h.stats.latency.lock().unwrap_or_else(|p| p.into_inner());
-                        let q = |p: f64| {
-                            lat.as_ref()
-                                .filter(|x| !x.is_empty())
-                                .map(|x| x.value_at_quantile(p))
-                        };
-                        ExecutorBeat {
-                            start: h.executor.start,
-                            end: h.executor.end,
-                            component: h.component.clone(),
-                            emitted: c.emitted,
-                            executed: c.executed,
-                            acked: c.acked,
-                            failed: c.failed,
-                            latency_p50_us: q(0.5),
-                            latency_p99_us: q(0.99),
-                            last_executed_us: Some(
-                                h.stats.last_executed_us.load(Ordering::Relaxed),
-                            )
-                            .filter(|t| *t > 0),
-                        }
-                    })
-                    .collect(),
+                message: e.to_string(),
             };
-            state.set_workerbeat(&w.topology_id, &beat).await?;
+            let component = e.component().unwrap_or("__worker");
+            let _ = state.report_error(id, component, entry).await;
         }
     }
     Ok(())
+}
+
+/// A running worker's heartbeat: its executors' counters and terminal latencies.
+fn heartbeat(me: &str, port: u16, w: &RunningWorker) -> WorkerBeat {
+    WorkerBeat {
+        time_secs: now_secs(),
+        supervisor: me.to_owned(),
+        port,
+        uptime_secs: w.started.elapsed().as_secs(),
+        executors: w
+            .worker
+            .executors
+            .iter()
+            .map(|h| {
+                let c = h.stats.read();
+                let lat = h.stats.latency.lock().unwrap_or_else(|p| p.into_inner());
+                let q = |p: f64| {
+                    lat.as_ref()
+                        .filter(|x| !x.is_empty())
+                        .map(|x| x.value_at_quantile(p))
+                };
+                ExecutorBeat {
+                    start: h.executor.start,
+                    end: h.executor.end,
+                    component: h.component.clone(),
+                    emitted: c.emitted,
+                    executed: c.executed,
+                    acked: c.acked,
+                    failed: c.failed,
+                    latency_p50_us: q(0.5),
+                    latency_p99_us: q(0.99),
+                    last_executed_us: Some(h.stats.last_executed_us.load(Ordering::Relaxed))
+                        .filter(|t| *t > 0),
+                }
+            })
+            .collect(),
+    }
 }
 
 async fn report_errors<S: Store>(
@@ -272,6 +304,71 @@ async fn report_errors<S: Store>(
     w.errors_reported = count;
 }
 
+/// Why a worker did not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    /// The runtime refused it; names the component when one failed.
+    #[error(transparent)]
+    Worker(#[from] RuntimeError),
+    #[error("{0}")]
+    Resources(String),
+    #[error("{0}")]
+    Network(String),
+}
+
+impl StartError {
+    fn component(&self) -> Option<&str> {
+        match self {
+            StartError::Worker(e) => e.component(),
+            _ => None,
+        }
+    }
+}
+
+/// Where this worker's executors are and how to reach the others'.
+struct Routes {
+    mine: BTreeSet<ExecutorId>,
+    /// One address per executor of another worker: each gets its own connection (and sender
+    /// thread). With one connection per worker pair, a full queue at the receiver stalls every
+    /// tuple behind it in the stream, and two workers feeding each other (A's bolt -> B, B's
+    /// bolt -> A) deadlock.
+    addrs: Vec<SocketAddr>,
+    /// Task of another worker -> index into `addrs`.
+    remote_task_queue: BTreeMap<u32, usize>,
+}
+
+fn routes(me: &str, port: u16, a: &AssignmentRecord) -> Result<Routes, StartError> {
+    let here = |e: &ExecutorSlot| e.supervisor == me && e.port == port;
+    let mut r = Routes {
+        mine: a
+            .executors
+            .iter()
+            .filter(|e| here(e))
+            .map(|e| ExecutorId {
+                start: e.start,
+                end: e.end,
+            })
+            .collect(),
+        addrs: Vec::new(),
+        remote_task_queue: BTreeMap::new(),
+    };
+    for e in a.executors.iter().filter(|e| !here(e)) {
+        let host = a.hosts.get(&e.supervisor).unwrap_or(&e.supervisor);
+        let addr = (host.as_str(), e.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut i| i.next())
+            .ok_or_else(|| {
+                StartError::Network(format!("cannot resolve worker address {host}:{}", e.port))
+            })?;
+        r.addrs.push(addr);
+        for t in e.start..=e.end {
+            r.remote_task_queue.insert(t, r.addrs.len() - 1);
+        }
+    }
+    Ok(r)
+}
+
 /// Starting: unpack resources, bind the slot's port, start senders, executors and the listener.
 fn start(
     cfg: &SupervisorConfig,
@@ -279,53 +376,19 @@ fn start(
     stored: &cluster_state::StoredTopology,
     a: &AssignmentRecord,
     port: u16,
-) -> Result<RunningWorker, String> {
+) -> Result<RunningWorker, StartError> {
     let topology: Arc<Topology> = Arc::new(stored.topology.clone());
-    let resources_dir = unpack_resources(cfg, id, &stored.resources)?;
+    let resources_dir =
+        unpack_resources(cfg, id, &stored.resources).map_err(StartError::Resources)?;
+    let net = |m: String| StartError::Network(m);
     let bind = (cfg.host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}:{port}: {e}", cfg.host))?
+        .map_err(|e| net(format!("cannot resolve {}:{port}: {e}", cfg.host)))?
         .next()
-        .ok_or_else(|| format!("no address for {}:{port}", cfg.host))?;
-    let listener = TcpListener::bind(bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
-
-    let mine: BTreeSet<ExecutorId> = a
-        .executors
-        .iter()
-        .filter(|e| e.supervisor == cfg.id && e.port == port)
-        .map(|e| ExecutorId {
-            start: e.start,
-            end: e.end,
-        })
-        .collect();
-    // Executors of other workers. Each gets its own connection (and sender thread): with one
-    // connection per worker pair, a full queue at the receiver stalls every tuple behind it in the
-    // stream, and two workers feeding each other (A's bolt -> B, B's bolt -> A) deadlock.
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    let mut remote_task_queue = BTreeMap::new();
-    for e in a
-        .executors
-        .iter()
-        .filter(|e| !(e.supervisor == cfg.id && e.port == port))
-    {
-        let host = a
-            .hosts
-            .get(&e.supervisor)
-            .cloned()
-            .unwrap_or_else(|| e.supervisor.clone());
-        let Some(addr) = (host.as_str(), e.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut i| i.next())
-        else {
-            return Err(format!("cannot resolve worker address {host}:{}", e.port));
-        };
-        addrs.push(addr);
-        let q = addrs.len() - 1;
-        for t in e.start..=e.end {
-            remote_task_queue.insert(t, q);
-        }
-    }
+        .ok_or_else(|| net(format!("no address for {}:{port}", cfg.host)))?;
+    let listener =
+        TcpListener::bind(bind).map_err(|e| net(format!("cannot listen on {bind}: {e}")))?;
+    let routes = routes(&cfg.id, port, a)?;
     let stop = Arc::new(AtomicBool::new(false));
     let active = Arc::new(AtomicBool::new(false));
     let rcfg = worker::runtime::RuntimeConfig::from_topology(&topology);
@@ -333,33 +396,34 @@ fn start(
         .config_u64(flux::keys::TRANSFER_BUFFER_SIZE, 16_384)
         .div_ceil(rcfg.transfer_batch_size as u64)
         .max(2) as usize;
-    let (remote_queues, mut threads) = transport::start_senders(&addrs, transfer, stop.clone());
-    let (worker, inbound) = match start_worker(WorkerSpec {
+    let (remote_queues, mut threads) =
+        transport::start_senders(&routes.addrs, transfer, stop.clone());
+    let started = start_worker(WorkerSpec {
         topology: topology.clone(),
         registry: &cfg.registry,
         resources_dir,
         cleanup: true,
         stop: stop.clone(),
         placement: Some(Placement {
-            local: mine,
-            remote_task_queue,
+            local: routes.mine,
+            remote_task_queue: routes.remote_task_queue,
             remote_queues,
         }),
         active: active.clone(),
-    }) {
+    });
+    let (worker, inbound) = match started {
         Ok(x) => x,
         Err(e) => {
             stop.store(true, Ordering::SeqCst);
             for t in threads {
                 let _ = t.join();
             }
-            return Err(e.to_string());
+            return Err(e.into());
         }
     };
-    match transport::start_listener(listener, topology, Arc::new(inbound), stop.clone()) {
-        Ok(h) => threads.push(h),
-        Err(e) => return Err(format!("cannot start the listener on port {port}: {e}")),
-    }
+    let listening = transport::start_listener(listener, topology, Arc::new(inbound), stop.clone())
+        .map_err(|e| net(format!("cannot start the listener on port {port}: {e}")))?;
+    threads.push(listening);
     Ok(RunningWorker {
         topology_id: id.to_owned(),
         executors: a.executors.clone(),

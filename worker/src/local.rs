@@ -149,10 +149,7 @@ pub fn run_local(
     worker.join();
     let elapsed = started.elapsed();
     let (error_count, errors) = worker.errors.snapshot();
-    if errors
-        .iter()
-        .any(|e| e.message.starts_with("executor panicked"))
-    {
+    if errors.iter().any(|e| e.panicked) {
         ended = "failed";
     }
     let first_tuple_unix_us = worker

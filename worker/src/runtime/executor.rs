@@ -114,6 +114,14 @@ impl Pending {
     }
 }
 
+/// A task whose `open` or `prepare` failed, as its executor reports it before any tuple runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task {task}: {message}")]
+pub(crate) struct OpenFailure {
+    pub task: u32,
+    pub message: String,
+}
+
 /// Everything an executor thread owns besides its components.
 pub(crate) struct ExecutorEnv {
     pub component: String,
@@ -125,7 +133,7 @@ pub(crate) struct ExecutorEnv {
     /// Spouts emit only while active (Storm's deactivate pauses them).
     pub active: Arc<AtomicBool>,
     pub go: Arc<GoSignal>,
-    pub ready: crossbeam_channel::Sender<Result<(), String>>,
+    pub ready: crossbeam_channel::Sender<Result<(), OpenFailure>>,
     pub flush_interval: Duration,
     pub contexts: Vec<TopologyContext>,
     pub reporter: Arc<dyn ErrorReporter + Send + Sync>,
@@ -159,387 +167,569 @@ impl Backoff {
     }
 }
 
-/// Handles acks and fails that ackers sent back.
-fn settle(
-    batch: Batch,
-    spouts: &mut [Box<dyn Spout>],
-    pending: &mut Pending,
-    per_task: &mut [u64],
-    env: &mut ExecutorEnv,
-    complete: &mut Option<hdrhistogram::Histogram<u64>>,
+/// A spout executor's loop and what it keeps between rounds: the trees in flight, per-task
+/// pending counts, the completion histogram, and the state of its idle wait and timeout scans.
+struct SpoutExecutor {
+    env: ExecutorEnv,
+    spouts: Vec<Box<dyn Spout>>,
+    /// Acks and fails from the ackers (acking on).
+    rx: Option<Receiver<Batch>>,
+    rel: Reliability,
+    first: u32,
+    finished: Vec<bool>,
+    pending: Pending,
+    per_task: Vec<u64>,
+    complete: Option<hdrhistogram::Histogram<u64>>,
+    backoff: Backoff,
+    iter: u32,
+    active: bool,
+    last_timeout_scan: Instant,
+    /// Where the executors were at the last few scans (oldest first), for the queue-aware rule.
+    seen_oldest: [u64; 5],
+    stamp_every_call: bool,
+    was_idle: bool,
+    /// When the trees started now began (read with the birth stamp, as often).
+    clock: Instant,
     acked_src: Option<&'static topology_api::StreamSource>,
-) {
-    let now = Instant::now();
-    for (_, t) in batch.iter() {
-        // A random 64-bit id: read without a branch on its marker.
-        let Some(root) = t.reader().and_then(|(_, mut r)| r.wide_int_value()) else {
-            continue;
-        };
-        let Some(PendingTree {
-            task: i,
-            id,
-            started: start,
-            ..
-        }) = pending.remove(root as u64)
-        else {
-            continue;
-        };
-        per_task[i] = per_task[i].saturating_sub(1);
-        // Acker replies name their stream by the interned system source: a pointer compare.
-        let acked = match acked_src {
-            Some(a) if std::ptr::eq(t.source(), a) => true,
-            _ => t.source_stream() == ACK_ACK_STREAM,
-        };
-        if acked {
-            spouts[i].ack(&id);
-            env.router.counters.acked += 1;
-            let us = now.duration_since(start).as_micros() as u64;
-            env.router.counters.complete_us += us;
-            if let Some(h) = complete.as_mut() {
-                h.saturating_record(us.max(1));
-            }
-            env.router.counters.completed += 1;
-        } else {
-            spouts[i].fail(&id);
-            env.router.counters.failed += 1;
-        }
-    }
 }
 
 pub(crate) fn run_spout(
-    mut env: ExecutorEnv,
-    mut spouts: Vec<Box<dyn Spout>>,
+    env: ExecutorEnv,
+    spouts: Vec<Box<dyn Spout>>,
     rx: Option<Receiver<Batch>>,
     rel: Reliability,
 ) {
-    let first = env.executor.start;
-    let mut opened = Ok(());
-    for (i, s) in spouts.iter_mut().enumerate() {
-        if let Err(e) = s.open(&env.contexts[i]) {
-            opened = Err(format!("task {}: open failed: {e}", first + i as u32));
-            break;
-        }
-    }
-    let ok = opened.is_ok();
-    let _ = env.ready.send(opened);
-    if !ok || !env.go.wait() {
+    let mut ex = SpoutExecutor::new(env, spouts, rx, rel);
+    if !ex.open() {
         return;
     }
-    for s in spouts.iter_mut() {
-        s.activate();
-    }
-    let mut backoff = Backoff::default();
-    let mut finished = vec![false; spouts.len()];
-    let mut iter: u32 = 0;
-    let mut active = true;
-    let mut pending = Pending::default();
-    let mut complete = rx
-        .as_ref()
-        .and_then(|_| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok());
-    let mut per_task = vec![0u64; spouts.len()];
-    let mut last_timeout_scan = Instant::now();
-    // Where the executors were at the last few scans (oldest first), for the queue-aware rule.
-    let mut seen_oldest = [0u64; 5];
-    let stamp_every_call = env.router.lane.limits.iter().any(|b| *b <= 1);
-    let mut was_idle = true;
-    // When the trees started now began (read with the birth stamp, as often).
-    let mut clock = Instant::now();
-    let acked_src = system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM);
-    'outer: loop {
-        if env.stop.load(Ordering::Relaxed) || env.router.downstream_lost {
+    while !ex.env.stop.load(Ordering::Relaxed) && !ex.env.router.downstream_lost {
+        ex.take_acks();
+        ex.fail_timed_out();
+        if !ex.follow_activation() {
+            ex.env.router.flush();
+            ex.env.stats.publish(&ex.env.router.counters);
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let before = ex.env.router.counters.emitted;
+        if ex.emit_round() {
             break;
         }
-        if let Some(rx) = &rx {
-            while let Ok(batch) = rx.try_recv() {
-                settle(
-                    batch,
-                    &mut spouts,
-                    &mut pending,
-                    &mut per_task,
-                    &mut env,
-                    &mut complete,
-                    acked_src,
-                );
+        ex.iter = ex.iter.wrapping_add(1);
+        ex.was_idle = ex.env.router.counters.emitted == before;
+        if ex.was_idle {
+            ex.idle();
+        } else {
+            ex.busy();
+        }
+    }
+    ex.close();
+    // Dropping the router drops its senders: downstream executors see the end of input.
+}
+
+impl SpoutExecutor {
+    fn new(
+        env: ExecutorEnv,
+        spouts: Vec<Box<dyn Spout>>,
+        rx: Option<Receiver<Batch>>,
+        rel: Reliability,
+    ) -> Self {
+        let n = spouts.len();
+        SpoutExecutor {
+            first: env.executor.start,
+            stamp_every_call: env.router.lane.limits.iter().any(|b| *b <= 1),
+            complete: rx.as_ref().and_then(|_| {
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok()
+            }),
+            env,
+            spouts,
+            rx,
+            rel,
+            finished: vec![false; n],
+            pending: Pending::default(),
+            per_task: vec![0; n],
+            backoff: Backoff::default(),
+            iter: 0,
+            active: true,
+            last_timeout_scan: Instant::now(),
+            seen_oldest: [0; 5],
+            was_idle: true,
+            clock: Instant::now(),
+            acked_src: system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM),
+        }
+    }
+
+    /// Opens every spout task and reports to the worker; runs on only once the whole worker
+    /// opened (`false`: a task failed or another executor did).
+    fn open(&mut self) -> bool {
+        let mut opened = Ok(());
+        for (i, s) in self.spouts.iter_mut().enumerate() {
+            if let Err(e) = s.open(&self.env.contexts[i]) {
+                opened = Err(OpenFailure {
+                    task: self.first + i as u32,
+                    message: format!("open failed: {e}"),
+                });
+                break;
             }
         }
-        if !pending.is_empty() && last_timeout_scan.elapsed() >= Duration::from_millis(100) {
-            last_timeout_scan = Instant::now();
-            // A tree is failed only once every executor had moved past it at each of the last
-            // five scans (about half a second), which gives its last acks time to reach this
-            // spout even on a loaded machine.
-            let oldest = if rel.queue_aware {
-                seen_oldest.rotate_left(1);
-                seen_oldest[4] = env.heads.oldest();
-                seen_oldest.iter().copied().min().unwrap_or(0)
-            } else {
-                u64::MAX
-            };
-            for (i, id, root) in pending.expired(last_timeout_scan, rel.timeout, oldest) {
-                per_task[i] = per_task[i].saturating_sub(1);
-                spouts[i].fail(&id);
-                env.router.counters.failed += 1;
-                // The acker keeps trees longer than the timeout (it cannot see queues): tell it.
-                env.router.fail_tree(root);
-            }
+        let ok = opened.is_ok();
+        let _ = self.env.ready.send(opened);
+        if !ok || !self.env.go.wait() {
+            return false;
         }
-        let want_active = env.active.load(Ordering::Relaxed);
-        if want_active != active {
-            active = want_active;
-            for s in spouts.iter_mut() {
-                if active {
+        for s in self.spouts.iter_mut() {
+            s.activate();
+        }
+        true
+    }
+
+    /// Settles the acks and fails that arrived.
+    fn take_acks(&mut self) {
+        while let Some(batch) = self.rx.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            self.settle(batch);
+        }
+    }
+
+    /// Every 100 ms: fails the trees past `topology.message.timeout.secs`. A tree is failed only
+    /// once every executor had moved past it at each of the last five scans (about half a
+    /// second), which gives its last acks time to reach this spout even on a loaded machine.
+    fn fail_timed_out(&mut self) {
+        if self.pending.is_empty() || self.last_timeout_scan.elapsed() < Duration::from_millis(100)
+        {
+            return;
+        }
+        self.last_timeout_scan = Instant::now();
+        let oldest = if self.rel.queue_aware {
+            self.seen_oldest.rotate_left(1);
+            self.seen_oldest[4] = self.env.heads.oldest();
+            self.seen_oldest.iter().copied().min().unwrap_or(0)
+        } else {
+            u64::MAX
+        };
+        let expired = self
+            .pending
+            .expired(self.last_timeout_scan, self.rel.timeout, oldest);
+        for (i, id, root) in expired {
+            self.per_task[i] = self.per_task[i].saturating_sub(1);
+            self.spouts[i].fail(&id);
+            self.env.router.counters.failed += 1;
+            // The acker keeps trees longer than the timeout (it cannot see queues): tell it.
+            self.env.router.fail_tree(root);
+        }
+    }
+
+    /// Follows Storm's activate/deactivate; returns whether the spouts are active.
+    fn follow_activation(&mut self) -> bool {
+        let want = self.env.active.load(Ordering::Relaxed);
+        if want != self.active {
+            self.active = want;
+            for s in self.spouts.iter_mut() {
+                if want {
                     s.activate();
                 } else {
                     s.deactivate();
                 }
             }
         }
-        if !active {
-            env.router.flush();
-            env.stats.publish(&env.router.counters);
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
-        let before = env.router.counters.emitted;
+        self.active
+    }
+
+    /// One `next_tuple` per task that may emit; returns whether every task is finished (its
+    /// spout says so and none of its trees is in flight).
+    fn emit_round(&mut self) -> bool {
         let mut all_finished = true;
-        for (i, s) in spouts.iter_mut().enumerate() {
-            if finished[i] {
+        for i in 0..self.spouts.len() {
+            if self.finished[i] {
                 continue;
             }
-            if rel.max_pending.is_some_and(|m| per_task[i] >= m) {
+            if self.rel.max_pending.is_some_and(|m| self.per_task[i] >= m) {
                 // topology.max.spout.pending: wait for acks before emitting more.
                 all_finished = false;
                 continue;
             }
-            env.router.lane.task = first + i as u32;
+            self.env.router.lane.task = self.first + i as u32;
             // The birth stamp: a clock read per call when tuples go out one at a time (latency
             // mode); with batching, every 16th call (a few microseconds stale at most, against
-            // batches that wait up to the flush interval), which saves a clock read per line. After
-            // an idle round (the spout may have slept) always.
-            if stamp_every_call || was_idle || iter.is_multiple_of(16) {
-                env.router.lane.born = now_us();
-                clock = Instant::now();
+            // batches that wait up to the flush interval), which saves a clock read per line.
+            // After an idle round (the spout may have slept) always.
+            if self.stamp_every_call || self.was_idle || self.iter.is_multiple_of(16) {
+                self.env.router.lane.born = now_us();
+                self.clock = Instant::now();
             }
-            s.next_tuple(&mut SpoutCollector::new(&mut env.router));
-            if !env.router.immediate_acks.is_empty() {
+            let s = &mut self.spouts[i];
+            s.next_tuple(&mut SpoutCollector::new(&mut self.env.router));
+            if !self.env.router.immediate_acks.is_empty() {
                 // Acking is off (or nobody subscribes): Storm acks a spout tuple at once.
-                for id in env.router.immediate_acks.drain(..) {
+                for id in self.env.router.immediate_acks.drain(..) {
                     s.ack(&id);
-                    env.router.counters.acked += 1;
+                    self.env.router.counters.acked += 1;
                 }
             }
-            if let Some(acking) = env.router.acking.as_mut()
-                && !acking.started.is_empty()
-            {
-                let now = clock;
-                let born = env.router.lane.born;
-                for (root, task, id) in acking.started.drain(..) {
-                    let idx = (task - first) as usize;
-                    per_task[idx] += 1;
-                    pending.insert(
-                        root,
-                        PendingTree {
-                            task: idx,
-                            id,
-                            started: now,
-                            born,
-                            root,
-                        },
-                    );
-                }
-            }
-            if s.is_finished() && per_task[i] == 0 {
-                finished[i] = true;
+            self.track_started_trees();
+            if self.spouts[i].is_finished() && self.per_task[i] == 0 {
+                self.finished[i] = true;
             } else {
                 all_finished = false;
             }
         }
-        if all_finished {
-            break 'outer;
+        all_finished
+    }
+
+    /// Records the trees the last `next_tuple` started (acking on).
+    #[inline]
+    fn track_started_trees(&mut self) {
+        let Some(acking) = self.env.router.acking.as_mut() else {
+            return;
+        };
+        if acking.started.is_empty() {
+            return;
         }
-        iter = iter.wrapping_add(1);
-        was_idle = env.router.counters.emitted == before;
-        if !was_idle {
-            backoff.reset();
-            if iter.is_multiple_of(64) {
-                env.stats.publish(&env.router.counters);
-                if env.router.last_flush.elapsed() >= env.flush_interval {
-                    env.router.flush();
-                }
-            }
-        } else {
-            env.router.flush();
-            env.stats.publish(&env.router.counters);
-            match &rx {
-                // Waiting for acks: sleep on the queue they arrive on.
-                Some(rx) if !pending.is_empty() => {
-                    match rx.recv_timeout(Duration::from_millis(1)) {
-                        Ok(batch) => settle(
-                            batch,
-                            &mut spouts,
-                            &mut pending,
-                            &mut per_task,
-                            &mut env,
-                            &mut complete,
-                            acked_src,
-                        ),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => backoff.wait(),
-                    }
-                }
-                _ => backoff.wait(),
-            }
+        let born = self.env.router.lane.born;
+        for (root, task, id) in acking.started.drain(..) {
+            let idx = (task - self.first) as usize;
+            self.per_task[idx] += 1;
+            self.pending.insert(
+                root,
+                PendingTree {
+                    task: idx,
+                    id,
+                    started: self.clock,
+                    born,
+                    root,
+                },
+            );
         }
     }
-    for s in spouts.iter_mut() {
-        s.deactivate();
-        s.close();
+
+    /// After a round that emitted: publish counters and flush on their intervals.
+    fn busy(&mut self) {
+        self.backoff.reset();
+        if self.iter.is_multiple_of(64) {
+            self.env.stats.publish(&self.env.router.counters);
+            if self.env.router.last_flush.elapsed() >= self.env.flush_interval {
+                self.env.router.flush();
+            }
+        }
     }
-    env.router.flush();
-    env.stats.publish(&env.router.counters);
-    if env.router.downstream_lost {
-        env.reporter.report(
-            &env.component,
-            first,
-            "a downstream executor stopped; this spout stopped too",
-        );
+
+    /// After a round that emitted nothing: flush, publish, and wait (on the ack queue when
+    /// trees are in flight, else with a growing backoff).
+    fn idle(&mut self) {
+        self.env.router.flush();
+        self.env.stats.publish(&self.env.router.counters);
+        let waiting_for_acks = !self.pending.is_empty();
+        match self.rx.as_ref().filter(|_| waiting_for_acks) {
+            Some(rx) => match rx.recv_timeout(Duration::from_millis(1)) {
+                Ok(batch) => self.settle(batch),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.backoff.wait(),
+            },
+            None => self.backoff.wait(),
+        }
     }
-    if let Some(h) = complete {
-        *env.stats.complete.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+
+    fn close(mut self) {
+        for s in self.spouts.iter_mut() {
+            s.deactivate();
+            s.close();
+        }
+        self.env.router.flush();
+        self.env.stats.publish(&self.env.router.counters);
+        if self.env.router.downstream_lost {
+            self.env.reporter.report(
+                &self.env.component,
+                self.first,
+                "a downstream executor stopped; this spout stopped too",
+            );
+        }
+        if let Some(h) = self.complete.take() {
+            *self
+                .env
+                .stats
+                .complete
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(h);
+        }
     }
-    // Dropping the router drops its senders: downstream executors see the end of input.
+
+    /// Handles acks and fails that ackers sent back.
+    fn settle(&mut self, batch: Batch) {
+        let now = Instant::now();
+        for (_, t) in batch.iter() {
+            // A random 64-bit id: read without a branch on its marker.
+            let Some(root) = t.reader().and_then(|(_, mut r)| r.wide_int_value()) else {
+                continue;
+            };
+            let Some(PendingTree {
+                task: i,
+                id,
+                started: start,
+                ..
+            }) = self.pending.remove(root as u64)
+            else {
+                continue;
+            };
+            self.per_task[i] = self.per_task[i].saturating_sub(1);
+            // Acker replies name their stream by the interned system source: a pointer compare.
+            let acked = match self.acked_src {
+                Some(a) if std::ptr::eq(t.source(), a) => true,
+                _ => t.source_stream() == ACK_ACK_STREAM,
+            };
+            if acked {
+                self.spouts[i].ack(&id);
+                self.env.router.counters.acked += 1;
+                let us = now.duration_since(start).as_micros() as u64;
+                self.env.router.counters.complete_us += us;
+                if let Some(h) = self.complete.as_mut() {
+                    h.saturating_record(us.max(1));
+                }
+                self.env.router.counters.completed += 1;
+            } else {
+                self.spouts[i].fail(&id);
+                self.env.router.counters.failed += 1;
+            }
+        }
+    }
+}
+
+/// A bolt executor's loop and what it keeps between batches: its bolts, which of them auto-ack
+/// and poll, tick tuples, and (terminal executors) the end-to-end latency histogram.
+struct BoltExecutor {
+    env: ExecutorEnv,
+    rx: Receiver<Batch>,
+    bolts: Vec<Box<dyn Bolt>>,
+    auto_ack: Vec<bool>,
+    /// Some bolt has asynchronous work (`Bolt::wants_poll`): poll about every millisecond.
+    polls: bool,
+    /// Terminal executors (they feed nobody) measure end-to-end latency.
+    latency: Option<hdrhistogram::Histogram<u64>>,
+    latency_dirty: bool,
+    last_latency_publish: Instant,
+    /// Storm's tick tuples: every `every`, each task gets a tuple from `__system` on `__tick`.
+    ticks: Option<Ticks>,
+    first_batch: bool,
+}
+
+struct Ticks {
+    every: Duration,
+    next: Instant,
+    source: &'static topology_api::StreamSource,
+}
+
+/// What the input queue gave.
+enum Input {
+    Batch(Batch),
+    /// Nothing yet (a wait ended, a tick may be due).
+    Again,
+    /// Every sender is gone: the end of input.
+    End,
 }
 
 pub(crate) fn run_bolt(
-    mut env: ExecutorEnv,
+    env: ExecutorEnv,
     rx: Receiver<Batch>,
-    mut bolts: Vec<Box<dyn Bolt>>,
+    bolts: Vec<Box<dyn Bolt>>,
     cleanup: bool,
     tick: Option<Duration>,
 ) {
-    let first = env.executor.start;
-    let mut prepared = Ok(());
-    for (i, b) in bolts.iter_mut().enumerate() {
-        if let Err(e) = b.prepare(&env.contexts[i]) {
-            prepared = Err(format!("task {}: prepare failed: {e}", first + i as u32));
-            break;
-        }
-    }
-    let ok = prepared.is_ok();
-    let _ = env.ready.send(prepared);
-    if !ok || !env.go.wait() {
+    let mut ex = BoltExecutor::new(env, rx, bolts, tick);
+    if !ex.prepare() {
         return;
     }
-    let auto_ack: Vec<bool> = bolts.iter().map(|b| b.auto_ack()).collect();
-    let polls = bolts.iter().any(|b| b.wants_poll());
-    let mut last_latency_publish = Instant::now();
-    let mut latency_dirty = false;
-    // Terminal executors (they feed nobody) measure end-to-end latency.
-    let terminal = env.router.streams.iter().all(|s| s.subscribers.is_empty());
-    let mut latency = terminal
-        .then(|| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok())
-        .flatten();
-    // Storm's tick tuples: every `tick` each task gets a tuple from `__system` on `__tick`.
-    let tick_src = system_source(SYSTEM_COMPONENT, "__tick");
-    let mut next_tick = tick.map(|t| Instant::now() + t);
-    let mut first_batch = true;
     loop {
-        if let (Some(at), Some(every), Some(src)) = (next_tick, tick, tick_src)
-            && Instant::now() >= at
-        {
-            next_tick = Some(at + every);
-            let mut ticks = Batch::with_capacity(bolts.len());
-            let secs = [Value::Int(every.as_secs() as i64)];
-            for task in first..first + bolts.len() as u32 {
-                // One small tuple per task: it always fits.
-                let _ = ticks.push(task, src, 0, 0, &[], &secs);
-            }
-            run_batch(&mut env, &mut bolts, &auto_ack, ticks, &mut latency);
+        if let Some(ticks) = ex.due_ticks() {
+            ex.run(ticks);
             continue;
         }
-        let batch = match rx.try_recv() {
-            Ok(b) => b,
-            Err(TryRecvError::Empty) => {
-                env.heads.idle(env.head_slot);
-                // Out of input: send what is buffered now rather than wait for a full batch.
-                env.router.flush();
-                env.stats.publish(&env.router.counters);
-                // (At most every 100 ms: a histogram copy is tens of kilobytes, and a fast
-                // terminal bolt runs out of input thousands of times a second.)
-                if latency_dirty
-                    && last_latency_publish.elapsed() >= Duration::from_millis(100)
-                    && let Some(h) = latency.as_ref()
-                {
-                    latency_dirty = false;
-                    last_latency_publish = Instant::now();
-                    *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+        match ex.next_input() {
+            Input::Batch(batch) => {
+                if let Some(born) = batch.first_born() {
+                    ex.env.heads.took(ex.env.head_slot, born);
                 }
-                // Bolts with asynchronous work are polled about every millisecond.
-                let wait = match (next_tick, polls) {
-                    (Some(at), true) => Some(
-                        at.saturating_duration_since(Instant::now())
-                            .min(Duration::from_millis(1)),
-                    ),
-                    (Some(at), false) => Some(at.saturating_duration_since(Instant::now())),
-                    (None, true) => Some(Duration::from_millis(1)),
-                    (None, false) => None,
-                };
-                let got = match wait {
-                    Some(w) => match rx.recv_timeout(w) {
-                        Ok(b) => Some(b),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    },
-                    None => match rx.recv() {
-                        Ok(b) => Some(b),
-                        Err(_) => break,
-                    },
-                };
-                if got.is_none() && polls {
-                    poll_bolts(&mut env, &mut bolts, false);
+                ex.run(batch);
+                if ex.polls {
+                    poll_bolts(&mut ex.env, &mut ex.bolts, false);
                 }
-                match got {
-                    Some(b) => b,
-                    None => continue,
-                }
+                ex.after_batch();
             }
-            Err(TryRecvError::Disconnected) => break,
+            Input::Again => {}
+            Input::End => break,
+        }
+    }
+    ex.finish(cleanup);
+}
+
+impl BoltExecutor {
+    fn new(
+        env: ExecutorEnv,
+        rx: Receiver<Batch>,
+        bolts: Vec<Box<dyn Bolt>>,
+        tick: Option<Duration>,
+    ) -> Self {
+        let terminal = env.router.streams.iter().all(|s| s.subscribers.is_empty());
+        BoltExecutor {
+            env,
+            rx,
+            auto_ack: bolts.iter().map(|b| b.auto_ack()).collect(),
+            polls: bolts.iter().any(|b| b.wants_poll()),
+            bolts,
+            latency: terminal
+                .then(|| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok())
+                .flatten(),
+            latency_dirty: false,
+            last_latency_publish: Instant::now(),
+            ticks: tick.and_then(|every| {
+                system_source(SYSTEM_COMPONENT, "__tick").map(|source| Ticks {
+                    every,
+                    next: Instant::now() + every,
+                    source,
+                })
+            }),
+            first_batch: true,
+        }
+    }
+
+    /// Prepares every bolt task and reports to the worker; runs on only once the whole worker
+    /// opened (`false`: a task failed or another executor did).
+    fn prepare(&mut self) -> bool {
+        let first = self.env.executor.start;
+        let mut prepared = Ok(());
+        for (i, b) in self.bolts.iter_mut().enumerate() {
+            if let Err(e) = b.prepare(&self.env.contexts[i]) {
+                prepared = Err(OpenFailure {
+                    task: first + i as u32,
+                    message: format!("prepare failed: {e}"),
+                });
+                break;
+            }
+        }
+        let ok = prepared.is_ok();
+        let _ = self.env.ready.send(prepared);
+        ok && self.env.go.wait()
+    }
+
+    fn run(&mut self, batch: Batch) {
+        run_batch(
+            &mut self.env,
+            &mut self.bolts,
+            &self.auto_ack,
+            batch,
+            &mut self.latency,
+        );
+    }
+
+    /// A batch of tick tuples, one per task, when they are due.
+    fn due_ticks(&mut self) -> Option<Batch> {
+        let t = self.ticks.as_mut()?;
+        if Instant::now() < t.next {
+            return None;
+        }
+        t.next += t.every;
+        let first = self.env.executor.start;
+        let mut batch = Batch::with_capacity(self.bolts.len());
+        let secs = [Value::Int(t.every.as_secs() as i64)];
+        for task in first..first + self.bolts.len() as u32 {
+            // One small tuple per task: it always fits.
+            let _ = batch.push(task, t.source, 0, 0, &[], &secs);
+        }
+        Some(batch)
+    }
+
+    /// The next input batch. Out of input, it first sends what is buffered (rather than wait for
+    /// a full batch) and publishes counters, then waits: until the next tick, about a
+    /// millisecond when bolts poll, else until input comes.
+    fn next_input(&mut self) -> Input {
+        match self.rx.try_recv() {
+            Ok(b) => return Input::Batch(b),
+            Err(TryRecvError::Disconnected) => return Input::End,
+            Err(TryRecvError::Empty) => {}
+        }
+        self.env.heads.idle(self.env.head_slot);
+        self.env.router.flush();
+        self.env.stats.publish(&self.env.router.counters);
+        // (At most every 100 ms: a histogram copy is tens of kilobytes, and a fast terminal bolt
+        // runs out of input thousands of times a second.)
+        if self.latency_dirty {
+            self.publish_latency(Duration::from_millis(100));
+        }
+        let until_tick = self
+            .ticks
+            .as_ref()
+            .map(|t| t.next.saturating_duration_since(Instant::now()));
+        let wait = match (until_tick, self.polls) {
+            (Some(t), true) => Some(t.min(Duration::from_millis(1))),
+            (Some(t), false) => Some(t),
+            (None, true) => Some(Duration::from_millis(1)),
+            (None, false) => None,
         };
-        if let Some(born) = batch.first_born() {
-            env.heads.took(env.head_slot, born);
+        let got = match wait {
+            Some(w) => match self.rx.recv_timeout(w) {
+                Ok(b) => Input::Batch(b),
+                Err(RecvTimeoutError::Timeout) => Input::Again,
+                Err(RecvTimeoutError::Disconnected) => Input::End,
+            },
+            None => match self.rx.recv() {
+                Ok(b) => Input::Batch(b),
+                Err(_) => Input::End,
+            },
+        };
+        if matches!(got, Input::Again) && self.polls {
+            poll_bolts(&mut self.env, &mut self.bolts, false);
         }
-        run_batch(&mut env, &mut bolts, &auto_ack, batch, &mut latency);
-        if polls {
-            poll_bolts(&mut env, &mut bolts, false);
-        }
-        if first_batch {
-            first_batch = false;
-            env.stats
+        got
+    }
+
+    fn after_batch(&mut self) {
+        if self.first_batch {
+            self.first_batch = false;
+            self.env
+                .stats
                 .first_executed_us
                 .store(now_us(), Ordering::Relaxed);
         }
-        latency_dirty = latency.is_some();
+        self.latency_dirty = self.latency.is_some();
         // Cluster heartbeats read the histogram: publish a copy about once a second.
-        if let Some(h) = latency.as_ref()
-            && last_latency_publish.elapsed() >= Duration::from_secs(1)
+        self.publish_latency(Duration::from_secs(1));
+    }
+
+    /// Publishes a copy of the latency histogram if the last one is older than `every`.
+    fn publish_latency(&mut self, every: Duration) {
+        if let Some(h) = self.latency.as_ref()
+            && self.last_latency_publish.elapsed() >= every
         {
-            last_latency_publish = Instant::now();
-            latency_dirty = false;
-            *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
+            self.last_latency_publish = Instant::now();
+            self.latency_dirty = false;
+            *self
+                .env
+                .stats
+                .latency
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
         }
     }
-    if polls {
-        // End of input: what the bolts handed off must come back before cleanup.
-        poll_bolts(&mut env, &mut bolts, true);
-    }
-    if cleanup {
-        for b in bolts.iter_mut() {
-            b.cleanup();
+
+    /// End of input: what the bolts handed off comes back, cleanup (local mode and kill), the
+    /// last flush and counters.
+    fn finish(mut self, cleanup: bool) {
+        if self.polls {
+            poll_bolts(&mut self.env, &mut self.bolts, true);
         }
-    }
-    env.router.flush();
-    env.stats.publish(&env.router.counters);
-    if let Some(h) = latency {
-        *env.stats.latency.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+        if cleanup {
+            for b in self.bolts.iter_mut() {
+                b.cleanup();
+            }
+        }
+        self.env.router.flush();
+        self.env.stats.publish(&self.env.router.counters);
+        if let Some(h) = self.latency.take() {
+            *self
+                .env
+                .stats
+                .latency
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(h);
+        }
     }
 }
 

@@ -169,6 +169,8 @@ pub(crate) struct OutBuf {
 /// What the executor does with errors its component reports or its routing finds.
 pub(crate) trait ErrorReporter {
     fn report(&self, component: &str, task: u32, message: &str);
+    /// An executor panicked: its worker is done (and restarted on a cluster).
+    fn report_panic(&self, component: &str, task: u32, message: &str);
 }
 
 pub(crate) struct Router {
@@ -695,6 +697,43 @@ impl Router {
     /// Every emission the fast path in `emit` does not take.
     #[inline(never)]
     fn emit_general(&mut self, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
+        let Some(si) = self.checked_stream(&e) else {
+            return;
+        };
+        self.counters.emitted += 1;
+        // An anchored tuple descends from its anchor's spout tuple (a bolt may emit anchored to
+        // an input it kept from an earlier batch).
+        if let Some(b) = e.anchors.first().map(|a| a.born_us())
+            && b > 0
+        {
+            self.lane.born = b;
+        }
+        if self.debug {
+            let values = e.values.to_strings();
+            tracing::info!(
+                component = %self.component,
+                task = self.lane.task,
+                stream = e.stream,
+                "Emitting: [{}]",
+                values.join(", ")
+            );
+        }
+        if self.acking.is_none() {
+            if let Some(id) = e.message_id {
+                self.immediate_acks.push(id);
+            }
+            self.route(si, e.values, e.direct_task, task_ids, &mut AckTag::Off);
+        } else if e.message_id.is_some() {
+            self.emit_tree_root(si, e, task_ids);
+        } else {
+            self.emit_anchored(si, &e, task_ids);
+        }
+    }
+
+    /// The index of the emission's stream; an undeclared stream, or a direct one emitted to
+    /// without a task, is reported as the component's error and the tuple is dropped.
+    #[inline]
+    fn checked_stream(&self, e: &Emission<'_>) -> Option<usize> {
         let si = if e.stream == topology_api::DEFAULT_STREAM
             && self
                 .streams
@@ -717,76 +756,61 @@ impl Router {
                 declared.join(", ")
             );
             self.reporter.report(&self.component, self.lane.task, &msg);
-            return;
+            return None;
         };
         if self.streams[si].direct && e.direct_task.is_none() {
             let msg = format!("stream \"{}\" is direct: use emit_direct", e.stream);
             self.reporter.report(&self.component, self.lane.task, &msg);
-            return;
+            return None;
         }
-        self.counters.emitted += 1;
-        // An anchored tuple descends from its anchor's spout tuple (a bolt may emit anchored to
-        // an input it kept from an earlier batch).
-        if let Some(b) = e.anchors.first().map(|a| a.born_us())
-            && b > 0
-        {
-            self.lane.born = b;
-        }
-        if self.debug {
-            let values = e.values.to_strings();
-            tracing::info!(
-                component = %self.component,
-                task = self.lane.task,
-                stream = e.stream,
-                "Emitting: [{}]",
-                values.join(", ")
-            );
-        }
-        let Some(acking) = self.acking.as_mut() else {
-            if let Some(id) = e.message_id {
-                self.immediate_acks.push(id);
-            }
-            self.route(si, e.values, e.direct_task, task_ids, &mut AckTag::Off);
+        Some(si)
+    }
+
+    /// A reliable spout emit (acking on): starts a tree, tells its acker, and records it as
+    /// started; with no subscriber the tree is complete at once (as Storm).
+    #[inline]
+    fn emit_tree_root(&mut self, si: usize, e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
+        let (Some(id), Some(acking), Some(acks)) =
+            (e.message_id, self.acking.as_mut(), self.lane.acks.as_mut())
+        else {
             return;
         };
-        if let Some(id) = e.message_id {
-            // A reliable spout emit starts a tree.
-            let Some(acks) = self.lane.acks.as_mut() else {
-                return;
-            };
-            let mut rng = acks.rng;
-            // Random high half (spreads roots over ackers), sequence low half (see `Pending`).
-            let root = (rng.next() & 0xffff_ffff_0000_0000) | acking.seq as u64;
-            acking.seq = acking.seq.wrapping_add(1);
-            let mut tag = AckTag::Root {
-                root,
-                xor: 0,
-                copies: 0,
-                rng,
-            };
-            self.route(si, e.values, e.direct_task, task_ids, &mut tag);
-            let AckTag::Root {
-                xor, copies, rng, ..
-            } = tag
-            else {
-                return;
-            };
-            if let Some(acks) = self.lane.acks.as_mut() {
-                acks.rng = rng;
-            }
-            let Some(acking) = self.acking.as_mut() else {
-                return;
-            };
-            if copies == 0 {
-                // Nobody subscribes: the tree is complete at once (Storm does the same).
-                self.immediate_acks.push(id);
-                return;
-            }
-            let task = self.lane.task;
-            acking.started.push((root, task, id));
-            self.send_system(0, root, xor);
+        let mut rng = acks.rng;
+        // Random high half (spreads roots over ackers), sequence low half (see `Pending`).
+        let root = (rng.next() & 0xffff_ffff_0000_0000) | acking.seq as u64;
+        acking.seq = acking.seq.wrapping_add(1);
+        let mut tag = AckTag::Root {
+            root,
+            xor: 0,
+            copies: 0,
+            rng,
+        };
+        self.route(si, e.values, e.direct_task, task_ids, &mut tag);
+        let AckTag::Root {
+            xor, copies, rng, ..
+        } = tag
+        else {
+            return;
+        };
+        if let Some(acks) = self.lane.acks.as_mut() {
+            acks.rng = rng;
+        }
+        let Some(acking) = self.acking.as_mut() else {
+            return;
+        };
+        if copies == 0 {
+            // Nobody subscribes: the tree is complete at once (Storm does the same).
+            self.immediate_acks.push(id);
             return;
         }
+        let task = self.lane.task;
+        acking.started.push((root, task, id));
+        self.send_system(0, root, xor);
+    }
+
+    /// A bolt emit (acking on): the new edges are anchored to every tree of the anchors.
+    #[inline]
+    fn emit_anchored(&mut self, si: usize, e: &Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
         let mut roots: SmallVec<[u64; 2]> = SmallVec::new();
         for a in e.anchors {
             for (r, _) in a.ack_pairs() {

@@ -1,0 +1,452 @@
+//! Nimbus's HTTP API: submission (`/api/v1/gale/`), the topology actions (applied through
+//! [`lifecycle`]), Storm UI's REST read paths and Prometheus text.
+
+use crate::daemon::Shared;
+use crate::lifecycle::{self, Action, Outcome};
+use crate::reconcile::{cluster_view, snapshot};
+use crate::scheduler::{SupervisorInfo, check_runnable};
+use crate::view::ClusterView;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cluster_state::{
+    ClusterState, StateError, Store, StoredTopology, StormRecord, TopologyStatus, now_secs,
+};
+use flux::Topology;
+use flux::{Foreign, keys, load_submitted};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Every route: Gale's own (`/api/v1/gale/`), the actions, Storm UI's read paths and `/metrics`.
+pub(crate) fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
+    Router::new()
+        .route("/api/v1/gale/topologies", post(submit::<S>).get(list::<S>))
+        .route("/api/v1/gale/status", get(status::<S>))
+        .route("/api/v1/topology/{id}/activate", post(activate::<S>))
+        .route("/api/v1/topology/{id}/deactivate", post(deactivate::<S>))
+        .route("/api/v1/topology/{id}/kill/{wait}", post(kill::<S>))
+        .route(
+            "/api/v1/topology/{id}/rebalance/{wait}",
+            post(rebalance::<S>),
+        )
+        // Storm UI's read paths (docs/contract.md §10), for tools written against Storm.
+        .route("/api/v1/cluster/summary", get(ui_cluster::<S>))
+        .route("/api/v1/cluster/configuration", get(ui_configuration::<S>))
+        .route("/api/v1/supervisor/summary", get(ui_supervisors::<S>))
+        .route("/api/v1/nimbus/summary", get(ui_nimbus::<S>))
+        .route("/api/v1/topology/summary", get(ui_topologies::<S>))
+        .route("/api/v1/topology/{id}", get(ui_topology::<S>))
+        .route(
+            "/api/v1/topology/{id}/component/{component}",
+            get(ui_component::<S>),
+        )
+        .route("/metrics", get(metrics::<S>))
+        .with_state(shared)
+}
+
+async fn ui_cluster<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(crate::storm_ui::cluster_summary(
+        &cluster_view(&s.state).await?,
+    )))
+}
+
+async fn ui_configuration<S: Store>(State(s): State<Arc<Shared<S>>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "storm.version": crate::storm_ui::VERSION,
+        "nimbus.seeds": [s.address],
+        "supervisor.worker.timeout.secs": s.worker_timeout.as_secs(),
+    }))
+}
+
+async fn ui_supervisors<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(crate::storm_ui::supervisor_summary(
+        &cluster_view(&s.state).await?,
+    )))
+}
+
+async fn ui_nimbus<S: Store>(State(s): State<Arc<Shared<S>>>) -> Json<serde_json::Value> {
+    Json(crate::storm_ui::nimbus_summary(
+        &s.address,
+        s.leader.load(Ordering::SeqCst),
+    ))
+}
+
+async fn ui_topologies<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(crate::storm_ui::topology_summary(
+        &cluster_view(&s.state).await?,
+    )))
+}
+
+fn no_topology(id: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no topology \"{id}\" is running; GET /api/v1/topology/summary lists them"),
+    )
+}
+
+async fn ui_topology<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = cluster_view(&s.state).await?;
+    crate::storm_ui::topology_page(&v, &id)
+        .map(Json)
+        .ok_or_else(|| no_topology(&id))
+}
+
+async fn ui_component<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path((id, component)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let v = cluster_view(&s.state).await?;
+    if crate::storm_ui::topology_page(&v, &id).is_none() {
+        return Err(no_topology(&id));
+    }
+    crate::storm_ui::component_page(&v, &id, &component)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("topology \"{id}\" has no component \"{component}\""),
+            )
+        })
+}
+
+async fn metrics<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Response, ApiError> {
+    let text = crate::storm_ui::prometheus(&cluster_view(&s.state).await?);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// An API error: a status code and `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        let code = if e.is_unavailable() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+fn require_leader<S: Store>(s: &Shared<S>) -> Result<(), ApiError> {
+    if s.leader.load(Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this Nimbus ({}) is not the leader (or cannot reach ZooKeeper); send changes to the leader",
+                s.address
+            ),
+        ))
+    }
+}
+
+/// A submission: the YAML as the CLI substituted it, shipped resources, and the topology as the
+/// submitting binary validated it (Nimbus takes from it only the declared streams of classes its
+/// own registry lacks and some live supervisor advertises).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub file: String,
+    pub yaml: String,
+    #[serde(default)]
+    pub resources: Vec<(String, Vec<u8>)>,
+    #[serde(default)]
+    pub validated: Option<Topology>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    pub id: String,
+}
+
+async fn submit<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Json(req): Json<SubmitRequest>,
+) -> Result<Json<SubmitResponse>, ApiError> {
+    require_leader(&s)?;
+    for (name, _) in &req.resources {
+        cluster_state::check_resource_name(name)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    }
+    // Validated again here: Nimbus does not trust its clients. Classes only the supervisors'
+    // binaries have are taken as the client declared them; the supervisor that constructs them
+    // is the judge of those.
+    let supervisors: Vec<SupervisorInfo> = snapshot(&s.state.supervisors().await?, &[]).supervisors;
+    let foreign = Foreign {
+        classes: supervisors
+            .iter()
+            .filter_map(|s| s.classes.as_ref())
+            .flatten()
+            .filter(|c| s.registry.resolve(c).is_none())
+            .cloned()
+            .collect(),
+        components: req
+            .validated
+            .iter()
+            .flat_map(|t| t.components())
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect(),
+    };
+    let loaded = load_submitted(&req.file, req.yaml.as_bytes(), &s.registry, &foreign)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let topo = loaded.topology;
+    let needed = topo.components().map(|c| c.class_name.clone()).collect();
+    check_runnable(&needed, &supervisors, |c| s.registry.resolve(c).is_some())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let storms = s.state.storms().await?;
+    if let Some((id, _)) = storms.iter().find(|(_, r)| r.name == topo.name) {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "topology \"{}\" is already running as {id}; kill it first or choose another name",
+                topo.name
+            ),
+        ));
+    }
+    let now = now_secs();
+    let counter = storms.len() + 1;
+    let id = format!("{}-{counter}-{now}", topo.name);
+    let storm = StormRecord {
+        name: topo.name.clone(),
+        status: TopologyStatus::Active,
+        launch_time_secs: now,
+        workers: topo.workers(),
+        component_executors: topo
+            .components()
+            .map(|c| (c.id.clone(), c.parallelism))
+            .collect(),
+        action_at_secs: None,
+        prev_status: None,
+    };
+    s.state
+        .set_topology(
+            &id,
+            &StoredTopology {
+                topology: topo,
+                resources: req.resources,
+            },
+        )
+        .await?;
+    s.state.set_storm(&id, &storm).await?;
+    tracing::info!(topology = %id, "Topology submitted");
+    s.wake.notify_one();
+    Ok(Json(SubmitResponse { id }))
+}
+
+/// A row of `gale list`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TopologyRow {
+    pub name: String,
+    pub status: String,
+    pub num_tasks: u32,
+    pub num_workers: u32,
+    pub uptime_secs: u64,
+    pub id: String,
+}
+
+async fn list<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+) -> Result<Json<Vec<TopologyRow>>, ApiError> {
+    let view = cluster_view(&s.state).await?;
+    Ok(Json(
+        view.topologies
+            .into_iter()
+            .map(|t| TopologyRow {
+                name: t.name,
+                status: t.status,
+                num_tasks: t.tasks,
+                num_workers: t.workers,
+                uptime_secs: t.uptime_secs,
+                id: t.id,
+            })
+            .collect(),
+    ))
+}
+
+async fn status<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Json<ClusterView>, ApiError> {
+    Ok(Json(cluster_view(&s.state).await?))
+}
+
+/// Finds a topology by id or by name.
+async fn resolve<S: Store>(
+    state: &ClusterState<S>,
+    key: &str,
+) -> Result<(String, StormRecord), ApiError> {
+    let storms = state.storms().await?;
+    let names: Vec<String> = storms.iter().map(|(_, s)| s.name.clone()).collect();
+    storms
+        .into_iter()
+        .find(|(id, s)| id == key || s.name == key)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no topology named \"{key}\" (running: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            )
+        })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ActionResponse {
+    pub id: String,
+    pub status: String,
+}
+
+/// Applies a user's action to a topology (by id or name) through the lifecycle table; a refusal
+/// is a 409 that says what to do.
+async fn act<S: Store>(
+    s: &Shared<S>,
+    key: &str,
+    action: Action,
+) -> Result<Json<ActionResponse>, ApiError> {
+    require_leader(s)?;
+    let (id, storm) = resolve(&s.state, key).await?;
+    let status = match lifecycle::apply(&storm, &action, now_secs()) {
+        Err(refused) => return Err(ApiError(StatusCode::CONFLICT, refused.to_string())),
+        Ok(Outcome::Store(next)) => {
+            s.state.set_storm(&id, &next).await?;
+            s.wake.notify_one();
+            next.status
+        }
+        Ok(_) => storm.status,
+    };
+    tracing::info!(topology = %id, ?action, status = status.as_str(), "Topology action");
+    Ok(Json(ActionResponse {
+        id,
+        status: status.as_str().into(),
+    }))
+}
+
+async fn set_status<S: Store>(
+    s: &Shared<S>,
+    key: &str,
+    status: TopologyStatus,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let action = if status == TopologyStatus::Active {
+        Action::Activate
+    } else {
+        Action::Deactivate
+    };
+    act(s, key, action).await
+}
+
+async fn activate<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    set_status(&s, &id, TopologyStatus::Active).await
+}
+
+async fn deactivate<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    set_status(&s, &id, TopologyStatus::Inactive).await
+}
+
+async fn kill<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path((key, wait)): Path<(String, String)>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    require_leader(&s)?;
+    let (id, _) = resolve(&s.state, &key).await?;
+    let default_wait = match s.state.topology(&id).await? {
+        Some(t) => t.topology.config_u64(keys::MESSAGE_TIMEOUT_SECS, 30),
+        None => 30,
+    };
+    // Storm: deactivate (spouts stop), wait, then remove.
+    let wait_secs: u64 = wait.parse().unwrap_or(default_wait);
+    act(&s, &id, Action::Kill { wait_secs }).await
+}
+
+/// Body of a rebalance: new worker count and executor counts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RebalanceRequest {
+    #[serde(default)]
+    pub workers: Option<u32>,
+    #[serde(default)]
+    pub executors: BTreeMap<String, u32>,
+}
+
+async fn rebalance<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    Path((key, wait)): Path<(String, String)>,
+    body: Option<Json<RebalanceRequest>>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    require_leader(&s)?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let (id, _) = resolve(&s.state, &key).await?;
+    let stored = s.state.topology(&id).await?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("topology {id} has no stored definition"),
+        )
+    })?;
+    check_rebalance(&stored.topology, &req).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let wait_secs: u64 = wait
+        .parse()
+        .unwrap_or(stored.topology.config_u64(keys::MESSAGE_TIMEOUT_SECS, 30));
+    let action = Action::Rebalance {
+        wait_secs,
+        workers: req.workers,
+        executors: req.executors,
+    };
+    act(&s, &id, action).await
+}
+
+/// A rebalance names known components, each with 1..=its tasks executors, and at least 1 worker.
+fn check_rebalance(topology: &Topology, req: &RebalanceRequest) -> Result<(), String> {
+    for (c, n) in &req.executors {
+        let Some(def) = topology.component(c) else {
+            let known: Vec<&str> = topology.components().map(|c| c.id.as_str()).collect();
+            return Err(format!(
+                "unknown component \"{c}\" (known: {})",
+                known.join(", ")
+            ));
+        };
+        if *n < 1 || *n > def.num_tasks {
+            return Err(format!(
+                "component \"{c}\" has {} tasks, so its executors must be between 1 and {}",
+                def.num_tasks, def.num_tasks
+            ));
+        }
+    }
+    if req.workers == Some(0) {
+        return Err("workers must be at least 1".into());
+    }
+    Ok(())
+}

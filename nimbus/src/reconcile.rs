@@ -1,0 +1,356 @@
+//! The assignment loop's pass ([`reconcile`]) and the reads of cluster state it shares with the
+//! API ([`cluster_view`]): timed kills and rebalances (by [`lifecycle`]), dead slots, the
+//! scheduler, and the assignments that changed written to ZooKeeper.
+
+use crate::lifecycle::{self, Action, Outcome};
+use crate::scheduler::{
+    Assignment, ClusterSnapshot, Slot, SupervisorInfo, TopologyRequest, schedule,
+};
+use crate::view::{ClusterView, ComponentStats, SupervisorView, topology_view};
+use cluster_state::{
+    AssignmentRecord, ClusterState, ExecutorSlot, StateError, Store, StormRecord, SupervisorRecord,
+    now_secs,
+};
+use flux::Topology;
+use flux::keys;
+use flux::layout::{ExecutorId, task_layout};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The scheduler's view of the registered supervisors, without the `dead` slots.
+pub(crate) fn snapshot(
+    supervisors: &[SupervisorRecord],
+    dead: &[(String, u16)],
+) -> ClusterSnapshot {
+    ClusterSnapshot {
+        supervisors: supervisors
+            .iter()
+            .map(|s| SupervisorInfo {
+                id: s.id.clone(),
+                host: s.host.clone(),
+                ports: s
+                    .ports
+                    .iter()
+                    .copied()
+                    .filter(|p| !dead.iter().any(|(sup, port)| *sup == s.id && port == p))
+                    .collect(),
+                classes: s.classes.as_ref().map(|c| c.iter().cloned().collect()),
+            })
+            .collect(),
+    }
+}
+
+/// The topology as it runs now: rebalanced worker and executor counts applied.
+pub fn effective_topology(stored: &Topology, storm: &StormRecord) -> Topology {
+    let mut t = stored.clone();
+    let acker_default = !t.config.contains_key(keys::ACKER_EXECUTORS);
+    t.config.insert(keys::WORKERS.into(), storm.workers.into());
+    if acker_default {
+        // Storm's default is one acker per worker; keep following the worker count.
+        t.config
+            .insert(keys::ACKER_EXECUTORS.into(), storm.workers.into());
+    }
+    for (c, n) in &storm.component_executors {
+        if let Some(def) = t.component_mut(c) {
+            def.parallelism = (*n).clamp(1, def.num_tasks);
+        }
+    }
+    t
+}
+
+pub(crate) fn to_assignment(r: &AssignmentRecord) -> Assignment {
+    r.executors
+        .iter()
+        .map(|e| {
+            (
+                ExecutorId {
+                    start: e.start,
+                    end: e.end,
+                },
+                Slot {
+                    supervisor: e.supervisor.clone(),
+                    port: e.port,
+                },
+            )
+        })
+        .collect()
+}
+
+/// One pass of the assignment loop: timed actions (kill, rebalance), then the scheduler, then
+/// the assignments that changed written.
+pub(crate) async fn reconcile<S: Store>(
+    state: &ClusterState<S>,
+    worker_timeout: Duration,
+) -> Result<(), StateError> {
+    let now = now_secs();
+    let supervisors = state.supervisors().await?;
+    let mut storms = state.storms().await?;
+    let dead = dead_slots(state, &supervisors, &storms, now, worker_timeout).await?;
+    let cluster = snapshot(&supervisors, &dead);
+    storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
+    let mut requests = Vec::new();
+    for (id, storm) in storms {
+        if let Some(r) = request_after_due_action(state, id, storm, now).await? {
+            requests.push(r);
+        }
+    }
+    let out = schedule(&cluster, &requests);
+    for r in &requests {
+        let Some(new) = out.get(&r.id) else { continue };
+        if *new == r.current && !r.current.is_empty() {
+            continue;
+        }
+        let old = state.assignment(&r.id).await?.unwrap_or_default();
+        if let Some(rec) = assignment_record(new, &old, &supervisors, now) {
+            tracing::info!(topology = %r.id, executors = rec.executors.len(), "Writing assignment");
+            state.set_assignment(&r.id, &rec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Slots whose worker heartbeat stopped are dead even if their supervisor is still registered
+/// (e.g. its sync loop hangs): the scheduler leaves them out, so their executors move. Only
+/// beats of workers that should be running count; a dead supervisor's leftovers would otherwise
+/// keep its slots out after it comes back.
+async fn dead_slots<S: Store>(
+    state: &ClusterState<S>,
+    supervisors: &[SupervisorRecord],
+    storms: &[(String, StormRecord)],
+    now: u64,
+    worker_timeout: Duration,
+) -> Result<Vec<(String, u16)>, StateError> {
+    let mut dead = Vec::new();
+    for (id, _) in storms {
+        let assigned = state.assignment(id).await?.unwrap_or_default();
+        for b in state.workerbeats(id).await? {
+            let live = supervisors.iter().any(|s| s.id == b.supervisor)
+                && assigned
+                    .executors
+                    .iter()
+                    .any(|e| e.supervisor == b.supervisor && e.port == b.port);
+            if live && now.saturating_sub(b.time_secs) > worker_timeout.as_secs() {
+                tracing::warn!(topology = %id, supervisor = %b.supervisor, port = b.port, "Worker heartbeat stopped; moving its executors");
+                dead.push((b.supervisor, b.port));
+            }
+        }
+    }
+    Ok(dead)
+}
+
+/// Applies a kill's or a rebalance's wait that ended ([`lifecycle`]), then says what the
+/// scheduler must place for the topology (`None` once it is removed).
+async fn request_after_due_action<S: Store>(
+    state: &ClusterState<S>,
+    id: String,
+    storm: StormRecord,
+    now: u64,
+) -> Result<Option<TopologyRequest>, StateError> {
+    let mut current = state
+        .assignment(&id)
+        .await?
+        .map(|a| to_assignment(&a))
+        .unwrap_or_default();
+    let storm = match lifecycle::apply(&storm, &Action::WaitEnded, now) {
+        Ok(Outcome::Remove) => {
+            tracing::info!(topology = %id, "Removing killed topology");
+            state.remove_topology(&id).await?;
+            return Ok(None);
+        }
+        Ok(Outcome::Respread(next)) => {
+            state.set_storm(&id, &next).await?;
+            // A rebalance re-spreads everything.
+            current.clear();
+            tracing::info!(topology = %id, workers = next.workers, "Rebalancing");
+            next
+        }
+        _ => storm,
+    };
+    let Some(stored) = state.topology(&id).await? else {
+        return Ok(None);
+    };
+    let topo = effective_topology(&stored.topology, &storm);
+    let layout = task_layout(&topo, topo.acker_executors());
+    Ok(Some(TopologyRequest {
+        id,
+        workers: storm.workers,
+        executors: layout
+            .iter()
+            .flat_map(|c| c.executors.iter().copied())
+            .collect(),
+        current,
+        classes: topo.components().map(|c| c.class_name.clone()).collect(),
+    }))
+}
+
+/// The record to write for the scheduler's `new` assignment, or `None` when it places every
+/// executor where `old` does. Executors that stay keep their start time; the host of every
+/// supervisor used is recorded.
+pub fn assignment_record(
+    new: &Assignment,
+    old: &AssignmentRecord,
+    supervisors: &[SupervisorRecord],
+    now: u64,
+) -> Option<AssignmentRecord> {
+    let executors: Vec<ExecutorSlot> = new
+        .iter()
+        .map(|(e, s)| ExecutorSlot {
+            start: e.start,
+            end: e.end,
+            supervisor: s.supervisor.clone(),
+            port: s.port,
+        })
+        .collect();
+    if executors == old.executors {
+        return None;
+    }
+    let mut rec = AssignmentRecord {
+        executors,
+        hosts: BTreeMap::new(),
+        start_times: BTreeMap::new(),
+    };
+    for e in &rec.executors {
+        if let Some(s) = supervisors.iter().find(|s| s.id == e.supervisor) {
+            rec.hosts.insert(s.id.clone(), s.host.clone());
+        }
+        let key = format!("{}-{}", e.start, e.end);
+        let kept = old.executors.iter().any(|o| o == e);
+        let t = if kept {
+            old.start_times.get(&key).copied().unwrap_or(now)
+        } else {
+            now
+        };
+        rec.start_times.insert(key, t);
+    }
+    Some(rec)
+}
+
+/// The whole cluster as docs/contract.md §7 shows it, with per-component stats from worker heartbeats.
+pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterView, StateError> {
+    let supervisors = state.supervisors().await?;
+    let cluster = snapshot(&supervisors, &[]);
+    let mut storms = state.storms().await?;
+    storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
+    let now = now_secs();
+    let mut topologies = Vec::new();
+    for (id, storm) in &storms {
+        let Some(stored) = state.topology(id).await? else {
+            continue;
+        };
+        let topo = effective_topology(&stored.topology, storm);
+        let layout = task_layout(&topo, topo.acker_executors());
+        let assignment = state
+            .assignment(id)
+            .await?
+            .map(|a| to_assignment(&a))
+            .unwrap_or_default();
+        let mut v = topology_view(
+            id,
+            &topo,
+            &layout,
+            &assignment,
+            &cluster,
+            storm.status.as_str(),
+            now.saturating_sub(storm.launch_time_secs),
+        );
+        // Only workers of the current assignment count: a dead supervisor's last beat stays in
+        // ZooKeeper until the topology goes.
+        let beats: Vec<_> = state
+            .workerbeats(id)
+            .await?
+            .into_iter()
+            .filter(|b| {
+                assignment
+                    .values()
+                    .any(|s| s.supervisor == b.supervisor && s.port == b.port)
+            })
+            .collect();
+        for c in &mut v.components {
+            let mut st = ComponentStats::default();
+            for b in &beats {
+                for e in b.executors.iter().filter(|e| e.component == c.id) {
+                    st.emitted += e.emitted;
+                    st.executed += e.executed;
+                    st.acked += e.acked;
+                    st.failed += e.failed;
+                    let worst = |cur: Option<f64>, us: Option<u64>| match (cur, us) {
+                        (c, None) => c,
+                        (None, Some(u)) => Some(u as f64 / 1000.0),
+                        (Some(c), Some(u)) => Some(c.max(u as f64 / 1000.0)),
+                    };
+                    st.latency_p50_ms = worst(st.latency_p50_ms, e.latency_p50_us);
+                    st.latency_p99_ms = worst(st.latency_p99_ms, e.latency_p99_us);
+                    st.last_executed_us = st.last_executed_us.max(e.last_executed_us);
+                }
+            }
+            c.stats = Some(st);
+        }
+        for (component, rec) in state.errors(id).await? {
+            let Some(e) = rec.errors.last() else { continue };
+            let msg = format!("task {} on {}:{}: {}", e.task, e.host, e.port, e.message);
+            match v.components.iter_mut().find(|c| c.id == component) {
+                Some(c) => c.last_error = Some(msg),
+                None => {
+                    tracing::debug!(component, "Error for a component not in the layout: {msg}")
+                }
+            }
+        }
+        topologies.push(v);
+    }
+    Ok(ClusterView {
+        supervisors: supervisors
+            .into_iter()
+            .map(|s| SupervisorView {
+                id: s.id,
+                host: s.host,
+                ports: s.ports,
+                used_ports: s.used_ports,
+            })
+            .collect(),
+        topologies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(sup: &str, port: u16) -> Slot {
+        Slot {
+            supervisor: sup.into(),
+            port,
+        }
+    }
+
+    fn sup(id: &str) -> SupervisorRecord {
+        SupervisorRecord {
+            id: id.into(),
+            host: format!("{id}.example"),
+            ports: vec![6700, 6701],
+            used_ports: vec![],
+            start_time_secs: 0,
+            version: "t".into(),
+            classes: None,
+        }
+    }
+
+    #[test]
+    fn kept_executors_keep_their_start_time_and_moved_ones_restart() {
+        let e = |s, t| ExecutorId { start: s, end: t };
+        let first: Assignment =
+            BTreeMap::from([(e(1, 1), slot("a", 6700)), (e(2, 3), slot("b", 6700))]);
+        let sups = [sup("a"), sup("b")];
+        let rec = assignment_record(&first, &AssignmentRecord::default(), &sups, 10).expect("new");
+        assert_eq!(rec.start_times["1-1"], 10);
+        assert_eq!(rec.hosts["b"], "b.example");
+        // The same placement again: nothing to write.
+        assert_eq!(assignment_record(&first, &rec, &sups, 20), None);
+        // Executor 2-3 moves to a: it restarts; 1-1 stays and keeps its time.
+        let moved: Assignment =
+            BTreeMap::from([(e(1, 1), slot("a", 6700)), (e(2, 3), slot("a", 6701))]);
+        let rec2 = assignment_record(&moved, &rec, &sups, 30).expect("changed");
+        assert_eq!(rec2.start_times["1-1"], 10);
+        assert_eq!(rec2.start_times["2-3"], 30);
+        assert_eq!(rec2.hosts.keys().collect::<Vec<_>>(), ["a"]);
+    }
+}

@@ -1,0 +1,266 @@
+//! Nimbus in-process over the in-memory store: the real HTTP API, leader election and the
+//! assignment loop, with supervisors written into the store as a Supervisor would write them.
+//! (The real-process tests, with ZooKeeper, are cli/tests/cluster.rs.)
+
+use cluster_state::{ClusterState, MemStore, SupervisorRecord, TopologyStatus};
+use components::Builtins;
+use nimbus::daemon::{NimbusConfig, SubmitRequest, run};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use topology_api::Registry;
+
+struct Nimbus {
+    rt: tokio::runtime::Runtime,
+    state: Arc<ClusterState<MemStore>>,
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Nimbus {
+    fn start(supervisors: &[SupervisorRecord]) -> Nimbus {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let state = Arc::new(ClusterState::new(MemStore::new()));
+        for s in supervisors {
+            rt.block_on(state.register_supervisor(s)).expect("register");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cfg = NimbusConfig {
+            listen: ([127, 0, 0, 1], port).into(),
+            interval: Duration::from_millis(50),
+            registry: Registry::with_builtins(),
+            worker_timeout: Duration::from_secs(30),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        rt.spawn(async move {
+            let _ = run(cfg, st, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let n = Nimbus {
+            rt,
+            state,
+            base: format!("http://127.0.0.1:{port}"),
+            stop: Some(tx),
+        };
+        n.wait("leadership", || {
+            n.get("/api/v1/nimbus/summary").1.contains("\"Leader\"")
+        });
+        n
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        match Self::agent().get(format!("{}{path}", self.base)).call() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> (u16, String) {
+        let mut r = Self::agent()
+            .post(format!("{}{path}", self.base))
+            .send_json(body)
+            .expect("Nimbus answers");
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    fn submit(&self, yaml: &str) -> (u16, String) {
+        let req = SubmitRequest {
+            file: "t.yaml".into(),
+            yaml: yaml.into(),
+            resources: vec![],
+            validated: None,
+        };
+        self.post(
+            "/api/v1/gale/topologies",
+            serde_json::to_value(&req).expect("json"),
+        )
+    }
+
+    fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+impl Drop for Nimbus {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn sup(id: &str, classes: Option<Vec<String>>) -> SupervisorRecord {
+    SupervisorRecord {
+        id: id.into(),
+        host: "127.0.0.1".into(),
+        ports: vec![6700, 6701],
+        used_ports: vec![],
+        start_time_secs: 1,
+        version: "test".into(),
+        classes,
+    }
+}
+
+const WORDS: &str = "name: words\nconfig: {topology.workers: 2}\n\
+    spouts: [{id: s, className: TestWordSpout}]\n\
+    bolts: [{id: c, className: WordCountBolt, parallelism: 2}]\n\
+    streams: [{from: s, to: c, grouping: {type: FIELDS, args: [word]}}]\n";
+
+#[test]
+fn submit_assigns_kill_removes_and_the_lifecycle_refuses_what_storm_refuses() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins.clone())), sup("b", Some(builtins))]);
+    let (code, body) = n.submit(WORDS);
+    assert_eq!(code, 200, "{body}");
+    let id: String = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .into();
+    n.wait("an assignment over both supervisors", || {
+        n.rt.block_on(n.state.assignment(&id))
+            .ok()
+            .flatten()
+            .is_some_and(|a| {
+                let sups: std::collections::BTreeSet<_> =
+                    a.executors.iter().map(|e| e.supervisor.clone()).collect();
+                sups.len() == 2
+            })
+    });
+    // A second submission of the same name is refused.
+    assert_eq!(n.submit(WORDS).0, 409);
+    // Deactivate, then kill with no wait: the next pass removes it.
+    assert_eq!(
+        n.post(
+            &format!("/api/v1/topology/{id}/deactivate"),
+            serde_json::json!({})
+        )
+        .0,
+        200
+    );
+    let storm =
+        n.rt.block_on(n.state.storm(&id))
+            .expect("read")
+            .expect("stored");
+    assert_eq!(storm.status, TopologyStatus::Inactive);
+    let (code, body) = n.post(
+        &format!("/api/v1/topology/{id}/kill/5"),
+        serde_json::json!({}),
+    );
+    assert_eq!(code, 200, "{body}");
+    // Killed: activating or rebalancing it is refused (409), as in Storm.
+    let (code, body) = n.post("/api/v1/topology/words/activate", serde_json::json!({}));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("being killed"), "{body}");
+    let (code, _) = n.post("/api/v1/topology/words/rebalance/0", serde_json::json!({}));
+    assert_eq!(code, 409);
+    // Kill again with no wait: removed by the next pass.
+    assert_eq!(
+        n.post("/api/v1/topology/words/kill/0", serde_json::json!({}))
+            .0,
+        200
+    );
+    n.wait("the topology is removed", || {
+        n.rt.block_on(n.state.storms()).is_ok_and(|s| s.is_empty())
+    });
+    assert!(
+        n.rt.block_on(n.state.assignment(&id))
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_topology_no_supervisor_can_run_is_refused_naming_the_class() {
+    let n = Nimbus::start(&[sup(
+        "stock",
+        Some(vec!["TestWordSpout".into(), "WordCountBolt".into()]),
+    )]);
+    let yaml = WORDS.replace("WordCountBolt", "ReverseWordBolt");
+    let (code, body) = n.submit(&yaml);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("ReverseWordBolt"), "{body}");
+    // Bad resource names are refused before anything is stored.
+    let req = serde_json::json!({"file": "t.yaml", "yaml": WORDS, "resources": [["../x", [1]]]});
+    let (code, body) = n.post("/api/v1/gale/topologies", req);
+    assert_eq!(code, 400, "{body}");
+    assert!(n.rt.block_on(n.state.storms()).expect("read").is_empty());
+}
+
+#[test]
+fn a_rebalance_respreads_after_its_wait_and_returns_to_the_status_before() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins.clone())), sup("b", Some(builtins))]);
+    let (code, body) = n.submit(WORDS);
+    assert_eq!(code, 200, "{body}");
+    n.wait("an assignment", || {
+        n.rt.block_on(n.state.assignments())
+            .is_ok_and(|a| !a.is_empty())
+    });
+    assert_eq!(
+        n.post("/api/v1/topology/words/deactivate", serde_json::json!({}))
+            .0,
+        200
+    );
+    let (code, body) = n.post(
+        "/api/v1/topology/words/rebalance/0",
+        serde_json::json!({"workers": 1, "executors": {"c": 1}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    n.wait("one worker after the rebalance", || {
+        n.rt.block_on(n.state.assignments()).is_ok_and(|a| {
+            a.first().is_some_and(|(_, r)| {
+                let slots: std::collections::BTreeSet<_> = r
+                    .executors
+                    .iter()
+                    .map(|e| (e.supervisor.clone(), e.port))
+                    .collect();
+                slots.len() == 1
+            })
+        })
+    });
+    let storm =
+        n.rt.block_on(n.state.storms())
+            .expect("read")
+            .pop()
+            .expect("one")
+            .1;
+    assert_eq!(
+        storm.status,
+        TopologyStatus::Inactive,
+        "back to the status before"
+    );
+    assert_eq!(storm.component_executors["c"], 1);
+    // An unknown component is a 400 naming the known ones.
+    let (code, body) = n.post(
+        "/api/v1/topology/words/rebalance/0",
+        serde_json::json!({"executors": {"nope": 1}}),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("known: s, c"), "{body}");
+}
