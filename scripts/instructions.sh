@@ -42,7 +42,7 @@ marks = [
     ("spout", "FileLineSpout as topology_api::component::Spout>::next_tuple"),
     ("count", "WordCountBolt::first_seen"),
     ("sink", "TsvSinkBolt::insert_int"),
-    ("split", "executor::run_batch"),
+    ("split", "executor::run_batch|BoltExecutor::run"),
     # With acking on: what is left that sends tuples.
     ("acker", "Router::send_to"),
 ]
@@ -64,8 +64,9 @@ for f in sorted(glob.glob(cg + "-*")):
         # The function with all it calls: the largest figure among its lines.
         name = line.split(":", 1)[-1].split(" [")[0]
         funcs[name] = max(funcs.get(name, 0), n)
-    def cost(pat):
-        return max((n for k, n in funcs.items() if pat in k), default=0)
+    def cost(pats):
+        # `a|b`: the largest figure of any function matching a or b.
+        return max((n for k, n in funcs.items() for p in pats.split("|") if p in k), default=0)
     grow = cost("batch::grow")
     zeroing += grow
     for name, pat in marks:
@@ -73,8 +74,10 @@ for f in sorted(glob.glob(cg + "-*")):
             # A stage: its executor's loop with all it calls (the bolt's `execute` is inlined
             # into it), the zeroing of the batches it fills left out (it varies).
             # The spout: its `next_tuple`; an acker: its whole thread.
+            # A bolt's batch: `run_batch`, or `BoltExecutor::run` where it is inlined into it.
+            batch = cost("executor::run_batch|BoltExecutor::run")
             work = {"spout": cost("Spout>::next_tuple"), "acker": thread}
-            stages[name] += work.get(name, cost("executor::run_batch")) - grow
+            stages[name] += work.get(name, batch) - grow
             break
 print(f"instructions: words={words} total_per_word={total / words:.1f}")
 for name, n in stages.items():

@@ -356,24 +356,38 @@ fn bad_arguments_are_user_errors() {
 #[test]
 fn flux_compat_fixtures_with_builtins_run_locally() {
     let dir = root().join("topologies/compat");
-    for f in [
-        "word-log.yaml",
-        "diamond.yaml",
-        "count-window.yaml",
-        "includes.yaml",
-    ] {
+    runs_briefly(
+        &dir,
+        &[
+            "word-log.yaml",
+            "diamond.yaml",
+            "count-window.yaml",
+            "includes.yaml",
+        ],
+    );
+    // The count window (4, sliding every 2): TestWordSpout emits every 100 ms, the window emits
+    // its size every second word.
+    window_fires_every(&dir.join("count-window.yaml"), ("window", "printer"), 2);
+}
+
+/// Each file runs locally for half a second and prints its summary.
+fn runs_briefly(dir: &Path, files: &[&str]) {
+    for f in files {
         let p = dir.join(f);
         let o = run(&["local", p.to_str().expect("path"), "--duration", "0.5"]);
         assert!(o.status.success(), "{f}: {}", text(&o.stderr));
         assert!(text(&o.stdout).contains("duration"), "{f}");
     }
-    // The count window (4, sliding every 2): TestWordSpout emits every 100 ms, the window emits
-    // its size every second word.
-    let j = window_metrics(&dir.join("count-window.yaml"), "1.6");
-    let words = component_stat(&j, "window", "executed");
+}
+
+/// A count window fed by TestWordSpout (a word every 100 ms) emits its size once every `slide`
+/// words, and the bolt after it executes each of those.
+fn window_fires_every(yaml: &Path, (window, after): (&str, &str), slide: u64) {
+    let j = window_metrics(yaml, "1.6");
+    let words = component_stat(&j, window, "executed");
     assert!(words >= 9, "{j}");
-    assert_eq!(component_stat(&j, "window", "emitted"), words / 2, "{j}");
-    assert_eq!(component_stat(&j, "printer", "executed"), words / 2, "{j}");
+    assert_eq!(component_stat(&j, window, "emitted"), words / slide, "{j}");
+    assert_eq!(component_stat(&j, after, "executed"), words / slide, "{j}");
 }
 
 /// Storm's own Flux example files, when `../shared/reference/flux-examples` lies beside the
@@ -389,27 +403,21 @@ fn storms_own_flux_examples_run_locally_when_present() {
         );
         return;
     }
-    for f in [
-        "simple_wordcount.yaml",
-        "test-diamond-topology.yaml",
-        "simple_windowing.yaml",
-    ] {
-        let p = dir.join(f);
-        let o = run(&["local", p.to_str().expect("path"), "--duration", "0.5"]);
-        assert!(o.status.success(), "{f}: {}", text(&o.stderr));
-        assert!(text(&o.stdout).contains("duration"), "{f}");
-    }
+    runs_briefly(
+        &dir,
+        &[
+            "simple_wordcount.yaml",
+            "test-diamond-topology.yaml",
+            "simple_windowing.yaml",
+        ],
+    );
     let o = run(&[
         "validate",
         dir.join("multilang.yaml").to_str().expect("path"),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     // The windowing example: a window of 5 sliding every 3 emits its size every third word.
-    let j = window_metrics(&dir.join("simple_windowing.yaml"), "1.6");
-    let words = component_stat(&j, "bolt-1", "executed");
-    assert!(words >= 9, "{j}");
-    assert_eq!(component_stat(&j, "bolt-1", "emitted"), words / 3, "{j}");
-    assert_eq!(component_stat(&j, "bolt-2", "executed"), words / 3, "{j}");
+    window_fires_every(&dir.join("simple_windowing.yaml"), ("bolt-1", "bolt-2"), 3);
 }
 
 /// Runs a topology locally for `secs` and returns its --metrics-json.

@@ -333,19 +333,20 @@ fn flux_compat_fixtures() {
         serde_json::json!("base")
     );
     // `components` passed by `ref` to a windowed bolt through `configMethods`.
-    let l = flux::load_file(
-        &compat("count-window.yaml"),
-        &reg,
-        &Substitutions::default(),
-    )
-    .expect("validates");
-    let bolt = l.topology.component("window").expect("window");
+    window_by_ref(&compat("count-window.yaml"), "window", [4, 2]);
+}
+
+/// A windowed bolt whose `withWindow` got the `components` it names by `ref`: their
+/// constructor args are the window's length and slide.
+fn window_by_ref(yaml: &std::path::Path, bolt: &str, [length, slide]: [i64; 2]) {
+    let reg = Registry::with_builtins();
+    let l = flux::load_file(yaml, &reg, &Substitutions::default()).expect("validates");
+    let bolt = l.topology.component(bolt).expect("the windowed bolt");
     assert_eq!(bolt.class_name, "WindowCountBolt");
     assert_eq!(bolt.args.config_methods[0].0, "withWindow");
-    assert_eq!(
-        bolt.args.config_methods[0].1[1]["constructorArgs"],
-        serde_json::json!([2])
-    );
+    let args = &bolt.args.config_methods[0].1;
+    assert_eq!(args[0]["constructorArgs"], serde_json::json!([length]));
+    assert_eq!(args[1]["constructorArgs"], serde_json::json!([slide]));
 }
 
 fn flux(name: &str) -> std::path::PathBuf {
@@ -390,17 +391,5 @@ fn storms_own_flux_examples_when_present() {
     );
     // Storm's windowing example: `components` (window sizes) passed by `ref` to Flux's
     // TestWindowBolt through `configMethods`.
-    let l = flux::load_file(
-        &flux("simple_windowing.yaml"),
-        &reg,
-        &Substitutions::default(),
-    )
-    .expect("validates");
-    let bolt = l.topology.component("bolt-1").expect("bolt-1");
-    assert_eq!(bolt.class_name, "WindowCountBolt");
-    assert_eq!(bolt.args.config_methods[0].0, "withWindow");
-    assert_eq!(
-        bolt.args.config_methods[0].1[0]["constructorArgs"],
-        serde_json::json!([5])
-    );
+    window_by_ref(&flux("simple_windowing.yaml"), "bolt-1", [5, 3]);
 }

@@ -149,6 +149,7 @@ impl Batch {
     }
 
     /// Bytes the tuples take.
+    #[inline]
     pub fn byte_len(&self) -> usize {
         self.end
     }
@@ -407,11 +408,13 @@ impl Batch {
     }
 
     /// The birth stamp of the first tuple.
+    #[inline]
     pub fn first_born(&self) -> Option<u64> {
         self.iter().next().map(|(_, t)| t.born_us())
     }
 
     /// The streams its tuples come from.
+    #[inline]
     pub fn sources(&self) -> &[&'static StreamSource] {
         &self.sources
     }

@@ -265,6 +265,7 @@ impl<'a> Tuple<'a> {
     }
 
     /// How many values the tuple has.
+    #[inline]
     pub fn len(&self) -> usize {
         let mut r = wire::Reader {
             b: self.values_bytes(),
@@ -272,6 +273,7 @@ impl<'a> Tuple<'a> {
         r.array().unwrap_or(0)
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -332,27 +334,33 @@ impl<'a> Tuple<'a> {
         self.at(i)?.int_value()
     }
 
+    #[inline]
     pub fn fields(&self) -> &Fields {
         &self.source.fields
     }
 
+    #[inline]
     pub fn source_component(&self) -> &str {
         &self.source.component
     }
 
+    #[inline]
     pub fn source_stream(&self) -> &str {
         &self.source.stream
     }
 
+    #[inline]
     pub fn source(&self) -> &'static StreamSource {
         self.source
     }
 
+    #[inline]
     pub fn source_task(&self) -> u32 {
         self.source_task
     }
 
     /// The acking identity: for each spout tuple it descends from, (root id, edge id).
+    #[inline]
     pub fn ack_ids(&self) -> AckIds {
         self.ack_pairs().collect()
     }
@@ -367,6 +375,7 @@ impl<'a> Tuple<'a> {
     }
 
     /// The (root, edge) pairs, read in place.
+    #[inline]
     pub fn ack_pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let n = usize::from(self.acks).min(self.data.len() / 16);
         self.data[..16 * n]
@@ -387,6 +396,7 @@ impl<'a> Tuple<'a> {
     }
 
     /// True for Storm's tick tuples (component `__system`, stream `__tick`).
+    #[inline]
     pub fn is_tick(&self) -> bool {
         self.source.component == "__system" && self.source.stream == "__tick"
     }

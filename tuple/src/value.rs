@@ -26,6 +26,7 @@ pub enum Value {
 
 impl Value {
     /// The string inside, if this is a `Str`.
+    #[inline]
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s.as_str()),
@@ -34,6 +35,7 @@ impl Value {
     }
 
     /// The integer inside, if this is an `Int`.
+    #[inline]
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
@@ -273,18 +275,22 @@ impl Fields {
     }
 
     /// Position of a field, as Storm's `fieldIndex`.
+    #[inline]
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.0.iter().position(|f| f == name)
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    #[inline]
     pub fn names(&self) -> &[String] {
         &self.0
     }

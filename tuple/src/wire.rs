@@ -110,6 +110,7 @@ pub fn int_bytes(i: i64) -> ([u8; 9], usize) {
 }
 
 /// msgpack's smallest form of a negative integer, as `rmp::encode::write_sint` writes it.
+#[inline]
 fn put_negative<O: Out + ?Sized>(out: &mut O, i: i64) {
     if i >= -32 {
         out.put_u8(i as i8 as u8);
@@ -159,6 +160,7 @@ pub fn put_str<O: Out + ?Sized>(out: &mut O, s: &str) {
     out.put(s.as_bytes());
 }
 
+#[inline]
 fn put_bin<O: Out + ?Sized>(out: &mut O, b: &[u8]) {
     let n = b.len();
     if n <= 0xff {
@@ -276,11 +278,13 @@ impl<'a> Reader<'a> {
     }
 
     /// An array header; its length is at most the bytes left (each element takes one or more).
+    #[inline]
     pub fn array(&mut self) -> Result<usize, WireError> {
         let m = self.byte()?;
         self.array_after(m)
     }
 
+    #[inline]
     pub fn array_after(&mut self, m: u8) -> Result<usize, WireError> {
         let n = match m {
             m @ 0x90..=0x9f => usize::from(m & 0x0f),
@@ -294,6 +298,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    #[inline]
     pub fn int_after(&mut self, m: u8) -> Result<i128, WireError> {
         Ok(match m {
             0x00..=0x7f => i128::from(m),
@@ -337,6 +342,7 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).map_err(|_| "string is not UTF-8")
     }
 
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str, WireError> {
         let m = self.byte()?;
         self.str_after(m)
@@ -444,6 +450,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn value_after(&mut self, m: u8, depth: usize) -> Result<ValueRef<'a>, WireError> {
         Ok(match m {
             0xa0..=0xbf | 0xd9..=0xdb => ValueRef::Str(self.str_after(m)?),
@@ -555,15 +562,18 @@ pub struct ListRef<'a> {
 }
 
 impl<'a> ListRef<'a> {
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The elements, in order.
+    #[inline]
     pub fn iter(&self) -> ValueIter<'a> {
         ValueIter {
             r: Reader { b: self.bytes },
@@ -685,6 +695,7 @@ pub struct ValueIter<'a> {
 
 impl<'a> ValueIter<'a> {
     /// Values written by [`put_values`]; bytes that are not stop the iteration.
+    #[inline]
     pub fn of_values(bytes: &'a [u8]) -> Self {
         let mut r = Reader { b: bytes };
         let left = r.array().unwrap_or(0);
