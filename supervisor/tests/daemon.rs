@@ -1,0 +1,222 @@
+//! The Supervisor in-process over the in-memory store: it registers its slots and classes, runs
+//! the worker an assignment gives it (real executor threads, real ports on 127.0.0.1), moves it
+//! when the assignment moves, and refuses shipped resources with a bad name before writing.
+//! (The real-process tests, with ZooKeeper and Nimbus, are cli/tests/cluster.rs.)
+
+use cluster_state::{
+    AssignmentRecord, ClusterState, ExecutorSlot, MemStore, StoredTopology, StormRecord,
+    TopologyStatus,
+};
+use components::Builtins;
+use flux::layout::task_layout;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use supervisor::daemon::{SupervisorConfig, run};
+use topology_api::Registry;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+struct Sup {
+    rt: tokio::runtime::Runtime,
+    state: Arc<ClusterState<MemStore>>,
+    ports: [u16; 2],
+    work: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Sup {
+    fn start(name: &str) -> Sup {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let state = Arc::new(ClusterState::new(MemStore::new()));
+        let ports = [free_port(), free_port()];
+        let work = std::env::temp_dir().join(format!("gale-sup-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let cfg = SupervisorConfig {
+            id: "s1".into(),
+            host: "127.0.0.1".into(),
+            ports: ports.to_vec(),
+            registry: Registry::with_builtins(),
+            work_dir: work.clone(),
+            sync_interval: Duration::from_millis(50),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        rt.spawn(async move {
+            run(cfg, st, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Sup {
+            rt,
+            state,
+            ports,
+            work,
+            stop: Some(tx),
+        }
+    }
+
+    fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// Stores `yaml` as topology `id` (ACTIVE) with `resources`, every executor on `port`.
+    fn assign(&self, id: &str, yaml: &str, resources: Vec<(String, Vec<u8>)>, port: u16) {
+        let reg = Registry::with_builtins();
+        let topology = flux::load_bytes(
+            "t.yaml",
+            yaml.as_bytes(),
+            &reg,
+            &flux::Substitutions::default(),
+            &|_| None,
+        )
+        .expect("valid")
+        .topology;
+        let executors = task_layout(&topology, topology.acker_executors())
+            .iter()
+            .flat_map(|c| c.executors.clone())
+            .map(|e| ExecutorSlot {
+                start: e.start,
+                end: e.end,
+                supervisor: "s1".into(),
+                port,
+            })
+            .collect();
+        let storm = StormRecord {
+            name: topology.name.clone(),
+            status: TopologyStatus::Active,
+            launch_time_secs: 1,
+            workers: 1,
+            component_executors: BTreeMap::new(),
+            action_at_secs: None,
+            prev_status: None,
+        };
+        let stored = StoredTopology {
+            topology,
+            resources,
+        };
+        let a = AssignmentRecord {
+            executors,
+            hosts: BTreeMap::from([("s1".to_string(), "127.0.0.1".to_string())]),
+            start_times: BTreeMap::new(),
+        };
+        self.rt.block_on(async {
+            self.state.set_topology(id, &stored).await.expect("store");
+            self.state.set_storm(id, &storm).await.expect("store");
+            self.state.set_assignment(id, &a).await.expect("store");
+        });
+    }
+
+    /// (port, executed by `component`) of each worker heartbeat of `id`.
+    fn beats(&self, id: &str, component: &str) -> Vec<(u16, u64)> {
+        let beats = self
+            .rt
+            .block_on(self.state.workerbeats(id))
+            .unwrap_or_default();
+        beats
+            .iter()
+            .map(|b| {
+                let executed = b
+                    .executors
+                    .iter()
+                    .filter(|e| e.component == component)
+                    .map(|e| e.executed)
+                    .sum();
+                (b.port, executed)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Sup {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+const WORDS: &str = "name: words\nconfig: {topology.workers: 1, topology.acker.executors: 0}\n\
+    spouts: [{id: s, className: TestWordSpout}]\n\
+    bolts: [{id: c, className: WordCountBolt}]\n\
+    streams: [{from: s, to: c, grouping: {type: FIELDS, args: [word]}}]\n";
+
+#[test]
+fn registers_runs_its_assignment_and_follows_it_to_another_port() {
+    let s = Sup::start("follow");
+    s.wait("registration with classes", || {
+        s.rt.block_on(s.state.supervisors()).is_ok_and(|v| {
+            v.iter().any(|r| {
+                r.id == "s1"
+                    && r.ports == s.ports
+                    && r.classes
+                        .as_ref()
+                        .is_some_and(|c| c.iter().any(|c| c == "WordCountBolt"))
+            })
+        })
+    });
+    let files = vec![("lib/words.txt".to_string(), b"gale".to_vec())];
+    s.assign("words-1", WORDS, files, s.ports[0]);
+    s.wait("the worker on the first port counts", || {
+        s.beats("words-1", "c")
+            .iter()
+            .any(|(p, n)| *p == s.ports[0] && *n > 0)
+    });
+    let shipped = s.work.join("words-1/resources/lib/words.txt");
+    assert_eq!(std::fs::read(&shipped).expect("unpacked"), b"gale");
+    // The assignment moves: the first port's worker stops (its beat goes), the second runs.
+    s.assign("words-1", WORDS, vec![], s.ports[1]);
+    s.wait("the worker moved to the second port", || {
+        let b = s.beats("words-1", "c");
+        b.iter().all(|(p, _)| *p == s.ports[1]) && b.iter().any(|(_, n)| *n > 0)
+    });
+    let used = s.rt.block_on(s.state.supervisors()).expect("read")[0]
+        .used_ports
+        .clone();
+    assert_eq!(used, vec![s.ports[1]]);
+}
+
+#[test]
+fn a_bad_resource_name_is_refused_before_anything_is_written() {
+    let s = Sup::start("refuse");
+    let files = vec![
+        ("ok.txt".to_string(), b"fine".to_vec()),
+        ("../escaped.txt".to_string(), b"no".to_vec()),
+    ];
+    s.assign("bad-1", WORDS, files, s.ports[0]);
+    s.wait("the start failure is reported", || {
+        s.rt.block_on(s.state.errors("bad-1")).is_ok_and(|e| {
+            e.iter().any(|(component, r)| {
+                component == "__worker"
+                    && r.errors
+                        .iter()
+                        .any(|x| x.message.contains("refusing resources"))
+            })
+        })
+    });
+    assert!(!s.work.join("bad-1/escaped.txt").exists());
+    assert!(
+        !s.work.join("bad-1/resources/ok.txt").exists(),
+        "nothing written"
+    );
+    assert!(s.beats("bad-1", "c").is_empty(), "no worker runs");
+}
