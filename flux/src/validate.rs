@@ -104,6 +104,101 @@ struct Checker {
     foreign: Foreign,
 }
 
+/// A stream entry whose shape passed: what the semantic checks look at.
+struct Subscription<'a> {
+    name: Option<String>,
+    /// `stream "name"` or `stream`, as messages say it.
+    label: String,
+    from: &'a ComponentDef,
+    from_pos: Pos,
+    to: &'a ComponentDef,
+    stream_id: String,
+    grouping: Grouping,
+    grouping_pos: Pos,
+    stream_id_pos: Pos,
+    args_pos: Pos,
+}
+
+/// The rules a subscription must meet, each a small function with its own message (as
+/// Vector's config checks): every failing check is reported, at the place it concerns.
+const SUBSCRIPTION_CHECKS: &[fn(&Subscription<'_>) -> Vec<(Pos, String)>] = &[
+    stream_is_declared,
+    key_fields_are_declared,
+    direct_needs_direct,
+];
+
+/// `from` declares the stream. A component that declares no stream at all may still be
+/// subscribed to on `default` without key fields (Storm's diamond example; a warning says so).
+fn stream_is_declared(s: &Subscription<'_>) -> Vec<(Pos, String)> {
+    if s.from.output(&s.stream_id).is_some() {
+        return Vec::new();
+    }
+    if s.from.outputs.is_empty()
+        && s.stream_id == DEFAULT_STREAM
+        && s.grouping.key_fields().is_empty()
+    {
+        return Vec::new();
+    }
+    let declared: Vec<&str> = s.from.outputs.iter().map(|o| o.name.as_str()).collect();
+    vec![(
+        s.stream_id_pos,
+        format!(
+            "{}: \"{}\" declares no stream \"{}\" (declared: {})",
+            s.label,
+            s.from.id,
+            s.stream_id,
+            if declared.is_empty() {
+                "none".to_owned()
+            } else {
+                declared.join(", ")
+            }
+        ),
+    )]
+}
+
+/// A FIELDS (or PARTIAL_KEY) grouping names fields the stream declares.
+fn key_fields_are_declared(s: &Subscription<'_>) -> Vec<(Pos, String)> {
+    let Some(decl) = s.from.output(&s.stream_id) else {
+        return Vec::new();
+    };
+    s.grouping
+        .key_fields()
+        .iter()
+        .filter(|f| !decl.fields.contains(f))
+        .map(|missing| {
+            (
+                s.args_pos,
+                format!(
+                    "{}: {} grouping on field \"{missing}\", but stream \"{}\" of \"{}\" declares fields [{}]",
+                    s.label,
+                    s.grouping.type_name(),
+                    s.stream_id,
+                    s.from.id,
+                    decl.fields
+                ),
+            )
+        })
+        .collect()
+}
+
+/// DIRECT grouping if and only if the stream is declared direct.
+fn direct_needs_direct(s: &Subscription<'_>) -> Vec<(Pos, String)> {
+    let Some(decl) = s.from.output(&s.stream_id) else {
+        return Vec::new();
+    };
+    let (label, from, id) = (&s.label, &s.from.id, &s.stream_id);
+    let message = match (&s.grouping, decl.direct) {
+        (Grouping::Direct, false) => format!(
+            "{label}: DIRECT grouping needs a direct stream, and \"{from}\" declares \"{id}\" as a normal stream"
+        ),
+        (g, true) if *g != Grouping::Direct => format!(
+            "{label}: \"{from}\" declares \"{id}\" as a direct stream; only a DIRECT grouping can subscribe to it"
+        ),
+        _ => return Vec::new(),
+    };
+    vec![(s.grouping_pos, message)]
+}
+
 struct ParsedComponent {
     id: String,
     id_pos: Pos,
@@ -846,120 +941,111 @@ impl Checker {
         let mut out: Vec<StreamDef> = Vec::new();
         let mut seen = BTreeSet::new();
         for it in items {
-            let NodeValue::Map(m) = &it.value else {
-                self.err(
-                    it.pos,
-                    format!(
-                        "each stream must be a mapping with `from`, `to` and `grouping`, found {}",
-                        it.value.describe()
-                    ),
-                );
+            let Some(sub) = self.subscription(it, &all, &known) else {
                 continue;
             };
-            self.check_keys(m, STREAM_KEYS, &[], "a stream");
-            let name = it.get("name").and_then(|v| self.string(v, "stream `name`"));
-            let label = name
-                .clone()
-                .map(|n| format!("stream \"{n}\""))
-                .unwrap_or_else(|| "stream".into());
-            let from = self.endpoint(it, "from", &label, &all, &known);
-            let to = self.endpoint(it, "to", &label, &all, &known);
-            if let Some((to_c, pos)) = &to
-                && to_c.is_spout
-            {
-                self.err(
-                    *pos,
-                    format!(
-                        "{label}: cannot go into \"{}\": it is a spout, and spouts take no input",
-                        to_c.id
-                    ),
-                );
+            let problems: Vec<(Pos, String)> = SUBSCRIPTION_CHECKS
+                .iter()
+                .flat_map(|check| check(&sub))
+                .collect();
+            let ok = problems.is_empty();
+            for (pos, message) in problems {
+                self.err(pos, message);
             }
-            let Some(g) = it.get("grouping") else {
-                self.err(
-                    it.pos,
-                    format!("{label} has no `grouping` (e.g. `grouping: {{type: SHUFFLE}}`)"),
-                );
+            if !ok {
                 continue;
-            };
-            let Some((grouping, stream_id, gpos)) = self.grouping(g, &label) else {
+            }
+            let key = (
+                sub.from.id.clone(),
+                sub.to.id.clone(),
+                sub.stream_id.clone(),
+            );
+            if !seen.insert(key) {
+                self.err(it.pos, format!("{}: \"{}\" already subscribes to stream \"{}\" of \"{}\"; a component subscribes to a stream once", sub.label, sub.to.id, sub.stream_id, sub.from.id));
                 continue;
-            };
-            let (Some((from_c, from_pos)), Some((to_c, _))) = (from, to) else {
-                continue;
-            };
-            // The stream must be declared by `from`, and fields must exist on it. Storm's Flux
-            // files chain terminal bolts (LogInfoBolt -> LogInfoBolt, in its diamond example):
-            // a subscription to the default stream of a component that declares no stream at all
-            // is kept, with a warning that it carries nothing.
-            if from_c.outputs.is_empty()
-                && stream_id == DEFAULT_STREAM
-                && grouping.key_fields().is_empty()
-            {
+            }
+            if sub.from.outputs.is_empty() {
+                // Storm's Flux files chain terminal bolts (LogInfoBolt -> LogInfoBolt, in its
+                // diamond example): a subscription to the default stream of a component that
+                // declares no stream at all is kept, with a warning that it carries nothing.
                 self.warnings.push(Problem {
-                    pos: from_pos,
-                    message: format!("{label}: \"{}\" declares no output stream, so \"{}\" will receive nothing from it", from_c.id, to_c.id),
+                    pos: sub.from_pos,
+                    message: format!("{}: \"{}\" declares no output stream, so \"{}\" will receive nothing from it", sub.label, sub.from.id, sub.to.id),
                 });
-                if seen.insert((from_c.id.clone(), to_c.id.clone(), stream_id.clone())) {
-                    out.push(StreamDef {
-                        name,
-                        from: from_c.id.clone(),
-                        to: to_c.id.clone(),
-                        stream_id,
-                        grouping,
-                    });
-                }
-                continue;
-            }
-            let Some(decl) = from_c.output(&stream_id) else {
-                let declared: Vec<&str> = from_c.outputs.iter().map(|s| s.name.as_str()).collect();
-                let pos = g.get("streamId").map(|v| v.pos).unwrap_or(from_pos);
-                self.err(
-                    pos,
-                    format!(
-                        "{label}: \"{}\" declares no stream \"{stream_id}\" (declared: {})",
-                        from_c.id,
-                        if declared.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            declared.join(", ")
-                        }
-                    ),
-                );
-                continue;
-            };
-            for f in grouping.key_fields() {
-                if !decl.fields.contains(f) {
-                    let pos = g.get("args").map(|v| v.pos).unwrap_or(gpos);
-                    self.err(
-                        pos,
-                        format!(
-                            "{label}: {} grouping on field \"{f}\", but stream \"{stream_id}\" of \"{}\" declares fields [{}]",
-                            grouping.type_name(),
-                            from_c.id,
-                            decl.fields
-                        ),
-                    );
-                }
-            }
-            match (&grouping, decl.direct) {
-                (Grouping::Direct, false) => self.err(gpos, format!("{label}: DIRECT grouping needs a direct stream, and \"{}\" declares \"{stream_id}\" as a normal stream", from_c.id)),
-                (g2, true) if *g2 != Grouping::Direct => self.err(gpos, format!("{label}: \"{}\" declares \"{stream_id}\" as a direct stream; only a DIRECT grouping can subscribe to it", from_c.id)),
-                _ => {}
-            }
-            if !seen.insert((from_c.id.clone(), to_c.id.clone(), stream_id.clone())) {
-                self.err(it.pos, format!("{label}: \"{}\" already subscribes to stream \"{stream_id}\" of \"{}\"; a component subscribes to a stream once", to_c.id, from_c.id));
-                continue;
             }
             out.push(StreamDef {
-                name,
-                from: from_c.id.clone(),
-                to: to_c.id.clone(),
-                stream_id,
-                grouping,
+                name: sub.name,
+                from: sub.from.id.clone(),
+                to: sub.to.id.clone(),
+                stream_id: sub.stream_id,
+                grouping: sub.grouping,
             });
         }
         out
+    }
+
+    /// One entry of `streams`, its shape checked and its ends resolved; the semantic rules are
+    /// [`SUBSCRIPTION_CHECKS`].
+    fn subscription<'a>(
+        &mut self,
+        it: &'a Node,
+        all: &[&'a ComponentDef],
+        known: &[&str],
+    ) -> Option<Subscription<'a>> {
+        let NodeValue::Map(m) = &it.value else {
+            self.err(
+                it.pos,
+                format!(
+                    "each stream must be a mapping with `from`, `to` and `grouping`, found {}",
+                    it.value.describe()
+                ),
+            );
+            return None;
+        };
+        self.check_keys(m, STREAM_KEYS, &[], "a stream");
+        let name = it.get("name").and_then(|v| self.string(v, "stream `name`"));
+        let label = name
+            .clone()
+            .map(|n| format!("stream \"{n}\""))
+            .unwrap_or_else(|| "stream".into());
+        let from = self.endpoint(it, "from", &label, all, known);
+        let to = self.endpoint(it, "to", &label, all, known);
+        if let Some((to_c, pos)) = &to
+            && to_c.is_spout
+        {
+            // Reported even when the rest of the entry is broken.
+            self.err(
+                *pos,
+                format!(
+                    "{label}: cannot go into \"{}\": it is a spout, and spouts take no input",
+                    to_c.id
+                ),
+            );
+        }
+        let Some(g) = it.get("grouping") else {
+            self.err(
+                it.pos,
+                format!("{label} has no `grouping` (e.g. `grouping: {{type: SHUFFLE}}`)"),
+            );
+            return None;
+        };
+        let (grouping, stream_id, grouping_pos) = self.grouping(g, &label)?;
+        let ((from, from_pos), (to, _)) = (from?, to?);
+        if to.is_spout {
+            return None;
+        }
+        Some(Subscription {
+            name,
+            label,
+            from,
+            from_pos,
+            to,
+            stream_id,
+            grouping,
+            grouping_pos,
+            stream_id_pos: g.get("streamId").map(|v| v.pos).unwrap_or(from_pos),
+            args_pos: g.get("args").map(|v| v.pos).unwrap_or(grouping_pos),
+        })
     }
 
     fn endpoint<'a>(

@@ -9,6 +9,7 @@
 use crate::runtime::{Batch, Inbound};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use flux::Topology;
+#[cfg(test)]
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -23,8 +24,11 @@ use topology_api::{AckIds, StreamSource, Values};
 /// Largest frame accepted; a bigger length prefix closes the connection.
 pub const MAX_FRAME: usize = 64 << 20;
 
-/// One batch on the wire. Each tuple names its source by index into `sources`.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+/// One batch on the wire. Each tuple names its source by index into `sources`. (Its serde form,
+/// tests only, is the rmp-serde reference the hand-written encoder and reader are held to: the
+/// one msgpack reader of values in Gale is `topology_api::wire::Reader`.)
+#[derive(Debug, Default, PartialEq)]
+#[cfg_attr(test, derive(Serialize, Deserialize))]
 pub struct WireBatch {
     pub sources: Vec<(String, String)>,
     pub tuples: Vec<WireTuple>,
@@ -63,22 +67,25 @@ pub struct WireTupleRef<'a> {
     pub born_us: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, PartialEq)]
+#[cfg_attr(test, derive(Serialize, Deserialize))]
 pub struct WireTuple {
     pub task: u32,
     pub source_task: u32,
     pub source: u16,
-    #[serde(with = "wire_values")]
+    #[cfg_attr(test, serde(with = "wire_values"))]
     pub values: Values,
-    #[serde(deserialize_with = "cautious")]
+    #[cfg_attr(test, serde(deserialize_with = "cautious"))]
     pub ack_ids: AckIds,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub born_us: u64,
 }
 
 /// Values as plain msgpack (nil, bool, int, float, str, bin, array), not serde's enum form with a
 /// variant name per value: a third of the bytes for a word, and the decoder does not match
-/// variant names (measured: decoding was the largest cost of a cluster word count).
+/// variant names (measured: decoding was the largest cost of a cluster word count). Tests only:
+/// the serde reference of the frame's values.
+#[cfg(test)]
 mod wire_values {
     use serde::de::{self, Deserializer, SeqAccess, Visitor};
     use serde::ser::{SerializeSeq, Serializer};
@@ -191,6 +198,7 @@ mod wire_values {
 
 /// A SmallVec without trusting the element count a peer claims: smallvec's own `Deserialize`
 /// reserves the claimed count up front, so five bytes could ask for gigabytes.
+#[cfg(test)]
 fn cautious<'de, D, A>(d: D) -> Result<smallvec::SmallVec<A>, D::Error>
 where
     D: Deserializer<'de>,
