@@ -27,6 +27,12 @@ case "$cmd" in
     zk=$(scripts/zk.sh start "$DIR/zk")
     nimbus="127.0.0.1:$(free_port)"
     echo "$zk" > "$DIR/zookeeper"; echo "$nimbus" > "$DIR/nimbus"
+    # Nimbus's token (docs/security.md): made once, readable by this user only.
+    token="$DIR/auth-token"
+    if [ ! -s "$token" ]; then
+      (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$token")
+    fi
+    export GALE_AUTH_TOKEN_FILE=$token
     GALE_ZOOKEEPER=$zk nohup "$GALE" nimbus --listen "$nimbus" >"$DIR/nimbus.log" 2>&1 &
     echo $! > "$DIR/nimbus.pid"
     for i in $(seq 1 "$n"); do
@@ -39,7 +45,7 @@ case "$cmd" in
       sleep 0.1
     done
     echo "Cluster up: ZooKeeper $zk, Nimbus $nimbus, $n supervisors. Logs in $DIR/*.log"
-    echo "export GALE_ZOOKEEPER=$zk GALE_NIMBUS=$nimbus"
+    echo "export GALE_ZOOKEEPER=$zk GALE_NIMBUS=$nimbus GALE_AUTH_TOKEN_FILE=$token"
     ;;
   stop)
     for f in "$DIR"/*.pid; do
@@ -57,7 +63,7 @@ case "$cmd" in
       pid=$(cat "$f"); name=$(basename "$f" .pid)
       if kill -0 "$pid" 2>/dev/null; then echo "$name: running (pid $pid), log $DIR/$name.log"; else echo "$name: not running"; fi
     done
-    [ -f "$DIR/nimbus" ] && echo "export GALE_ZOOKEEPER=$(cat "$DIR/zookeeper") GALE_NIMBUS=$(cat "$DIR/nimbus")"
+    [ -f "$DIR/nimbus" ] && echo "export GALE_ZOOKEEPER=$(cat "$DIR/zookeeper") GALE_NIMBUS=$(cat "$DIR/nimbus") GALE_AUTH_TOKEN_FILE=$DIR/auth-token"
     ;;
   *) echo "usage: cluster.sh start [N] | stop | status" >&2; exit 1 ;;
 esac

@@ -90,6 +90,42 @@ pub struct NimbusArg {
     /// Nimbus API address host:port (env GALE_NIMBUS; default 127.0.0.1:6627).
     #[arg(long, env = "GALE_NIMBUS")]
     pub nimbus: Option<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// The token that guards Nimbus's changes: read from a file (never given on the command line,
+/// where other users of the machine could see it), else from GALE_AUTH_TOKEN.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AuthArgs {
+    /// A file holding Nimbus's token (env GALE_AUTH_TOKEN_FILE; or the token itself in
+    /// GALE_AUTH_TOKEN). Nimbus then refuses submissions and actions without it; the CLI sends it.
+    #[arg(long, env = "GALE_AUTH_TOKEN_FILE", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The token, if one is configured; an empty or unreadable token file is an error.
+    pub fn token(&self) -> Result<Option<String>> {
+        let token = match &self.auth_token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the token file {}", p.display()))?,
+            ),
+            None => std::env::var("GALE_AUTH_TOKEN").ok(),
+        };
+        match token.map(|t| t.trim().to_owned()) {
+            Some(t) if t.is_empty() => Err(UserError(
+                "the auth token is empty: put a long random string in the token file or GALE_AUTH_TOKEN".into(),
+            )
+            .into()),
+            Some(t) if t.chars().any(|c| c.is_control() || c == ' ') => Err(UserError(
+                "the auth token holds spaces or control characters: use letters, digits and punctuation".into(),
+            )
+            .into()),
+            t => Ok(t),
+        }
+    }
 }
 
 impl NimbusArg {
@@ -116,6 +152,8 @@ impl NimbusArg {
 pub struct NimbusDaemonArgs {
     #[command(flatten)]
     pub zk: ZkArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Address of the API (and, later, the UI).
     #[arg(long, default_value = "127.0.0.1:6627")]
     pub listen: SocketAddr,
@@ -198,6 +236,7 @@ pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCod
             interval: Duration::from_millis(500),
             registry,
             worker_timeout: Duration::from_secs(a.worker_timeout_secs.max(1)),
+            auth_token: a.auth.token()?,
         };
         nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
@@ -297,10 +336,19 @@ fn call_once<T: serde::de::DeserializeOwned>(
     let base = nimbus.base()?;
     let url = format!("{base}{path}");
     let agent = agent();
+    let bearer = nimbus.auth.token()?.map(|t| format!("Bearer {t}"));
     let resp = match (method, body) {
         ("GET", _) => agent.get(&url).call(),
-        (_, Some(b)) => agent.post(&url).send_json(&b),
-        (_, None) => agent.post(&url).send_empty(),
+        (_, body) => {
+            let mut req = agent.post(&url);
+            if let Some(b) = &bearer {
+                req = req.header("Authorization", b);
+            }
+            match body {
+                Some(b) => req.send_json(&b),
+                None => req.send_empty(),
+            }
+        }
     };
     let mut resp = resp.map_err(|e| Unreachable(format!("cannot reach Nimbus at {base}: {e} (is `gale nimbus` running? set --nimbus or GALE_NIMBUS)")))?;
     let status = resp.status().as_u16();

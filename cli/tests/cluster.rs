@@ -49,16 +49,17 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
         list.contains("word-count") && list.contains("ACTIVE") && list.contains(&id),
         "{list}"
     );
-    assert_eq!(
-        shipped_files(&c),
-        Vec::<String>::new(),
-        "nothing but the YAML travels"
-    );
 
     // Every word processed once: the sink executed exactly `total` tuples.
     wait_until(Duration::from_secs(60), "the sink saw every word", || {
         stat(&c.topology("word-count"), "sink", "executed") == total
     });
+    // The workers run, and nothing but the YAML travelled: their resources folders are empty.
+    assert_eq!(
+        shipped_files(&c),
+        Vec::<String>::new(),
+        "nothing but the YAML travels"
+    );
     let t = c.topology("word-count");
     assert_eq!(stat(&t, "split", "emitted"), total);
     // The sink is terminal: its end-to-end latency shows in status (heartbeats, about once a second).
@@ -123,6 +124,29 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
         )),
         "{body}"
     );
+
+    // Nimbus has a token (the harness gives it to every daemon and client): a change without
+    // it, or from a browser page, is refused and changes nothing.
+    let (code, body) = http_post(&c, "/api/v1/topology/word-count/kill/0", &[]);
+    assert_eq!(code, 401, "{body}");
+    let origin = [("Origin", "http://elsewhere.example")];
+    let (code, _) = http_post(&c, "/api/v1/topology/word-count/deactivate", &origin);
+    assert_eq!(code, 401);
+    assert_eq!(c.topology("word-count")["status"], "ACTIVE");
+    // The CLI with a wrong token is refused with a message that says what to do.
+    let o = Command::new(&c.bin)
+        .args(["deactivate", "word-count"])
+        .env("GALE_NIMBUS", &c.nimbus_addr)
+        .env("GALE_AUTH_TOKEN", "not-the-token")
+        .output()
+        .expect("gale runs");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("token"));
 
     // Kill: deactivate, wait 1 s, remove; the sink writes its file at cleanup.
     let o = c.gale(&["kill", "word-count", "-w", "1"]);
@@ -787,6 +811,10 @@ fn python_bolt_runs_on_both_supervisors_with_shipped_resources() {
         "both supervisors run workers",
         || supervisors_used(&c.topology("py")).len() == 2,
     );
+    // Each supervisor unpacks resources/ (and nothing else) when its worker starts.
+    wait_until(Duration::from_secs(30), "both workers unpacked", || {
+        shipped_files(&c).len() >= 2
+    });
     assert_eq!(
         shipped_files(&c),
         vec![

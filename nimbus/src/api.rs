@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// Every route: Gale's own (`/api/v1/gale/`), the actions, Storm UI's read paths and `/metrics`.
+/// Every change (any method but GET and HEAD) passes [`authorize`] first.
 pub(crate) fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
+    let guard = axum::middleware::from_fn_with_state(shared.clone(), guard_changes::<S>);
     Router::new()
         .route("/api/v1/gale/topologies", post(submit::<S>).get(list::<S>))
         .route("/api/v1/gale/status", get(status::<S>))
@@ -45,7 +47,65 @@ pub(crate) fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
             get(ui_component::<S>),
         )
         .route("/metrics", get(metrics::<S>))
+        .route_layer(guard)
         .with_state(shared)
+}
+
+async fn guard_changes<S: Store>(
+    State(s): State<Arc<Shared<S>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if reads {
+        return next.run(req).await;
+    }
+    match authorize(s.auth_token.as_deref(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            tracing::warn!(path = %req.uri().path(), "Refused a change: {}", e.1);
+            e.into_response()
+        }
+    }
+}
+
+/// Whether a change (submission or action) may go ahead. With a token configured it needs
+/// `Authorization: Bearer TOKEN` (401 otherwise). A request from a browser page (it carries an
+/// `Origin` header, which browsers add and Gale's CLI never sends) is refused (403) unless it
+/// carries the token: no page on another site can kill a topology through a user's browser.
+pub fn authorize(token: Option<&str>, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let valid = match (token, presented) {
+        (Some(t), Some(p)) => same_secret(t.as_bytes(), p.trim().as_bytes()),
+        _ => false,
+    };
+    if valid {
+        return Ok(());
+    }
+    if token.is_some() {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this Nimbus needs its token for changes: send `Authorization: Bearer TOKEN` (the CLI sends the token of --auth-token-file or GALE_AUTH_TOKEN)".into(),
+        ));
+    }
+    if headers.contains_key(axum::http::header::ORIGIN) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "changes are not accepted from a browser page without the token; use the gale CLI, or configure a token and send it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn ui_cluster<S: Store>(
@@ -136,7 +196,7 @@ async fn metrics<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Response, 
 
 /// An API error: a status code and `{"error": message}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -221,6 +281,9 @@ async fn submit<S: Store>(
     let needed = topo.components().map(|c| c.class_name.clone()).collect();
     check_runnable(&needed, &supervisors, |c| s.registry.resolve(c).is_some())
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    // One submission at a time from the name check to the write: of many racing submissions
+    // of one name, one is stored and the others get 409.
+    let _one_at_a_time = s.submissions.lock().await;
     let storms = s.state.storms().await?;
     if let Some((id, _)) = storms.iter().find(|(_, r)| r.name == topo.name) {
         return Err(ApiError(
@@ -449,4 +512,59 @@ fn check_rebalance(topology: &Topology, req: &RebalanceRequest) -> Result<(), St
         return Err("workers must be at least 1".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn who_may_change_what() {
+        let t = Some("tok");
+        // (configured token, headers, allowed / status)
+        let cases: &[(Option<&str>, &[(&str, &str)], u16)] = &[
+            (None, &[], 200),
+            (None, &[("authorization", "Bearer anything")], 200),
+            (None, &[("origin", "http://page.example")], 403),
+            (t, &[], 401),
+            (t, &[("authorization", "Bearer tok")], 200),
+            (t, &[("authorization", "Bearer  tok ")], 200),
+            (t, &[("authorization", "Bearer tok2")], 401),
+            (t, &[("authorization", "bearer tok")], 401),
+            (t, &[("authorization", "Bearer to")], 401),
+            (t, &[("origin", "http://page.example")], 401),
+            (
+                t,
+                &[
+                    ("origin", "http://gale.ui"),
+                    ("authorization", "Bearer tok"),
+                ],
+                200,
+            ),
+        ];
+        for (token, h, want) in cases {
+            let got = match authorize(*token, &headers(h)) {
+                Ok(()) => 200,
+                Err(e) => e.0.as_u16(),
+            };
+            assert_eq!(got, *want, "token {token:?}, headers {h:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_compare_by_content_and_length() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"a"));
+    }
 }

@@ -27,6 +27,9 @@ pub struct NimbusConfig {
     /// A worker whose heartbeat is older than this is dead: its slot is not used and its
     /// executors move (Storm's `nimbus.task.timeout.secs`, default 30).
     pub worker_timeout: Duration,
+    /// With a token, every submission and action needs `Authorization: Bearer TOKEN`
+    /// (docs/security.md); read paths stay open.
+    pub auth_token: Option<String>,
 }
 
 /// Why Nimbus could not run.
@@ -49,6 +52,10 @@ pub(crate) struct Shared<S> {
     pub(crate) worker_timeout: Duration,
     pub(crate) leader: AtomicBool,
     pub(crate) wake: tokio::sync::Notify,
+    pub(crate) auth_token: Option<String>,
+    /// Held from a submission's name check to its write: two submissions of one name cannot
+    /// both pass (only the leader takes submissions).
+    pub(crate) submissions: tokio::sync::Mutex<()>,
 }
 
 /// Runs Nimbus until `shutdown` resolves. The listener is bound before this returns an error, so
@@ -72,7 +79,12 @@ pub async fn run<S: Store>(
         worker_timeout: cfg.worker_timeout,
         leader: AtomicBool::new(false),
         wake: tokio::sync::Notify::new(),
+        auth_token: cfg.auth_token.clone(),
+        submissions: tokio::sync::Mutex::new(()),
     });
+    if cfg.auth_token.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(listen = %local, "Nimbus listens beyond this machine without a token: anyone who reaches it can submit and kill topologies (set --auth-token-file or GALE_AUTH_TOKEN; docs/security.md)");
+    }
     tracing::info!(listen = %local, "Nimbus started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let loop_task = tokio::spawn(assignment_loop(shared.clone(), cfg.interval, stop_rx));

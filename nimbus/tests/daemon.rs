@@ -18,6 +18,10 @@ struct Nimbus {
 
 impl Nimbus {
     fn start(supervisors: &[SupervisorRecord]) -> Nimbus {
+        Self::start_with(supervisors, None)
+    }
+
+    fn start_with(supervisors: &[SupervisorRecord], auth_token: Option<&str>) -> Nimbus {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let state = Arc::new(ClusterState::new(MemStore::new()));
         for s in supervisors {
@@ -32,6 +36,7 @@ impl Nimbus {
             interval: Duration::from_millis(50),
             registry: Registry::with_builtins(),
             worker_timeout: Duration::from_secs(30),
+            auth_token: auth_token.map(str::to_owned),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -72,10 +77,20 @@ impl Nimbus {
     }
 
     fn post(&self, path: &str, body: serde_json::Value) -> (u16, String) {
-        let mut r = Self::agent()
-            .post(format!("{}{path}", self.base))
-            .send_json(body)
-            .expect("Nimbus answers");
+        self.post_with(path, body, &[])
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut req = Self::agent().post(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut r = req.send_json(body).expect("Nimbus answers");
         (
             r.status().as_u16(),
             r.body_mut().read_to_string().unwrap_or_default(),
@@ -83,15 +98,20 @@ impl Nimbus {
     }
 
     fn submit(&self, yaml: &str) -> (u16, String) {
+        self.submit_with(yaml, &[])
+    }
+
+    fn submit_with(&self, yaml: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let req = SubmitRequest {
             file: "t.yaml".into(),
             yaml: yaml.into(),
             resources: vec![],
             validated: None,
         };
-        self.post(
+        self.post_with(
             "/api/v1/gale/topologies",
             serde_json::to_value(&req).expect("json"),
+            headers,
         )
     }
 
@@ -263,4 +283,83 @@ fn a_rebalance_respreads_after_its_wait_and_returns_to_the_status_before() {
     );
     assert_eq!(code, 400);
     assert!(body.contains("known: s, c"), "{body}");
+}
+
+#[test]
+fn with_a_token_changes_without_it_get_401_and_change_nothing() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start_with(&[sup("a", Some(builtins))], Some("s3cret-token"));
+    let good = [("Authorization", "Bearer s3cret-token")];
+    // No token, a wrong one, another scheme: 401, nothing stored.
+    for headers in [
+        &[][..],
+        &[("Authorization", "Bearer wrong")][..],
+        &[("Authorization", "Basic czNjcmV0LXRva2Vu")][..],
+    ] {
+        let (code, body) = n.submit_with(WORDS, headers);
+        assert_eq!(code, 401, "{headers:?}: {body}");
+        assert!(body.contains("token"), "{body}");
+    }
+    assert!(n.rt.block_on(n.state.storms()).expect("read").is_empty());
+    let (code, body) = n.submit_with(WORDS, &good);
+    assert_eq!(code, 200, "{body}");
+    // Actions: 401 without the token, and the topology stays as it was.
+    for action in ["deactivate", "kill/0", "rebalance/0"] {
+        let (code, _) = n.post(
+            &format!("/api/v1/topology/words/{action}"),
+            serde_json::json!({}),
+        );
+        assert_eq!(code, 401, "{action}");
+    }
+    let storm =
+        n.rt.block_on(n.state.storms())
+            .expect("read")
+            .pop()
+            .expect("one")
+            .1;
+    assert_eq!(storm.status, TopologyStatus::Active);
+    // Read paths stay open.
+    assert_eq!(n.get("/api/v1/topology/summary").0, 200);
+    let (code, body) = n.post_with(
+        "/api/v1/topology/words/deactivate",
+        serde_json::json!({}),
+        &good,
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn a_browser_page_cannot_change_anything_without_the_token() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    assert_eq!(n.submit(WORDS).0, 200);
+    // A cross-origin page's POST carries an Origin header: refused, however simple.
+    let origin = [("Origin", "http://evil.example")];
+    let (code, body) = n.post_with(
+        "/api/v1/topology/words/kill/0",
+        serde_json::json!({}),
+        &origin,
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = n.submit_with(&WORDS.replace("name: words", "name: other"), &origin);
+    assert_eq!(code, 403);
+    let storms = n.rt.block_on(n.state.storms()).expect("read");
+    assert_eq!(storms.len(), 1);
+    assert_eq!(storms[0].1.status, TopologyStatus::Active);
+}
+
+#[test]
+fn twenty_racing_submissions_of_one_name_store_one() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20).map(|_| s.spawn(|| n.submit(WORDS).0)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
+    assert_eq!(n.rt.block_on(n.state.storms()).expect("read").len(), 1);
 }

@@ -49,6 +49,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub zk: String,
     pub nimbus_addr: String,
+    /// Nimbus's token: every daemon and client of this cluster gets it (GALE_AUTH_TOKEN).
+    pub token: String,
     pub nimbus: Option<Child>,
     pub supervisors: BTreeMap<String, Child>,
 }
@@ -85,6 +87,7 @@ impl Cluster {
             dir,
             zk,
             nimbus_addr: format!("127.0.0.1:{}", free_port()),
+            token: format!("test-token-{}-{}", std::process::id(), free_port()),
             nimbus: None,
             supervisors: BTreeMap::new(),
         };
@@ -101,6 +104,7 @@ impl Cluster {
             .args(args)
             .env("GALE_ZOOKEEPER", &self.zk)
             .env("GALE_NIMBUS", &self.nimbus_addr)
+            .env("GALE_AUTH_TOKEN", &self.token)
             .env("GALE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -161,6 +165,7 @@ impl Cluster {
             .current_dir(root())
             .env("GALE_ZOOKEEPER", &self.zk)
             .env("GALE_NIMBUS", &self.nimbus_addr)
+            .env("GALE_AUTH_TOKEN", &self.token)
             .env("GALE_LOG", "warn")
             .output()
             .expect("gale runs")
@@ -218,6 +223,21 @@ impl Drop for Cluster {
 }
 
 /// GET from Nimbus's HTTP server: status code and body.
+/// A POST to Nimbus with the given headers (no token unless one is given).
+pub fn http_post(c: &Cluster, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent.post(format!("http://{}{path}", c.nimbus_addr));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = req.send_empty().expect("Nimbus answers");
+    let code = r.status().as_u16();
+    (code, r.body_mut().read_to_string().expect("body"))
+}
+
 pub fn http_get(c: &Cluster, path: &str) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -78,6 +78,7 @@ fn stock_gale_cluster_rejects_a_class_only_this_binary_has() {
             &format!("output={}", dir.join("out.tsv").display()),
         ])
         .env("GALE_NIMBUS", &c.nimbus_addr)
+        .env("GALE_AUTH_TOKEN", &c.token)
         .env("GALE_LOG", "warn")
         .output()
         .expect("runs");
