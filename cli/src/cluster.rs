@@ -319,6 +319,21 @@ fn call<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// `s` as one URL path segment: every byte but letters, digits and `-._~` percent-encoded, so a
+/// name with a space, `?`, `#` or `/` reaches Nimbus as that name (which then says whether it
+/// knows it) instead of changing the request.
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// How long a change waits for a Nimbus to become the leader.
 const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -366,6 +381,23 @@ fn call_once<T: serde::de::DeserializeOwned>(
     resp.body_mut()
         .read_json::<T>()
         .context("Nimbus sent a response Gale cannot read")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_one_path_segment() {
+        for (name, want) in [
+            ("word-count", "word-count"),
+            ("a b", "a%20b"),
+            ("x?y#z", "x%3Fy%23z"),
+            ("a/b", "a%2Fb"),
+            ("%2F", "%252F"),
+            ("ü", "%C3%BC"),
+        ] {
+            assert_eq!(super::segment(name), want, "{name}");
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -451,8 +483,9 @@ fn send_submission(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Largest resources folder `gale submit` ships (it travels through ZooKeeper).
-const MAX_RESOURCES: usize = 8 << 20;
+/// Largest resources folder `gale submit` ships: it is stored with the topology in one
+/// ZooKeeper node, and Nimbus refuses (413) a stored topology over that node's limit.
+const MAX_RESOURCES: usize = cluster_state::MAX_NODE_BYTES;
 
 /// Adds the regular files under `dir` to `out` as (path relative to `root` with `/` separators,
 /// content). Symlinks and special files are skipped with a warning: only regular files travel.
@@ -618,7 +651,7 @@ pub fn kill(a: &KillArgs) -> Result<ExitCode> {
     let r: ActionResponse = call(
         &a.nimbus,
         "POST",
-        &format!("/api/v1/topology/{}/kill/{wait}", a.name),
+        &format!("/api/v1/topology/{}/kill/{wait}", segment(&a.name)),
         None,
     )?;
     println!("Killed topology: {} ({})", a.name, r.id);
@@ -637,7 +670,7 @@ pub fn set_active(a: &NameArgs, active: bool) -> Result<ExitCode> {
     let r: ActionResponse = call(
         &a.nimbus,
         "POST",
-        &format!("/api/v1/topology/{}/{action}", a.name),
+        &format!("/api/v1/topology/{}/{action}", segment(&a.name)),
         None,
     )?;
     println!(
@@ -690,7 +723,7 @@ pub fn rebalance(a: &RebalanceArgs) -> Result<ExitCode> {
     let r: ActionResponse = call(
         &a.nimbus,
         "POST",
-        &format!("/api/v1/topology/{}/rebalance/{wait}", a.name),
+        &format!("/api/v1/topology/{}/rebalance/{wait}", segment(&a.name)),
         Some(serde_json::to_value(&req)?),
     )?;
     println!("Rebalancing topology: {} ({})", a.name, r.id);

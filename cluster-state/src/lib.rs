@@ -10,7 +10,7 @@ pub mod store;
 mod zk;
 
 pub use records::*;
-pub use state::{ClusterState, StateError, paths};
+pub use state::{ClusterState, MAX_NODE_BYTES, StateError, paths};
 pub use store::{MemStore, NodeKind, Store, StoreError};
 pub use zk::ZkStore;
 

@@ -54,7 +54,19 @@ pub enum StateError {
     Decode { path: String, message: String },
     #[error("cannot encode {path}: {message}")]
     Encode { path: String, message: String },
+    /// ZooKeeper refuses a node over its `jute.maxbuffer` (1 MiB by default) and drops the
+    /// writer's session; Gale refuses it first, naming the size.
+    #[error("{path} would be {size} bytes; ZooKeeper takes at most {limit} bytes per node")]
+    TooLarge {
+        path: String,
+        size: usize,
+        limit: usize,
+    },
 }
+
+/// Largest record Gale writes to one node: under ZooKeeper's default `jute.maxbuffer`
+/// (1,048,575 bytes) with room for the request around it.
+pub const MAX_NODE_BYTES: usize = 1_000_000;
 
 impl StateError {
     /// True when the store could not be reached (as opposed to bad data).
@@ -64,10 +76,18 @@ impl StateError {
 }
 
 fn encode<T: Serialize>(path: &str, v: &T) -> Result<Vec<u8>, StateError> {
-    rmp_serde::to_vec_named(v).map_err(|e| StateError::Encode {
+    let bytes = rmp_serde::to_vec_named(v).map_err(|e| StateError::Encode {
         path: path.to_owned(),
         message: e.to_string(),
-    })
+    })?;
+    if bytes.len() > MAX_NODE_BYTES {
+        return Err(StateError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len(),
+            limit: MAX_NODE_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 fn decode<T: DeserializeOwned>(path: &str, b: &[u8]) -> Result<T, StateError> {

@@ -268,6 +268,8 @@ impl Checker {
                     c.id_pos,
                     format!("component id \"{}\" starts with \"__\", which is reserved for system components", c.id),
                 );
+            } else if let Some(problem) = keys::name_problem(&c.id, true) {
+                self.err(c.id_pos, format!("component id {:?} {problem}", c.id));
             }
             if let Some(first) = seen.get(c.id.as_str()) {
                 let msg = format!(
@@ -280,6 +282,20 @@ impl Checker {
             }
         }
 
+        let total: u64 = spouts
+            .iter()
+            .chain(bolts.iter())
+            .map(|c| u64::from(c.num_tasks))
+            .sum();
+        if total > u64::from(keys::MAX_TASKS) {
+            self.err(
+                root.pos,
+                format!(
+                    "the topology has {total} tasks in all; Gale's limit is {} (docs/configuration.md)",
+                    keys::MAX_TASKS
+                ),
+            );
+        }
         let spouts = self.build_components(spouts, registry, true);
         let bolts = self.build_components(bolts, registry, false);
         let streams = self.streams(root.get("streams"), &spouts, &bolts);
@@ -344,6 +360,10 @@ impl Checker {
             );
             return None;
         }
+        if let Some(problem) = keys::name_problem(&s, false) {
+            self.err(n.pos, format!("topology name {s:?} {problem}"));
+            return None;
+        }
         Some(s)
     }
 
@@ -362,6 +382,21 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// A whole number from `min` to `max` (Gale's documented limits).
+    fn int_within(&mut self, n: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
+        let i = self.int(n, what, min)?;
+        if i > max {
+            self.err(
+                n.pos,
+                format!(
+                    "{what} must be at most {max}, found {i} (Gale's limit; docs/configuration.md)"
+                ),
+            );
+            return None;
+        }
+        Some(i)
     }
 
     fn int(&mut self, n: &Node, what: &str, min: i64) -> Option<i64> {
@@ -402,11 +437,11 @@ impl Checker {
         let mut out = serde_json::Map::new();
         for (k, v) in m {
             let key = key_text(k);
-            if let Some((_, min)) = keys::INTEGER_KEYS.iter().find(|(name, _)| *name == key) {
+            if let Some((_, min, max)) = keys::INTEGER_KEYS.iter().find(|(name, ..)| *name == key) {
                 if v.value == NodeValue::Null && key == keys::MAX_SPOUT_PENDING {
                     continue;
                 }
-                if let Some(i) = self.int(v, &format!("`{key}`"), *min) {
+                if let Some(i) = self.int_within(v, &format!("`{key}`"), *min, *max) {
                     out.insert(key, i.into());
                 }
                 continue;
@@ -495,11 +530,13 @@ impl Checker {
             }
         };
         let parallelism = match n.get("parallelism") {
-            Some(v) => self.int(v, "`parallelism`", 1),
+            Some(v) => self.int_within(v, "`parallelism`", 1, keys::MAX_EXECUTORS as i64),
             None => Some(1),
         };
         let num_tasks = match n.get("numTasks") {
-            Some(v) => self.int(v, "`numTasks`", 1).map(Some),
+            Some(v) => self
+                .int_within(v, "`numTasks`", 1, keys::MAX_TASKS as i64)
+                .map(Some),
             None => Some(None),
         };
         let constructor_args = match n.get("constructorArgs") {
@@ -555,16 +592,6 @@ impl Checker {
             }
             None => parallelism,
         };
-        if num_tasks > 100_000 {
-            self.err(
-                n.pos,
-                format!(
-                    "component \"{id}\": {num_tasks} tasks is more than Gale's limit of 100000"
-                ),
-            );
-            self.failed_ids.insert(id);
-            return None;
-        }
         Some(ParsedComponent {
             id,
             id_pos,

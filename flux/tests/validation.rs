@@ -393,3 +393,90 @@ fn storms_own_flux_examples_when_present() {
     // TestWindowBolt through `configMethods`.
     window_by_ref(&flux("simple_windowing.yaml"), "bolt-1", [5, 3]);
 }
+
+/// Names and numbers a careless user or an attacker sends are refused where they enter, each
+/// with its place (issue 18's hostile cases), and quickly: nothing is laid out per worker or task
+/// before the limits are checked.
+#[test]
+fn hostile_names_and_numbers_are_located_errors() {
+    let long = "x".repeat(300);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            BASE.replace("name: \"wc\"", "name: \"wc🌊\""),
+            "t.yaml:1:7: topology name \"wc🌊\" contains '🌊'",
+        ),
+        (
+            BASE.replace("name: \"wc\"", "name: \"w\\tc\""),
+            "t.yaml:1:7: topology name \"w\\tc\" contains '\\t'",
+        ),
+        (
+            BASE.replace("name: \"wc\"", "name: \"w\\nc\""),
+            "contains '\\n'",
+        ),
+        (
+            BASE.replace("name: \"wc\"", "name: \"w\\0c\""),
+            "contains '\\0'",
+        ),
+        (
+            BASE.replace("name: \"wc\"", "name: \"word count\""),
+            "contains ' '; use letters, digits, '-' and '_'",
+        ),
+        (
+            BASE.replace("name: \"wc\"", "name: \"wc?x#y\""),
+            "contains '?'",
+        ),
+        (
+            BASE.replace("name: \"wc\"", &format!("name: \"{long}\"")),
+            "is 300 characters long; at most 128",
+        ),
+        (
+            BASE.replace("id: \"split\"", "id: \"sp lit\""),
+            "t.yaml:6:9: component id \"sp lit\" contains ' '",
+        ),
+        (
+            BASE.replace(
+                "name: \"wc\"",
+                "name: \"wc\"\nconfig: {topology.workers: 4000000000}",
+            ),
+            "t.yaml:2:28: `topology.workers` must be at most 10000, found 4000000000",
+        ),
+        (
+            BASE.replace("parallelism: 2", "parallelism: 1000000"),
+            "`parallelism` must be at most 10000, found 1000000",
+        ),
+        (
+            BASE.replace("parallelism: 2", "parallelism: 2\n    numTasks: 4294967295"),
+            "`numTasks` must be at most 100000, found 4294967295",
+        ),
+        (
+            BASE.replace(
+                "name: \"wc\"",
+                "name: \"wc\"\nconfig: {topology.message.timeout.secs: 99999999}",
+            ),
+            "`topology.message.timeout.secs` must be at most 86400",
+        ),
+    ];
+    for (yaml, want) in &cases {
+        let start = std::time::Instant::now();
+        let errs = errors(yaml);
+        assert!(
+            errs.iter().any(|e| e.contains(want)),
+            "want {want:?} in {errs:?}"
+        );
+        // A refusal, not a layout of billions of workers (it took more than 20 s).
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+    // Many components under the per-component limit still add up to a refused total.
+    let mut many = String::from("name: big\nspouts:\n");
+    for i in 0..3 {
+        many += &format!(
+            "  - {{id: s{i}, className: TestWordSpout, parallelism: 10, numTasks: 40000}}\n"
+        );
+    }
+    let errs = errors(&many);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("120000 tasks in all; Gale's limit is 100000")),
+        "{errs:?}"
+    );
+}

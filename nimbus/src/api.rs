@@ -206,10 +206,10 @@ impl IntoResponse for ApiError {
 
 impl From<StateError> for ApiError {
     fn from(e: StateError) -> Self {
-        let code = if e.is_unavailable() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
+        let code = match &e {
+            _ if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            StateError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())
     }
@@ -236,10 +236,41 @@ fn require_leader<S: Store>(s: &Shared<S>) -> Result<(), ApiError> {
 pub struct SubmitRequest {
     pub file: String,
     pub yaml: String,
-    #[serde(default)]
+    /// (relative name, content), the content as base64 text: a third over the bytes, where JSON
+    /// number arrays were four times them.
+    #[serde(default, with = "base64_files")]
     pub resources: Vec<(String, Vec<u8>)>,
     #[serde(default)]
     pub validated: Option<Topology>,
+}
+
+mod base64_files {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(files: &[(String, Vec<u8>)], s: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<(&str, String)> = files
+            .iter()
+            .map(|(name, data)| (name.as_str(), STANDARD.encode(data)))
+            .collect();
+        text.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, Vec<u8>)>, D::Error> {
+        let text: Vec<(String, String)> = Vec::deserialize(d)?;
+        text.into_iter()
+            .map(|(name, b64)| match STANDARD.decode(b64.as_bytes()) {
+                Ok(data) => Ok((name, data)),
+                Err(e) => Err(D::Error::custom(format!(
+                    "resource {name:?} is not base64: {e}"
+                ))),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -309,15 +340,22 @@ async fn submit<S: Store>(
         action_at_secs: None,
         prev_status: None,
     };
-    s.state
-        .set_topology(
-            &id,
-            &StoredTopology {
-                topology: topo,
-                resources: req.resources,
-            },
-        )
-        .await?;
+    let name = topo.name.clone();
+    let stored = StoredTopology {
+        topology: topo,
+        resources: req.resources,
+    };
+    match s.state.set_topology(&id, &stored).await {
+        Err(StateError::TooLarge { size, limit, .. }) => {
+            return Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "topology \"{name}\" with its resources is {size} bytes stored; ZooKeeper takes at most {limit} bytes per node: ship fewer or smaller resources (or read big inputs from shared storage)"
+                ),
+            ));
+        }
+        r => r?,
+    }
     s.state.set_storm(&id, &storm).await?;
     tracing::info!(topology = %id, "Topology submitted");
     s.wake.notify_one();
@@ -508,8 +546,15 @@ fn check_rebalance(topology: &Topology, req: &RebalanceRequest) -> Result<(), St
             ));
         }
     }
-    if req.workers == Some(0) {
-        return Err("workers must be at least 1".into());
+    match req.workers {
+        Some(0) => return Err("workers must be at least 1".into()),
+        Some(w) if w > keys::MAX_WORKERS => {
+            return Err(format!(
+                "{w} workers is more than Gale's limit of {} (docs/configuration.md)",
+                keys::MAX_WORKERS
+            ));
+        }
+        _ => {}
     }
     Ok(())
 }

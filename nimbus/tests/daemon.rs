@@ -226,7 +226,7 @@ fn a_topology_no_supervisor_can_run_is_refused_naming_the_class() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("ReverseWordBolt"), "{body}");
     // Bad resource names are refused before anything is stored.
-    let req = serde_json::json!({"file": "t.yaml", "yaml": WORDS, "resources": [["../x", [1]]]});
+    let req = serde_json::json!({"file": "t.yaml", "yaml": WORDS, "resources": [["../x", "AQ=="]]});
     let (code, body) = n.post("/api/v1/gale/topologies", req);
     assert_eq!(code, 400, "{body}");
     assert!(n.rt.block_on(n.state.storms()).expect("read").is_empty());
@@ -361,5 +361,42 @@ fn twenty_racing_submissions_of_one_name_store_one() {
     });
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
+    assert_eq!(n.rt.block_on(n.state.storms()).expect("read").len(), 1);
+}
+
+#[test]
+fn out_of_bounds_rebalances_and_oversized_topologies_are_refused_and_nothing_is_stored() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    assert_eq!(n.submit(WORDS).0, 200);
+    let before = n.rt.block_on(n.state.storms()).expect("read");
+    // A rebalance to 4,294,967,295 workers (it grew Nimbus by ~300 MB/s) and to zero.
+    for body in [
+        serde_json::json!({"workers": 4294967295u32}),
+        serde_json::json!({"workers": 0}),
+        serde_json::json!({"executors": {"c": 1000000}}),
+    ] {
+        let (code, msg) = n.post("/api/v1/topology/words/rebalance/0", body.clone());
+        assert_eq!(code, 400, "{body}: {msg}");
+    }
+    assert_eq!(
+        n.rt.block_on(n.state.storms()).expect("read"),
+        before,
+        "nothing stored"
+    );
+    // A topology whose stored form is over ZooKeeper's node limit: 413 naming the size.
+    use base64::Engine;
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1_100_000]);
+    let req = serde_json::json!({
+        "file": "t.yaml",
+        "yaml": WORDS.replace("name: words", "name: big"),
+        "resources": [["big.bin", big]],
+    });
+    let (code, body) = n.post("/api/v1/gale/topologies", req);
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body.contains("bytes stored") && body.contains("1000000"),
+        "{body}"
+    );
     assert_eq!(n.rt.block_on(n.state.storms()).expect("read").len(), 1);
 }
