@@ -277,6 +277,9 @@ fn local(a: &LocalArgs, registry: &Registry) -> Result<ExitCode> {
     run_local_and_report(l, registry, a.duration, a.metrics_json.as_deref())
 }
 
+/// How long a run may take to stop after the first Ctrl-C before Gale leaves anyway.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs a loaded topology in local mode with Ctrl-C handling, progress and the summary; shared with
 /// binaries that register their own components (see `examples/`).
 pub fn run_local_and_report(
@@ -290,13 +293,23 @@ pub fn run_local_and_report(
     {
         let stop = stop.clone();
         let presses = presses.clone();
-        // First Ctrl-C drains and cleans up; a second one leaves at once.
+        // First Ctrl-C drains and cleans up; a second one leaves at once. A run that has not
+        // stopped 5 s after the first (a spout blocked on its input, say a FIFO with no writer)
+        // is left anyway: the first Ctrl-C always ends it.
         let _ = ctrlc::set_handler(move || {
             if presses.fetch_add(1, Ordering::SeqCst) > 0 {
                 std::process::exit(130);
             }
             eprintln!("\nStopping: draining in-flight tuples (Ctrl-C again to quit now)");
             stop.store(true, Ordering::SeqCst);
+            std::thread::spawn(|| {
+                std::thread::sleep(STOP_GRACE);
+                eprintln!(
+                    "did not stop within {} s: a component is blocked (a spout waiting for its input?); quitting without its results",
+                    STOP_GRACE.as_secs()
+                );
+                std::process::exit(130);
+            });
         });
     }
     let duration = match duration {
@@ -350,7 +363,7 @@ pub fn run_local_and_report(
                 .errors
                 .iter()
                 .rev()
-                .find(|e| e.panicked)
+                .find(|e| e.fatal)
                 .map(|e| format!(
                     "component \"{}\" task {}: {}",
                     e.component, e.task, e.message

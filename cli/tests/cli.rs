@@ -932,3 +932,98 @@ fn queued_tuples_do_not_time_out_under_the_queue_aware_rule() {
         stat(&storm_rule, "slow", "executed")
     );
 }
+
+/// Results that cannot be had or kept fail the run, naming what failed (issue 18, "failures
+/// fail"): a folder as input, a FIFO or a device as the sink's output, an output whose folder
+/// cannot be made. The FIFO stays a FIFO.
+#[test]
+fn lost_inputs_and_outputs_fail_the_run_and_leave_what_is_there() {
+    let d = tmpdir("failures");
+    let input = d.join("in.txt");
+    std::fs::write(&input, "a b c\n").expect("input");
+    let fifo = d.join("out.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    std::fs::write(d.join("a-file"), "x").expect("file");
+    let cases = [
+        (d.clone(), d.join("out.tsv"), "it is a folder"),
+        (input.clone(), fifo.clone(), "not a regular file"),
+        (
+            input.clone(),
+            PathBuf::from("/dev/full"),
+            "not a regular file",
+        ),
+        (
+            input.clone(),
+            d.join("a-file/out.tsv"),
+            "cannot write the sink's output",
+        ),
+    ];
+    for (inp, out, want) in &cases {
+        let o = run(&[
+            "local",
+            "topologies/word-count.yaml",
+            "--set",
+            &format!("input={}", inp.display()),
+            "--set",
+            &format!("output={}", out.display()),
+        ]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{inp:?} -> {out:?}: {err}");
+        assert!(
+            err.contains(want),
+            "{inp:?} -> {out:?}: want {want:?} in {err}"
+        );
+    }
+    let kind = std::fs::symlink_metadata(&fifo).expect("fifo").file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+        "still a FIFO"
+    );
+    assert!(std::fs::metadata("/dev/full").is_ok_and(|m| !m.is_file()));
+}
+
+/// The first Ctrl-C ends a run whose spout is blocked (a FIFO input nobody writes to) within a
+/// few seconds, instead of draining forever.
+#[test]
+fn the_first_ctrl_c_stops_a_run_blocked_on_its_input() {
+    let d = tmpdir("blocked");
+    let fifo = d.join("in.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let mut child = gale()
+        .args([
+            "local",
+            "topologies/word-count.yaml",
+            "--set",
+            &format!("input={}", fifo.display()),
+            "--set",
+            &format!("output={}", d.join("out.tsv").display()),
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gale starts");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()), "SIGINT sent");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(15) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gale local did not stop within 15 s of Ctrl-C");
+    };
+    assert!(!status.success(), "a run cut short is no success");
+}

@@ -217,6 +217,16 @@ impl Spout for FileLineSpout {
 
     fn open(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
         let path: PathBuf = ctx.resolve_input_path(&self.path);
+        if path.is_dir() {
+            return Err(ComponentError::Io {
+                what: "cannot read input",
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "it is a folder; name a file of lines",
+                ),
+            });
+        }
         let f = File::open(&path).map_err(|source| ComponentError::Io {
             what: "cannot open input file",
             path: path.clone(),

@@ -112,6 +112,7 @@ impl TsvSinkBolt {
         {
             std::fs::create_dir_all(dir)?;
         }
+        refuse_non_file(&self.resolved)?;
         let mut tmp = self.resolved.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -121,6 +122,18 @@ impl TsvSinkBolt {
         }
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, &self.resolved)
+    }
+}
+
+/// A sink replaces only a regular file (or nothing) at its path: never a device (`/dev/full`), a
+/// FIFO, a socket, a folder or a symlink (the rename would put a file where they were).
+fn refuse_non_file(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file (a device, FIFO, folder or symlink); the sink writes its output only to a regular file it may replace: choose another path",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -137,7 +150,12 @@ impl Bolt for TsvSinkBolt {
 
     fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
         self.resolved = ctx.resolve_path(&self.path);
-        Ok(())
+        // Refused before any tuple runs, rather than after all of them.
+        refuse_non_file(&self.resolved).map_err(|source| ComponentError::Io {
+            what: "cannot write the sink's output to",
+            path: self.resolved.clone(),
+            source,
+        })
     }
 
     // Inlined into `execute_batch`: no call per tuple.
@@ -173,15 +191,15 @@ impl Bolt for TsvSinkBolt {
         }
     }
 
-    fn cleanup(&mut self) {
-        match self.write() {
-            Ok(()) => {
-                tracing::info!(path = %self.resolved.display(), keys = self.len(), "Wrote sink file")
-            }
-            Err(e) => {
-                tracing::error!(path = %self.resolved.display(), error = %e, "Cannot write sink file")
-            }
-        }
+    /// Writes the file; an error fails the run (the counts would be lost).
+    fn end(&mut self) -> Result<(), ComponentError> {
+        self.write().map_err(|source| ComponentError::Io {
+            what: "cannot write the sink's output to",
+            path: self.resolved.clone(),
+            source,
+        })?;
+        tracing::info!(path = %self.resolved.display(), keys = self.len(), "Wrote sink file");
+        Ok(())
     }
 }
 
@@ -340,12 +358,41 @@ mod tests {
             sink.execute(&t, &mut BoltCollector::new(&mut Nothing));
         }
         assert_eq!(sink.len(), 5);
-        sink.cleanup();
+        sink.end().expect("written");
         let text = std::fs::read_to_string(&path).expect("written");
         assert_eq!(
             text, "gale\tmany\npair\t[1, 2]\nflux\t3\nstorm\t2\n7\t1\n",
             "sorted by value descending (integers by number, mixed kinds by their text), then key"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_sink_never_replaces_what_is_not_a_regular_file() {
+        let dir = std::env::temp_dir().join(format!("gale-sink-refuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a-folder")).expect("dir");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).expect("symlink");
+        for name in ["a-folder", "fifo", "link"] {
+            let path = dir.join(name);
+            assert!(refuse_non_file(&path).is_err(), "{name}");
+            let mut sink = TsvSinkBolt::from_args(&ComponentArgs {
+                properties: BTreeMap::from([("path".into(), path.display().to_string().into())]),
+                ..ComponentArgs::default()
+            })
+            .expect("args");
+            sink.resolved = path.clone();
+            let e = sink.end().expect_err(name);
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        // Still what they were.
+        assert!(std::fs::symlink_metadata(&fifo).is_ok_and(|m| !m.file_type().is_file()));
+        assert!(dir.join("a-folder").is_dir());
+        // /dev/full is a device: refused, never replaced by a regular file.
+        assert!(refuse_non_file(std::path::Path::new("/dev/full")).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

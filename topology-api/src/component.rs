@@ -725,6 +725,15 @@ pub trait Bolt: Send {
     /// Called once when the topology ends in local mode (Storm calls it only in local mode too).
     fn cleanup(&mut self) {}
 
+    /// What the runtime calls at the end: `cleanup`, then whether the bolt's end work was done.
+    /// A sink whose output could not be written returns the error: the run then fails, naming
+    /// the component and task (`gale local` exits non-zero), instead of losing its results
+    /// silently. The default runs `cleanup` and says nothing failed.
+    fn end(&mut self) -> Result<(), ComponentError> {
+        self.cleanup();
+        Ok(())
+    }
+
     /// When true (the default, like Storm's `BaseBasicBolt`), an input the bolt neither acked nor
     /// failed is acked after `execute` returns. Bolts that ack later (batching, joins) return false.
     fn auto_ack(&self) -> bool {

@@ -149,7 +149,7 @@ pub fn run_local(
     worker.join();
     let elapsed = started.elapsed();
     let (error_count, errors) = worker.errors.snapshot();
-    if errors.iter().any(|e| e.panicked) {
+    if errors.iter().any(|e| e.fatal) {
         ended = "failed";
     }
     let first_tuple_unix_us = worker

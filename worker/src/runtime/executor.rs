@@ -716,8 +716,15 @@ impl BoltExecutor {
             poll_bolts(&mut self.env, &mut self.bolts, true);
         }
         if cleanup {
-            for b in self.bolts.iter_mut() {
-                b.cleanup();
+            let first = self.env.executor.start;
+            for (i, b) in self.bolts.iter_mut().enumerate() {
+                if let Err(e) = b.end() {
+                    // Its results are lost: the run has failed, whatever else went well.
+                    let task = first + i as u32;
+                    self.env
+                        .reporter
+                        .report_failure(&self.env.component, task, &e.to_string());
+                }
             }
         }
         self.env.router.flush();

@@ -120,6 +120,9 @@ pub struct ReportedError {
     /// The executor panicked (its worker must be restarted), rather than the component
     /// reporting an error and going on.
     pub panicked: bool,
+    /// The run has failed because of it (a panic, or results a component could not write):
+    /// `gale local` ends "failed" and exits non-zero.
+    pub fatal: bool,
 }
 
 /// Errors reported by components, newest last; bounded so a component failing on every tuple cannot
@@ -139,7 +142,7 @@ impl ErrorLog {
 }
 
 impl ErrorLog {
-    fn record(&self, component: &str, task: u32, message: &str, panicked: bool) {
+    fn record(&self, component: &str, task: u32, message: &str, panicked: bool, fatal: bool) {
         let mut g = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         g.0 += 1;
         // Log the first ones; after that, one line per thousand keeps logs readable.
@@ -154,6 +157,7 @@ impl ErrorLog {
             task,
             message: message.to_owned(),
             panicked,
+            fatal,
         });
     }
 
@@ -166,7 +170,7 @@ impl ErrorLog {
 
 impl ErrorReporter for ErrorLog {
     fn report(&self, component: &str, task: u32, message: &str) {
-        self.record(component, task, message, false);
+        self.record(component, task, message, false, false);
     }
 
     fn report_panic(&self, component: &str, task: u32, message: &str) {
@@ -175,7 +179,12 @@ impl ErrorReporter for ErrorLog {
             task,
             &format!("executor panicked: {message}"),
             true,
+            true,
         );
+    }
+
+    fn report_failure(&self, component: &str, task: u32, message: &str) {
+        self.record(component, task, message, false, true);
     }
 }
 

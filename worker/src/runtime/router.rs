@@ -171,6 +171,8 @@ pub(crate) trait ErrorReporter {
     fn report(&self, component: &str, task: u32, message: &str);
     /// An executor panicked: its worker is done (and restarted on a cluster).
     fn report_panic(&self, component: &str, task: u32, message: &str);
+    /// A component lost its results (a sink could not write its output): the run has failed.
+    fn report_failure(&self, component: &str, task: u32, message: &str);
 }
 
 pub(crate) struct Router {
