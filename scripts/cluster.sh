@@ -33,6 +33,12 @@ case "$cmd" in
       (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$token")
     fi
     export GALE_AUTH_TOKEN_FILE=$token
+    # The secret the workers prove to each other, given to every supervisor.
+    secret="$DIR/cluster-secret"
+    if [ ! -s "$secret" ]; then
+      (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$secret")
+    fi
+    export GALE_CLUSTER_SECRET_FILE=$secret
     GALE_ZOOKEEPER=$zk nohup "$GALE" nimbus --listen "$nimbus" >"$DIR/nimbus.log" 2>&1 &
     echo $! > "$DIR/nimbus.pid"
     for i in $(seq 1 "$n"); do

@@ -107,24 +107,55 @@ pub struct AuthArgs {
 impl AuthArgs {
     /// The token, if one is configured; an empty or unreadable token file is an error.
     pub fn token(&self) -> Result<Option<String>> {
-        let token = match &self.auth_token_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read the token file {}", p.display()))?,
-            ),
-            None => std::env::var("GALE_AUTH_TOKEN").ok(),
-        };
-        match token.map(|t| t.trim().to_owned()) {
-            Some(t) if t.is_empty() => Err(UserError(
-                "the auth token is empty: put a long random string in the token file or GALE_AUTH_TOKEN".into(),
-            )
-            .into()),
-            Some(t) if t.chars().any(|c| c.is_control() || c == ' ') => Err(UserError(
-                "the auth token holds spaces or control characters: use letters, digits and punctuation".into(),
-            )
-            .into()),
-            t => Ok(t),
-        }
+        read_secret(
+            self.auth_token_file.as_deref(),
+            "GALE_AUTH_TOKEN",
+            "the auth token",
+        )
+    }
+}
+
+/// The secret workers prove to each other (docs/security.md): from a file, else from
+/// GALE_CLUSTER_SECRET; the same on every supervisor.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterSecretArgs {
+    /// A file holding the cluster secret (env GALE_CLUSTER_SECRET_FILE; or the secret itself in
+    /// GALE_CLUSTER_SECRET). Workers then accept frames only from workers that prove it.
+    #[arg(long, env = "GALE_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+}
+
+impl ClusterSecretArgs {
+    pub fn secret(&self) -> Result<Option<worker::handshake::ClusterSecret>> {
+        let s = read_secret(
+            self.cluster_secret_file.as_deref(),
+            "GALE_CLUSTER_SECRET",
+            "the cluster secret",
+        )?;
+        Ok(s.map(|s| worker::handshake::ClusterSecret::new(s.as_bytes())))
+    }
+}
+
+/// A secret from `file` (trimmed), else from the environment variable `env`: `None` when
+/// neither is set; an unreadable or empty file, or spaces and control characters, are errors.
+fn read_secret(file: Option<&Path>, env: &str, what: &str) -> Result<Option<String>> {
+    let secret = match file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {what} from {}", p.display()))?,
+        ),
+        None => std::env::var(env).ok(),
+    };
+    match secret.map(|t| t.trim().to_owned()) {
+        Some(t) if t.is_empty() => Err(UserError(format!(
+            "{what} is empty: put a long random string in its file or {env}"
+        ))
+        .into()),
+        Some(t) if t.chars().any(|c| c.is_control() || c == ' ') => Err(UserError(format!(
+            "{what} holds spaces or control characters: use letters, digits and punctuation"
+        ))
+        .into()),
+        t => Ok(t),
     }
 }
 
@@ -169,6 +200,8 @@ pub struct NimbusDaemonArgs {
 pub struct SupervisorDaemonArgs {
     #[command(flatten)]
     pub zk: ZkArgs,
+    #[command(flatten)]
+    pub secret: ClusterSecretArgs,
     /// Supervisor id (default: HOST-FIRSTPORT).
     #[arg(long)]
     pub id: Option<String>,
@@ -183,6 +216,13 @@ pub struct SupervisorDaemonArgs {
     pub work_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 4.0)]
     pub zk_session_timeout: f64,
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn connect(zk: &ZkArgs, timeout: f64) -> Result<ClusterState<ZkStore>> {
@@ -267,7 +307,11 @@ pub fn supervisor_daemon(a: &SupervisorDaemonArgs, registry: Registry) -> Result
             registry,
             work_dir,
             sync_interval: Duration::from_millis(500),
+            cluster_secret: a.secret.secret()?,
         };
+        if cfg.cluster_secret.is_none() && !is_loopback_host(&cfg.host) {
+            tracing::warn!(host = %cfg.host, "Workers listen beyond this machine without a cluster secret: anyone who reaches a worker port can send it tuples (set --cluster-secret-file or GALE_CLUSTER_SECRET; docs/security.md)");
+        }
         supervisor::daemon::run(cfg, state, shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })

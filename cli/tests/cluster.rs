@@ -125,6 +125,16 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
         "{body}"
     );
 
+    // Worker ports take frames only from workers that prove the cluster secret: a forged frame
+    // (a tuple straight to the sink's task) closes its connection and never arrives.
+    forge_a_tuple_to(&c, "sink", "count");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        stat(&c.topology("word-count"), "sink", "executed"),
+        total,
+        "a forged tuple was executed"
+    );
+
     // Nimbus has a token (the harness gives it to every daemon and client): a change without
     // it, or from a browser page, is refused and changes nothing.
     let (code, body) = http_post(&c, "/api/v1/topology/word-count/kill/0", &[]);
@@ -162,6 +172,42 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
     });
     let got = read_counts(&output);
     assert_eq!(got, want);
+}
+
+/// Connects to the worker that runs `component`'s first task, reads its challenge, and sends a
+/// well-formed frame (a `[word, count]` tuple from `from`) without answering it.
+fn forge_a_tuple_to(c: &Cluster, component: &str, from: &str) {
+    use std::io::{Read, Write};
+    let t = c.topology("word-count");
+    let row = t["assignment"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["component"] == component).cloned())
+        .expect("the component is placed");
+    let task = row["task_start"].as_u64().expect("task") as u32;
+    let port = row["port"].as_u64().expect("port") as u16;
+    let src = topology_api::StreamSource::intern(
+        from,
+        "default",
+        &topology_api::Fields::new(["word", "count"]),
+    );
+    let mut batch = topology_api::Batch::with_capacity(1);
+    let values = [
+        topology_api::Value::from("forged"),
+        topology_api::Value::Int(1_000_000),
+    ];
+    batch.push(task, src, 1, 0, &[], &values).expect("fits");
+    let mut frame = Vec::new();
+    worker::transport::encode(batch, &mut frame).expect("encodes");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("worker port");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut hello = [0u8; 21];
+    s.read_exact(&mut hello).expect("a challenge");
+    assert_eq!(&hello[..5], b"GALE1");
+    let _ = s.write_all(&frame);
+    // The worker closes the connection: the next read sees its end.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
 }
 
 #[test]

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::Registry;
+use worker::handshake::ClusterSecret;
 use worker::runtime::{Placement, RuntimeError, Worker, WorkerSpec, start_worker};
 use worker::transport;
 
@@ -40,6 +41,9 @@ pub struct SupervisorConfig {
     /// Where shipped resources are unpacked.
     pub work_dir: PathBuf,
     pub sync_interval: Duration,
+    /// With a secret, this supervisor's workers accept frames only from workers that prove it
+    /// (`worker::handshake`), and prove it to the workers they send to.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// The state of one slot. (Starting and Stopping happen within one sync pass.)
@@ -396,8 +400,12 @@ fn start(
         .config_u64(flux::keys::TRANSFER_BUFFER_SIZE, 16_384)
         .div_ceil(rcfg.transfer_batch_size as u64)
         .max(2) as usize;
-    let (remote_queues, mut threads) =
-        transport::start_senders(&routes.addrs, transfer, stop.clone());
+    let (remote_queues, mut threads) = transport::start_senders(
+        &routes.addrs,
+        transfer,
+        stop.clone(),
+        cfg.cluster_secret.clone(),
+    );
     let started = start_worker(WorkerSpec {
         topology: topology.clone(),
         registry: &cfg.registry,
@@ -421,8 +429,10 @@ fn start(
             return Err(e.into());
         }
     };
-    let listening = transport::start_listener(listener, topology, Arc::new(inbound), stop.clone())
-        .map_err(|e| net(format!("cannot start the listener on port {port}: {e}")))?;
+    let secret = cfg.cluster_secret.clone();
+    let listening =
+        transport::start_listener(listener, topology, Arc::new(inbound), stop.clone(), secret)
+            .map_err(|e| net(format!("cannot start the listener on port {port}: {e}")))?;
     threads.push(listening);
     Ok(RunningWorker {
         topology_id: id.to_owned(),

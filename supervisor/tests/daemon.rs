@@ -49,6 +49,7 @@ impl Sup {
             registry: Registry::with_builtins(),
             work_dir: work.clone(),
             sync_interval: Duration::from_millis(50),
+            cluster_secret: None,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();

@@ -6,6 +6,7 @@
 //! knows nothing of ZooKeeper or tokio.
 
 pub mod acker;
+pub mod handshake;
 pub mod local;
 pub mod runtime;
 pub mod transport;

@@ -6,6 +6,7 @@
 //! runs a reader thread per connection; a malformed or oversized frame closes that connection
 //! with a logged reason and nothing else.
 
+use crate::handshake::{ClusterSecret, HandshakeError, PROVE_WITHIN};
 use crate::runtime::{Batch, Inbound};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use flux::Topology;
@@ -475,6 +476,7 @@ pub fn start_senders(
     addrs: &[SocketAddr],
     capacity: usize,
     stop: Arc<AtomicBool>,
+    secret: Option<ClusterSecret>,
 ) -> (Vec<Sender<Batch>>, Vec<JoinHandle<()>>) {
     let mut queues = Vec::new();
     let mut handles = Vec::new();
@@ -483,9 +485,10 @@ pub fn start_senders(
         queues.push(tx);
         let addr = *addr;
         let stop = stop.clone();
+        let secret = secret.clone();
         if let Ok(h) = std::thread::Builder::new()
             .name(format!("gale-send-{addr}"))
-            .spawn(move || send_loop(addr, rx, stop))
+            .spawn(move || send_loop(addr, rx, stop, secret))
         {
             handles.push(h);
         }
@@ -493,7 +496,12 @@ pub fn start_senders(
     (queues, handles)
 }
 
-fn send_loop(addr: SocketAddr, rx: Receiver<Batch>, stop: Arc<AtomicBool>) {
+fn send_loop(
+    addr: SocketAddr,
+    rx: Receiver<Batch>,
+    stop: Arc<AtomicBool>,
+    secret: Option<ClusterSecret>,
+) {
     let mut conn: Option<TcpStream> = None;
     let mut frame = Vec::with_capacity(64 << 10);
     let mut backoff = Duration::from_millis(20);
@@ -510,12 +518,26 @@ fn send_loop(addr: SocketAddr, rx: Receiver<Batch>, stop: Arc<AtomicBool>) {
         }
         loop {
             if conn.is_none() {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                let connected = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                    .map_err(HandshakeError::Io)
+                    .and_then(|mut s| match &secret {
+                        Some(k) => k.prove(&mut s, PROVE_WITHIN).map(|()| s),
+                        None => Ok(s),
+                    });
+                match connected {
                     Ok(s) => {
                         let _ = s.set_nodelay(true);
                         tracing::debug!(peer = %addr, "Connected to worker");
                         conn = Some(s);
                         backoff = Duration::from_millis(20);
+                    }
+                    Err(e @ (HandshakeError::NoChallenge | HandshakeError::WrongSecret)) => {
+                        tracing::warn!(peer = %addr, error = %e, "Worker refused; retrying");
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
                     }
                     Err(e) => {
                         if stop.load(Ordering::Relaxed) {
@@ -544,11 +566,16 @@ fn send_loop(addr: SocketAddr, rx: Receiver<Batch>, stop: Arc<AtomicBool>) {
 }
 
 /// Accepts connections from other workers and feeds their batches to the local executors.
+/// Most connections a worker port keeps open at once (one per remote executor that sends to
+/// it); more are closed as they arrive, so idle connections cannot pile up threads.
+pub const MAX_CONNECTIONS: usize = 1024;
+
 pub fn start_listener(
     listener: TcpListener,
     topology: Arc<Topology>,
     inbound: Arc<Inbound>,
     stop: Arc<AtomicBool>,
+    secret: Option<ClusterSecret>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
@@ -557,11 +584,25 @@ pub fn start_listener(
             let mut readers: Vec<JoinHandle<()>> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((s, peer)) => {
+                    Ok((s, peer)) if readers.len() >= MAX_CONNECTIONS => {
+                        tracing::warn!(%peer, "Closing a connection: {MAX_CONNECTIONS} are open");
+                        drop(s);
+                    }
+                    Ok((mut s, peer)) => {
                         let (t, i, st) = (topology.clone(), inbound.clone(), stop.clone());
+                        let secret = secret.clone();
                         if let Ok(h) = std::thread::Builder::new()
                             .name(format!("gale-recv-{peer}"))
-                            .spawn(move || read_loop(s, peer, &t, &i, &st))
+                            .spawn(move || {
+                                let _ = s.set_nonblocking(false);
+                                if let Some(k) = &secret
+                                    && let Err(e) = k.challenge(&mut s, PROVE_WITHIN)
+                                {
+                                    tracing::warn!(%peer, error = %e, "Closing connection before any frame");
+                                    return;
+                                }
+                                read_loop(s, peer, &t, &i, &st)
+                            })
                         {
                             readers.push(h);
                         }

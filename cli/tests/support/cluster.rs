@@ -51,6 +51,8 @@ pub struct Cluster {
     pub nimbus_addr: String,
     /// Nimbus's token: every daemon and client of this cluster gets it (GALE_AUTH_TOKEN).
     pub token: String,
+    /// The secret its workers prove to each other (GALE_CLUSTER_SECRET).
+    pub secret: String,
     pub nimbus: Option<Child>,
     pub supervisors: BTreeMap<String, Child>,
 }
@@ -88,6 +90,7 @@ impl Cluster {
             zk,
             nimbus_addr: format!("127.0.0.1:{}", free_port()),
             token: format!("test-token-{}-{}", std::process::id(), free_port()),
+            secret: format!("test-secret-{}-{}", std::process::id(), free_port()),
             nimbus: None,
             supervisors: BTreeMap::new(),
         };
@@ -105,6 +108,7 @@ impl Cluster {
             .env("GALE_ZOOKEEPER", &self.zk)
             .env("GALE_NIMBUS", &self.nimbus_addr)
             .env("GALE_AUTH_TOKEN", &self.token)
+            .env("GALE_CLUSTER_SECRET", &self.secret)
             .env("GALE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
