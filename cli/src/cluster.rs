@@ -662,6 +662,9 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
                 );
             }
         }
+        if let Some(e) = &t.last_error {
+            println!("  last error of a worker: {e}");
+        }
         for c in &t.components {
             if let Some(e) = &c.last_error {
                 println!("  last error of {}: {e}", c.id);

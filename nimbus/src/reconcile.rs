@@ -290,9 +290,8 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             let msg = format!("task {} on {}:{}: {}", e.task, e.host, e.port, e.message);
             match v.components.iter_mut().find(|c| c.id == component) {
                 Some(c) => c.last_error = Some(msg),
-                None => {
-                    tracing::debug!(component, "Error for a component not in the layout: {msg}")
-                }
+                // A worker that could not start (`__worker`): the topology's own error.
+                None => v.last_error = Some(msg),
             }
         }
         topologies.push(v);

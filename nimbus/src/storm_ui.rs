@@ -317,6 +317,7 @@ mod tests {
                 executors: 4,
                 tasks: 4,
                 components: vec![comp("lines", "spout", 100), comp("count", "bolt", 40)],
+                last_error: None,
                 assignment: vec![AssignmentView {
                     component: "count".into(),
                     task_start: 1,

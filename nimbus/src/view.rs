@@ -30,6 +30,9 @@ pub struct TopologyView {
     pub tasks: u32,
     pub components: Vec<ComponentView>,
     pub assignment: Vec<AssignmentView>,
+    /// The latest error of no one component: a worker that could not start (cluster status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,6 +135,7 @@ pub fn topology_view(
             })
             .collect(),
         assignment: rows,
+        last_error: None,
     }
 }
 

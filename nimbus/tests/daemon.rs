@@ -400,3 +400,32 @@ fn out_of_bounds_rebalances_and_oversized_topologies_are_refused_and_nothing_is_
     );
     assert_eq!(n.rt.block_on(n.state.storms()).expect("read").len(), 1);
 }
+
+#[test]
+fn a_worker_that_cannot_start_shows_its_error_in_status() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    let (code, body) = n.submit(WORDS);
+    assert_eq!(code, 200, "{body}");
+    let id = n.rt.block_on(n.state.storms()).expect("read")[0].0.clone();
+    // What a Supervisor files when a worker fails to start (supervisor/tests/daemon.rs).
+    let entry = cluster_state::ErrorEntry {
+        time_secs: 1,
+        task: 0,
+        host: "127.0.0.1".into(),
+        port: 6700,
+        message: "refusing resources: resource name \"../x\" must be a relative path".into(),
+    };
+    n.rt.block_on(n.state.report_error(&id, "__worker", entry))
+        .expect("report");
+    let (code, body) = n.get("/api/v1/gale/status");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let err = v["topologies"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        err.contains("refusing resources") && err.contains("127.0.0.1:6700"),
+        "{v}"
+    );
+}

@@ -121,6 +121,7 @@ async fn sync<S: Store>(
     let assignments = state.assignments().await?;
     let storms: BTreeMap<String, _> = state.storms().await?.into_iter().collect();
     let desired = desired_ports(&cfg.id, &assignments);
+    remove_gone_topologies(cfg, &storms, slots);
     for (&port, slot) in slots.iter_mut() {
         let want = desired.get(&port).copied();
         stop_if_changed(cfg, state, port, slot, want).await;
@@ -168,6 +169,35 @@ async fn register<S: Store>(
             classes: Some(cfg.registry.runnable_names()),
         })
         .await
+}
+
+/// Removes the work folders (unpacked resources) of topologies that are gone from the cluster
+/// and that no slot here still runs: a killed topology leaves nothing behind on the supervisor.
+fn remove_gone_topologies<T>(
+    cfg: &SupervisorConfig,
+    storms: &BTreeMap<String, T>,
+    slots: &BTreeMap<u16, Slot>,
+) {
+    let Ok(entries) = std::fs::read_dir(&cfg.work_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let running = slots
+            .values()
+            .any(|s| matches!(s, Slot::Running(w) if w.topology_id == id));
+        if storms.contains_key(&id) || running || !e.path().join("resources").is_dir() {
+            continue;
+        }
+        match std::fs::remove_dir_all(e.path()) {
+            Ok(()) => tracing::info!(topology = %id, "Removed a gone topology's work folder"),
+            Err(err) => {
+                tracing::warn!(topology = %id, error = %err, "Cannot remove a gone topology's work folder")
+            }
+        }
+    }
 }
 
 /// What each of this supervisor's ports should run: (topology id, its assignment).

@@ -221,3 +221,21 @@ fn a_bad_resource_name_is_refused_before_anything_is_written() {
     );
     assert!(s.beats("bad-1", "c").is_empty(), "no worker runs");
 }
+
+#[test]
+fn a_killed_topologys_work_folder_is_removed() {
+    let s = Sup::start("clean");
+    let files = vec![("data.txt".to_string(), vec![1u8; 1000])];
+    s.assign("gone-1", WORDS, files, s.ports[0]);
+    let folder = s.work.join("gone-1");
+    s.wait("the worker runs with its resources", || {
+        folder.join("resources/data.txt").exists() && !s.beats("gone-1", "c").is_empty()
+    });
+    // A folder of something else in the work dir is left alone.
+    std::fs::create_dir_all(s.work.join("not-a-topology")).expect("dir");
+    // Nimbus removes the killed topology: assignment, storm and stored topology.
+    s.rt.block_on(s.state.remove_topology("gone-1"))
+        .expect("remove");
+    s.wait("the folder is gone", || !folder.exists());
+    assert!(s.work.join("not-a-topology").exists());
+}
