@@ -277,6 +277,7 @@ pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCod
             registry,
             worker_timeout: Duration::from_secs(a.worker_timeout_secs.max(1)),
             auth_token: a.auth.token()?,
+            http: nimbus::listener::Bounds::default(),
         };
         nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)

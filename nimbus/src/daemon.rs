@@ -30,6 +30,8 @@ pub struct NimbusConfig {
     /// With a token, every submission and action needs `Authorization: Bearer TOKEN`
     /// (docs/security.md); read paths stay open.
     pub auth_token: Option<String>,
+    /// Most open API connections, and how long a silent one stays.
+    pub http: crate::listener::Bounds,
 }
 
 /// Why Nimbus could not run.
@@ -89,6 +91,7 @@ pub async fn run<S: Store>(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let loop_task = tokio::spawn(assignment_loop(shared.clone(), cfg.interval, stop_rx));
     let app = crate::api::router(shared.clone());
+    let listener = crate::listener::BoundedListener::new(listener, cfg.http);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

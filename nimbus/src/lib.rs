@@ -11,6 +11,7 @@
 mod api;
 pub mod daemon;
 pub mod lifecycle;
+pub mod listener;
 pub mod reconcile;
 pub mod scheduler;
 pub mod storm_ui;

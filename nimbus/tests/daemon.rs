@@ -22,6 +22,14 @@ impl Nimbus {
     }
 
     fn start_with(supervisors: &[SupervisorRecord], auth_token: Option<&str>) -> Nimbus {
+        Self::start_bounded(supervisors, auth_token, nimbus::listener::Bounds::default())
+    }
+
+    fn start_bounded(
+        supervisors: &[SupervisorRecord],
+        auth_token: Option<&str>,
+        bounds: nimbus::listener::Bounds,
+    ) -> Nimbus {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let state = Arc::new(ClusterState::new(MemStore::new()));
         for s in supervisors {
@@ -37,6 +45,7 @@ impl Nimbus {
             registry: Registry::with_builtins(),
             worker_timeout: Duration::from_secs(30),
             auth_token: auth_token.map(str::to_owned),
+            http: bounds,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -428,4 +437,53 @@ fn a_worker_that_cannot_start_shows_its_error_in_status() {
         err.contains("refusing resources") && err.contains("127.0.0.1:6700"),
         "{v}"
     );
+}
+
+#[test]
+fn idle_and_half_sent_connections_are_closed_and_cannot_stop_nimbus_answering() {
+    use std::io::{Read, Write};
+    let bounds = nimbus::listener::Bounds {
+        max_connections: 8,
+        idle: Duration::from_millis(400),
+    };
+    let n = Nimbus::start_bounded(&[], None, bounds);
+    let addr = n.base.trim_start_matches("http://").to_string();
+    // Twice the limit of connections that send nothing, and one that stops half-way through
+    // its request line.
+    let mut idle: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let mut half = std::net::TcpStream::connect(&addr).expect("connect");
+    half.write_all(b"GET /api/v1/topology/summ").expect("write");
+    // Nimbus still answers: silent connections lose their slots after the idle time.
+    let start = Instant::now();
+    let (code, _) = n.get("/api/v1/topology/summary");
+    assert_eq!(code, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    // The half-sent request is closed, not kept.
+    half.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let waited = Instant::now();
+    let mut rest = Vec::new();
+    let closed = half.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok(),
+        "closed by Nimbus, not left waiting: {closed:?}"
+    );
+    assert!(
+        waited.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        waited.elapsed()
+    );
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut b = [0u8; 1];
+        // Closed by Nimbus (0 bytes), or never accepted before the test ends.
+        let _ = s.read(&mut b);
+    }
 }
