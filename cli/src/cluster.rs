@@ -194,6 +194,10 @@ pub struct NimbusDaemonArgs {
     /// Seconds without a worker heartbeat before its executors move (Storm's nimbus.task.timeout.secs).
     #[arg(long, default_value_t = 30)]
     pub worker_timeout_secs: u64,
+    /// Seconds a supervisor that was alive may be missing from ZooKeeper before its executors
+    /// move (Storm's nimbus.supervisor.timeout.secs): a lost session or an outage moves nothing.
+    #[arg(long, default_value_t = 5.0)]
+    pub supervisor_timeout_secs: f64,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +282,9 @@ pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCod
             worker_timeout: Duration::from_secs(a.worker_timeout_secs.max(1)),
             auth_token: a.auth.token()?,
             http: nimbus::listener::Bounds::default(),
+            supervisor_timeout: Duration::from_secs_f64(
+                a.supervisor_timeout_secs.clamp(0.0, 3600.0),
+            ),
         };
         nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)

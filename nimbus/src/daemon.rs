@@ -32,6 +32,10 @@ pub struct NimbusConfig {
     pub auth_token: Option<String>,
     /// Most open API connections, and how long a silent one stays.
     pub http: crate::listener::Bounds,
+    /// How long a supervisor that was alive may be missing from ZooKeeper before its executors
+    /// move (Storm's `nimbus.supervisor.timeout.secs`; Gale's default 5 s): a session lost for a
+    /// moment, or a ZooKeeper outage, moves nothing.
+    pub supervisor_timeout: Duration,
 }
 
 /// Why Nimbus could not run.
@@ -55,6 +59,9 @@ pub(crate) struct Shared<S> {
     pub(crate) leader: AtomicBool,
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) auth_token: Option<String>,
+    pub(crate) supervisor_timeout: Duration,
+    /// Which supervisors are alive or were until lately (see `reconcile::Liveness`).
+    pub(crate) liveness: std::sync::Mutex<crate::reconcile::Liveness>,
     /// Held from a submission's name check to its write: two submissions of one name cannot
     /// both pass (only the leader takes submissions).
     pub(crate) submissions: tokio::sync::Mutex<()>,
@@ -82,6 +89,8 @@ pub async fn run<S: Store>(
         leader: AtomicBool::new(false),
         wake: tokio::sync::Notify::new(),
         auth_token: cfg.auth_token.clone(),
+        supervisor_timeout: cfg.supervisor_timeout,
+        liveness: Default::default(),
         submissions: tokio::sync::Mutex::new(()),
     });
     if cfg.auth_token.is_none() && !local.ip().is_loopback() {
@@ -125,9 +134,13 @@ async fn assignment_loop<S: Store>(
                 if !shared.leader.swap(true, Ordering::SeqCst) {
                     tracing::info!(address = %shared.address, "This Nimbus is the leader");
                 }
-                if let Err(e) =
-                    crate::reconcile::reconcile(&shared.state, shared.worker_timeout).await
-                {
+                let pass = crate::reconcile::reconcile(
+                    &shared.state,
+                    shared.worker_timeout,
+                    &shared.liveness,
+                    shared.supervisor_timeout,
+                );
+                if let Err(e) = pass.await {
                     tracing::warn!(error = %e, "Assignment pass failed; retrying");
                 }
             }

@@ -81,9 +81,18 @@ pub(crate) fn to_assignment(r: &AssignmentRecord) -> Assignment {
 pub(crate) async fn reconcile<S: Store>(
     state: &ClusterState<S>,
     worker_timeout: Duration,
+    liveness: &std::sync::Mutex<Liveness>,
+    grace: Duration,
 ) -> Result<(), StateError> {
     let now = now_secs();
-    let supervisors = state.supervisors().await?;
+    let registered = state.supervisors().await?;
+    let assignments = state.assignments().await?;
+    let supervisors = liveness.lock().unwrap_or_else(|p| p.into_inner()).observe(
+        std::time::Instant::now(),
+        registered,
+        &assignments,
+        grace,
+    );
     let mut storms = state.storms().await?;
     let dead = dead_slots(state, &supervisors, &storms, now, worker_timeout).await?;
     let cluster = snapshot(&supervisors, &dead);
@@ -107,6 +116,83 @@ pub(crate) async fn reconcile<S: Store>(
         }
     }
     Ok(())
+}
+
+/// Which supervisors the scheduler may place on: the registered ones, and those that were
+/// alive and have been missing for less than the supervisor timeout. Missing time counts only
+/// over passes that read the store: after a ZooKeeper outage, or a Nimbus that lost its session,
+/// supervisors get the whole timeout to register again from the first pass that sees them gone,
+/// so an outage moves nothing. A Nimbus that starts knows the supervisors of the assignments in
+/// force as alive before it.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// Supervisor id -> its last record, and since when it is missing (`None`: registered).
+    known: BTreeMap<String, (SupervisorRecord, Option<std::time::Instant>)>,
+}
+
+impl Liveness {
+    pub fn observe(
+        &mut self,
+        now: std::time::Instant,
+        registered: Vec<SupervisorRecord>,
+        assignments: &[(String, AssignmentRecord)],
+        grace: Duration,
+    ) -> Vec<SupervisorRecord> {
+        // Supervisors the assignments in force use, as far as they tell (a restarted Nimbus).
+        for (_, a) in assignments {
+            for e in &a.executors {
+                let (rec, _) = self.known.entry(e.supervisor.clone()).or_insert_with(|| {
+                    let host = a.hosts.get(&e.supervisor).cloned().unwrap_or_default();
+                    (placeholder(&e.supervisor, host), Some(now))
+                });
+                if rec.classes.is_none() && !rec.ports.contains(&e.port) {
+                    rec.ports.push(e.port);
+                }
+            }
+        }
+        for (_, missing) in self.known.values_mut() {
+            missing.get_or_insert(now);
+        }
+        for r in registered {
+            self.known.insert(r.id.clone(), (r, None));
+        }
+        self.known.retain(|_, (_, missing)| {
+            missing.is_none_or(|since| now.duration_since(since) < grace)
+        });
+        // A missing supervisor keeps what it runs, and takes nothing new.
+        let in_use = |id: &str, port: u16| {
+            assignments.iter().any(|(_, a)| {
+                a.executors
+                    .iter()
+                    .any(|e| e.supervisor == id && e.port == port)
+            })
+        };
+        self.known
+            .values()
+            .map(|(r, missing)| {
+                let mut r = r.clone();
+                if missing.is_some() {
+                    let id = r.id.clone();
+                    r.ports.retain(|p| in_use(&id, *p));
+                }
+                r
+            })
+            .collect()
+    }
+}
+
+/// What an assignment tells of a supervisor Nimbus has not seen register: its id, host and the
+/// ports it runs workers on. (`classes: None`: it ran them, so it can.)
+fn placeholder(id: &str, host: String) -> SupervisorRecord {
+    SupervisorRecord {
+        id: id.to_owned(),
+        host,
+        ports: Vec::new(),
+        used_ports: Vec::new(),
+        start_time_secs: 0,
+        version: String::new(),
+        classes: None,
+    }
 }
 
 /// Slots whose worker heartbeat stopped are dead even if their supervisor is still registered
@@ -351,5 +437,71 @@ mod tests {
         assert_eq!(rec2.start_times["1-1"], 10);
         assert_eq!(rec2.start_times["2-3"], 30);
         assert_eq!(rec2.hosts.keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn a_missing_supervisor_is_kept_for_the_timeout_counted_over_passes_that_saw_it_gone() {
+        let t0 = std::time::Instant::now();
+        let grace = Duration::from_secs(5);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut l = Liveness::default();
+        let ids = |v: Vec<SupervisorRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        // (time, registered, supervisors scheduled on)
+        assert_eq!(
+            ids(l.observe(at(0), vec![sup("a"), sup("b")], &[], grace)),
+            ["a", "b"]
+        );
+        // b vanishes (a ZooKeeper session lost): kept while within the timeout.
+        assert_eq!(
+            ids(l.observe(at(1), vec![sup("a")], &[], grace)),
+            ["a", "b"]
+        );
+        assert_eq!(
+            ids(l.observe(at(5), vec![sup("a")], &[], grace)),
+            ["a", "b"]
+        );
+        // ... and gone once missing for the whole timeout.
+        assert_eq!(ids(l.observe(at(6), vec![sup("a")], &[], grace)), ["a"]);
+        // An outage: no pass reads the store from 10 s to 40 s; both re-register by 41 s. The
+        // first pass after it sees neither yet: both kept, nothing moves.
+        assert_eq!(
+            ids(l.observe(at(10), vec![sup("a"), sup("b")], &[], grace)),
+            ["a", "b"]
+        );
+        assert_eq!(ids(l.observe(at(40), vec![], &[], grace)), ["a", "b"]);
+        assert_eq!(
+            ids(l.observe(at(41), vec![sup("a"), sup("b")], &[], grace)),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn a_restarted_nimbus_knows_the_supervisors_of_the_assignments_in_force() {
+        let t0 = std::time::Instant::now();
+        let grace = Duration::from_secs(5);
+        let a = AssignmentRecord {
+            executors: vec![ExecutorSlot {
+                start: 1,
+                end: 1,
+                supervisor: "old".into(),
+                port: 6701,
+            }],
+            hosts: BTreeMap::from([("old".to_string(), "h".to_string())]),
+            start_times: BTreeMap::new(),
+        };
+        let mut l = Liveness::default();
+        let seen = l.observe(t0, vec![sup("new")], &[("t".into(), a.clone())], grace);
+        let old = seen.iter().find(|r| r.id == "old").expect("kept");
+        assert_eq!(
+            (old.host.as_str(), old.ports.as_slice()),
+            ("h", &[6701][..])
+        );
+        let later = l.observe(
+            t0 + Duration::from_secs(6),
+            vec![sup("new")],
+            &[("t".into(), a)],
+            grace,
+        );
+        assert_eq!(later.len(), 1, "missing for the whole timeout: gone");
     }
 }

@@ -46,6 +46,7 @@ impl Nimbus {
             worker_timeout: Duration::from_secs(30),
             auth_token: auth_token.map(str::to_owned),
             http: bounds,
+            supervisor_timeout: Duration::from_millis(600),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -486,4 +487,51 @@ fn idle_and_half_sent_connections_are_closed_and_cannot_stop_nimbus_answering() 
         // Closed by Nimbus (0 bytes), or never accepted before the test ends.
         let _ = s.read(&mut b);
     }
+}
+
+#[test]
+fn a_lost_session_moves_nothing_and_a_supervisor_gone_for_the_timeout_moves_its_executors() {
+    let builtins = Registry::with_builtins().runnable_names();
+    let (a, b) = (sup("a", Some(builtins.clone())), sup("b", Some(builtins)));
+    let n = Nimbus::start(&[a.clone(), b.clone()]);
+    assert_eq!(n.submit(WORDS).0, 200);
+    let assignment = || {
+        n.rt.block_on(n.state.assignments())
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, r)| r.executors)
+            .unwrap_or_default()
+    };
+    let sups = |e: &[cluster_state::ExecutorSlot]| {
+        e.iter()
+            .map(|x| x.supervisor.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    n.wait("placed on both", || sups(&assignment()).len() == 2);
+    let before = assignment();
+    // Every ephemeral node goes at once (a ZooKeeper session lost, or an outage): the
+    // supervisors register again within the timeout (600 ms here). Nothing moves.
+    n.rt.block_on(async { n.state.store().expire_session() });
+    std::thread::sleep(Duration::from_millis(200));
+    for s in [&a, &b] {
+        n.rt.block_on(n.state.register_supervisor(s))
+            .expect("register");
+    }
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(
+            assignment(),
+            before,
+            "an assignment changed during the outage"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // b is gone for good: once missing for the timeout, its executors move to a.
+    n.rt.block_on(async { n.state.store().expire_session() });
+    n.rt.block_on(n.state.register_supervisor(&a))
+        .expect("register");
+    n.wait("everything on a", || {
+        let e = assignment();
+        !e.is_empty() && sups(&e) == std::collections::BTreeSet::from(["a".to_string()])
+    });
 }

@@ -122,9 +122,14 @@ async fn sync<S: Store>(
     let storms: BTreeMap<String, _> = state.storms().await?.into_iter().collect();
     let desired = desired_ports(&cfg.id, &assignments);
     remove_gone_topologies(cfg, &storms, slots);
+    // Every worker whose assignment changed stops before any starts: when executors move
+    // between this supervisor's ports, the old copy of a task is gone before the new one runs.
     for (&port, slot) in slots.iter_mut() {
         let want = desired.get(&port).copied();
         stop_if_changed(cfg, state, port, slot, want).await;
+    }
+    for (&port, slot) in slots.iter_mut() {
+        let want = desired.get(&port).copied();
         if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
             *slot = Slot::Empty;
         }

@@ -190,6 +190,23 @@ impl Cluster {
             .unwrap_or(Json::Null)
     }
 
+    /// How many lines of the daemons' logs contain `needle`.
+    pub fn logs_matching(&self, needle: &str) -> usize {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(needle))
+                    .count()
+            })
+            .sum()
+    }
+
     pub fn logs(&self) -> String {
         let mut s = String::new();
         for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
