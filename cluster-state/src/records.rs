@@ -124,6 +124,11 @@ pub struct AssignmentRecord {
     pub hosts: BTreeMap<String, String>,
     /// When each executor was (re)assigned, keyed "start-end".
     pub start_times: BTreeMap<String, u64>,
+    /// Workers of the previous assignment may still run some of these executors on live
+    /// supervisors: supervisors stop what changed but start nothing until Nimbus clears this,
+    /// once those workers are gone (never two copies of one task).
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// Counters of one executor in a worker heartbeat.

@@ -9,12 +9,12 @@ use crate::scheduler::{
 use crate::view::{ClusterView, ComponentStats, SupervisorView, topology_view};
 use cluster_state::{
     AssignmentRecord, ClusterState, ExecutorSlot, StateError, Store, StormRecord, SupervisorRecord,
-    now_secs,
+    WorkerBeat, now_secs,
 };
 use flux::Topology;
 use flux::keys;
 use flux::layout::{ExecutorId, task_layout};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The scheduler's view of the registered supervisors, without the `dead` slots.
@@ -104,16 +104,23 @@ pub(crate) async fn reconcile<S: Store>(
         }
     }
     let out = schedule(&cluster, &requests);
+    let live: BTreeSet<&str> = supervisors.iter().map(|s| s.id.as_str()).collect();
     for r in &requests {
-        let Some(new) = out.get(&r.id) else { continue };
-        if *new == r.current && !r.current.is_empty() {
+        let old = state.assignment(&r.id).await?.unwrap_or_default();
+        let changed = out
+            .get(&r.id)
+            .filter(|new| **new != r.current || r.current.is_empty())
+            .and_then(|new| assignment_record(new, &old, &supervisors, now));
+        let Some(mut rec) = changed.or_else(|| old.held.then(|| old.clone())) else {
+            continue;
+        };
+        let beats = state.workerbeats(&r.id).await?;
+        rec.held = !old_workers_gone(&rec, &beats, &live);
+        if rec == old {
             continue;
         }
-        let old = state.assignment(&r.id).await?.unwrap_or_default();
-        if let Some(rec) = assignment_record(new, &old, &supervisors, now) {
-            tracing::info!(topology = %r.id, executors = rec.executors.len(), "Writing assignment");
-            state.set_assignment(&r.id, &rec).await?;
-        }
+        tracing::info!(topology = %r.id, executors = rec.executors.len(), held = rec.held, "Writing assignment");
+        state.set_assignment(&r.id, &rec).await?;
     }
     Ok(())
 }
@@ -269,6 +276,30 @@ async fn request_after_due_action<S: Store>(
     }))
 }
 
+/// Whether every worker that runs executors of the topology elsewhere than `rec` places them has
+/// stopped: no live supervisor's heartbeat shows a worker whose executors differ from what `rec`
+/// gives its slot. (A supervisor gone for the supervisor timeout is not live; its beats are
+/// leftovers.)
+pub fn old_workers_gone(
+    rec: &AssignmentRecord,
+    beats: &[WorkerBeat],
+    live: &BTreeSet<&str>,
+) -> bool {
+    beats.iter().all(|b| {
+        if !live.contains(b.supervisor.as_str()) {
+            return true;
+        }
+        let running: BTreeSet<(u32, u32)> = b.executors.iter().map(|e| (e.start, e.end)).collect();
+        let assigned: BTreeSet<(u32, u32)> = rec
+            .executors
+            .iter()
+            .filter(|e| e.supervisor == b.supervisor && e.port == b.port)
+            .map(|e| (e.start, e.end))
+            .collect();
+        running == assigned
+    })
+}
+
 /// The record to write for the scheduler's `new` assignment, or `None` when it places every
 /// executor where `old` does. Executors that stay keep their start time; the host of every
 /// supervisor used is recorded.
@@ -294,6 +325,7 @@ pub fn assignment_record(
         executors,
         hosts: BTreeMap::new(),
         start_times: BTreeMap::new(),
+        held: false,
     };
     for e in &rec.executors {
         if let Some(s) = supervisors.iter().find(|s| s.id == e.supervisor) {
@@ -488,6 +520,7 @@ mod tests {
             }],
             hosts: BTreeMap::from([("old".to_string(), "h".to_string())]),
             start_times: BTreeMap::new(),
+            held: false,
         };
         let mut l = Liveness::default();
         let seen = l.observe(t0, vec![sup("new")], &[("t".into(), a.clone())], grace);
@@ -503,5 +536,49 @@ mod tests {
             grace,
         );
         assert_eq!(later.len(), 1, "missing for the whole timeout: gone");
+    }
+
+    #[test]
+    fn an_assignment_is_held_until_old_workers_on_live_supervisors_are_gone() {
+        let slot = |sup: &str, port: u16, start: u32| ExecutorSlot {
+            start,
+            end: start,
+            supervisor: sup.into(),
+            port,
+        };
+        let rec = AssignmentRecord {
+            executors: vec![slot("a", 1, 1), slot("a", 1, 2)],
+            ..AssignmentRecord::default()
+        };
+        let beat = |sup: &str, port: u16, execs: &[u32]| WorkerBeat {
+            time_secs: 0,
+            supervisor: sup.into(),
+            port,
+            uptime_secs: 0,
+            executors: execs
+                .iter()
+                .map(|s| cluster_state::ExecutorBeat {
+                    start: *s,
+                    end: *s,
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let live: BTreeSet<&str> = ["a", "b"].into();
+        // (beats, gone?)
+        let cases: Vec<(Vec<WorkerBeat>, bool)> = vec![
+            (vec![], true),
+            // The worker already runs exactly what it is given: nothing to wait for.
+            (vec![beat("a", 1, &[1, 2])], true),
+            // It still runs the old set (1 only): wait for it to restart.
+            (vec![beat("a", 1, &[1])], false),
+            // Executor 2 still runs on b: wait.
+            (vec![beat("a", 1, &[1, 2]), beat("b", 1, &[2])], false),
+            // c is not live (gone for the timeout): its beat is a leftover.
+            (vec![beat("a", 1, &[1, 2]), beat("c", 1, &[2])], true),
+        ];
+        for (beats, want) in cases {
+            assert_eq!(old_workers_gone(&rec, &beats, &live), want, "{beats:?}");
+        }
     }
 }

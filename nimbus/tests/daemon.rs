@@ -535,3 +535,69 @@ fn a_lost_session_moves_nothing_and_a_supervisor_gone_for_the_timeout_moves_its_
         !e.is_empty() && sups(&e) == std::collections::BTreeSet::from(["a".to_string()])
     });
 }
+
+#[test]
+fn a_move_is_held_until_the_old_workers_stop_never_two_copies() {
+    use cluster_state::{ExecutorBeat, WorkerBeat};
+    let builtins = Registry::with_builtins().runnable_names();
+    let n = Nimbus::start(&[sup("a", Some(builtins.clone())), sup("b", Some(builtins))]);
+    assert_eq!(n.submit(WORDS).0, 200);
+    let record = || {
+        n.rt.block_on(n.state.assignments())
+            .ok()
+            .and_then(|mut v| v.pop())
+    };
+    // No worker ran before: the first assignment is not held.
+    n.wait("an assignment over both, not held", || {
+        record().is_some_and(|(_, r)| !r.held && r.executors.iter().any(|e| e.supervisor == "b"))
+    });
+    let (id, first) = record().expect("assigned");
+    // The supervisors run it: one heartbeat per worker, as they write them.
+    let mut slots: std::collections::BTreeMap<(String, u16), Vec<ExecutorBeat>> =
+        std::collections::BTreeMap::new();
+    for e in &first.executors {
+        slots
+            .entry((e.supervisor.clone(), e.port))
+            .or_default()
+            .push(ExecutorBeat {
+                start: e.start,
+                end: e.end,
+                ..Default::default()
+            });
+    }
+    let beats: Vec<WorkerBeat> = slots
+        .into_iter()
+        .map(|((supervisor, port), executors)| WorkerBeat {
+            time_secs: cluster_state::now_secs(),
+            supervisor,
+            port,
+            uptime_secs: 1,
+            executors,
+        })
+        .collect();
+    for b in &beats {
+        n.rt.block_on(n.state.set_workerbeat(&id, b)).expect("beat");
+    }
+    // Everything onto one worker: the new assignment is held while the old workers run.
+    let (code, body) = n.post(
+        "/api/v1/topology/words/rebalance/0",
+        serde_json::json!({"workers": 1}),
+    );
+    assert_eq!(code, 200, "{body}");
+    n.wait("a new, held assignment", || {
+        record().is_some_and(|(_, r)| r.executors != first.executors && r.held)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        record().is_some_and(|(_, r)| r.held),
+        "released while old workers run"
+    );
+    // The supervisors stop the workers whose executors changed (removing their beats).
+    for b in &beats {
+        n.rt.block_on(n.state.remove_workerbeat(&id, &b.supervisor, b.port))
+            .expect("remove");
+    }
+    n.wait("released once they are gone", || {
+        record().is_some_and(|(_, r)| !r.held)
+    });
+}

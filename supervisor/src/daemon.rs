@@ -133,7 +133,8 @@ async fn sync<S: Store>(
         if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
             *slot = Slot::Empty;
         }
-        if let (Slot::Empty, Some((id, a))) = (&*slot, want) {
+        // A held assignment: old workers elsewhere may still run these executors; wait.
+        if let (Slot::Empty, Some((id, a))) = (&*slot, want.filter(|(_, a)| !a.held)) {
             let active = storms.get(id).map(|s| s.status) == Some(TopologyStatus::Active);
             start_slot(cfg, state, port, slot, id, a, active).await?;
         }

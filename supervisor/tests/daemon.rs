@@ -81,6 +81,17 @@ impl Sup {
 
     /// Stores `yaml` as topology `id` (ACTIVE) with `resources`, every executor on `port`.
     fn assign(&self, id: &str, yaml: &str, resources: Vec<(String, Vec<u8>)>, port: u16) {
+        self.assign_held(id, yaml, resources, port, false)
+    }
+
+    fn assign_held(
+        &self,
+        id: &str,
+        yaml: &str,
+        resources: Vec<(String, Vec<u8>)>,
+        port: u16,
+        held: bool,
+    ) {
         let reg = Registry::with_builtins();
         let topology = flux::load_bytes(
             "t.yaml",
@@ -118,6 +129,7 @@ impl Sup {
             executors,
             hosts: BTreeMap::from([("s1".to_string(), "127.0.0.1".to_string())]),
             start_times: BTreeMap::new(),
+            held,
         };
         self.rt.block_on(async {
             self.state.set_topology(id, &stored).await.expect("store");
@@ -238,4 +250,19 @@ fn a_killed_topologys_work_folder_is_removed() {
         .expect("remove");
     s.wait("the folder is gone", || !folder.exists());
     assert!(s.work.join("not-a-topology").exists());
+}
+
+#[test]
+fn a_held_assignment_starts_nothing_until_it_is_released() {
+    let s = Sup::start("held");
+    s.assign_held("held-1", WORDS, vec![], s.ports[0], true);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        s.beats("held-1", "c").is_empty(),
+        "a worker started while held"
+    );
+    s.assign_held("held-1", WORDS, vec![], s.ports[0], false);
+    s.wait("the worker starts once released", || {
+        !s.beats("held-1", "c").is_empty()
+    });
 }
