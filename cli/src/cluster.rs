@@ -31,6 +31,10 @@ struct FileSettings {
     nimbus_seeds: Option<Vec<String>>,
     #[serde(rename = "supervisor.slots.ports", default)]
     slots_ports: Option<Vec<u16>>,
+    #[serde(rename = "storm.zookeeper.auth.scheme", default)]
+    zookeeper_auth_scheme: Option<String>,
+    #[serde(rename = "storm.zookeeper.auth.payload", default)]
+    zookeeper_auth_payload: Option<String>,
 }
 
 fn file_settings() -> Result<FileSettings> {
@@ -52,9 +56,38 @@ pub struct ZkArgs {
     /// ZooKeeper root for Gale's nodes (env GALE_ZK_ROOT; default /gale).
     #[arg(long, env = "GALE_ZK_ROOT")]
     pub zk_root: Option<String>,
+    /// A file holding ZooKeeper digest credentials `user:password` (env GALE_ZK_AUTH_FILE; or
+    /// GALE_ZK_AUTH; or gale.yaml's storm.zookeeper.auth.payload). Gale's nodes are then
+    /// changeable only with them, and topologies readable only with them.
+    #[arg(long, env = "GALE_ZK_AUTH_FILE", value_name = "FILE")]
+    pub zk_auth_file: Option<PathBuf>,
 }
 
 impl ZkArgs {
+    /// ZooKeeper credentials: --zk-auth-file, GALE_ZK_AUTH, then gale.yaml (Storm's keys).
+    fn auth(&self) -> Result<Option<cluster_state::ZkAuth>> {
+        let f = file_settings()?;
+        let payload = match read_secret(
+            self.zk_auth_file.as_deref(),
+            "GALE_ZK_AUTH",
+            "the ZooKeeper credentials",
+        )? {
+            Some(p) => Some(p),
+            None => f.zookeeper_auth_payload,
+        };
+        let Some(payload) = payload else {
+            return Ok(None);
+        };
+        let scheme = f.zookeeper_auth_scheme.unwrap_or_else(|| "digest".into());
+        if scheme == "digest" && !payload.contains(':') {
+            return Err(UserError("ZooKeeper digest credentials are user:password".into()).into());
+        }
+        Ok(Some(cluster_state::ZkAuth {
+            scheme,
+            payload: payload.into_bytes(),
+        }))
+    }
+
     fn resolve(&self) -> Result<(String, String)> {
         let f = file_settings()?;
         let hosts = match &self.zookeeper {
@@ -231,8 +264,9 @@ fn is_loopback_host(host: &str) -> bool {
 
 async fn connect(zk: &ZkArgs, timeout: f64) -> Result<ClusterState<ZkStore>> {
     let (hosts, root) = zk.resolve()?;
+    let auth = zk.auth()?;
     let t = Duration::from_secs_f64(timeout.clamp(0.4, 60.0));
-    match ZkStore::connect(&hosts, &root, t).await {
+    match ZkStore::connect(&hosts, &root, t, auth).await {
         Ok(s) => Ok(ClusterState::new(s)),
         Err(e) => Err(Unreachable(format!(
             "{e} (start one with scripts/zk.sh, or pass --zookeeper HOST:PORT)"

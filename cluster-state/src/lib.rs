@@ -12,7 +12,7 @@ mod zk;
 pub use records::*;
 pub use state::{ClusterState, MAX_NODE_BYTES, StateError, paths};
 pub use store::{MemStore, NodeKind, Store, StoreError};
-pub use zk::ZkStore;
+pub use zk::{ZkAuth, ZkStore};
 
 /// Seconds since the Unix epoch (Gale's one clock, `gale_tuple::now_secs`).
 pub use topology_api::tuple::now_secs;

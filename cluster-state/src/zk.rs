@@ -13,13 +13,46 @@ pub struct ZkStore {
     hosts: String,
     root: String,
     session_timeout: Duration,
+    auth: Option<ZkAuth>,
     client: tokio::sync::Mutex<Option<zk::Client>>,
 }
 
-fn opts(kind: NodeKind) -> zk::CreateOptions<'static> {
-    match kind {
-        NodeKind::Persistent => zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all()),
-        NodeKind::Ephemeral => zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+/// ZooKeeper authentication, as Storm's `storm.zookeeper.auth.scheme` and
+/// `storm.zookeeper.auth.payload` (`digest` with `user:password`). With it, every node Gale
+/// creates can be changed only by the same identity; nodes that hold topologies (and their
+/// resources) can be read only by it too, the rest by anyone.
+#[derive(Clone)]
+pub struct ZkAuth {
+    pub scheme: String,
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for ZkAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ZkAuth({}, ..)", self.scheme)
+    }
+}
+
+/// Gale's identity may do anything; anyone may read.
+static CREATOR_ALL_ANYONE_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+/// Only Gale's identity, for nodes that hold topologies and their resources.
+static CREATOR_ONLY: [zk::Acl; 1] = [zk::Acl::new_const(zk::Permission::ALL, "auth", "")];
+
+impl ZkStore {
+    /// How a node at `path` (relative to the root) is created.
+    fn opts(&self, path: &str, kind: NodeKind) -> zk::CreateOptions<'static> {
+        let acls = match &self.auth {
+            None => zk::Acls::anyone_all(),
+            Some(_) if path.starts_with(crate::paths::TOPOLOGIES) => zk::Acls::new(&CREATOR_ONLY),
+            Some(_) => zk::Acls::new(&CREATOR_ALL_ANYONE_READ),
+        };
+        match kind {
+            NodeKind::Persistent => zk::CreateMode::Persistent.with_acls(acls),
+            NodeKind::Ephemeral => zk::CreateMode::Ephemeral.with_acls(acls),
+        }
     }
 }
 
@@ -30,17 +63,19 @@ impl ZkStore {
         hosts: &str,
         root: &str,
         session_timeout: Duration,
+        auth: Option<ZkAuth>,
     ) -> Result<Self, StoreError> {
         let root = format!("/{}", root.trim_matches('/'));
         let s = ZkStore {
             hosts: hosts.to_owned(),
             root,
             session_timeout,
+            auth,
             client: tokio::sync::Mutex::new(None),
         };
         let c = s.client().await?;
         if s.root != "/" {
-            c.mkdir(&s.root, &opts(NodeKind::Persistent))
+            c.mkdir(&s.root, &s.opts("/", NodeKind::Persistent))
                 .await
                 .map_err(|e| s.err(&s.root.clone(), e))?;
         }
@@ -57,11 +92,14 @@ impl ZkStore {
         if g.is_some() {
             tracing::warn!(hosts = %self.hosts, "ZooKeeper session ended; starting a new one");
         }
-        let connect = zk::Client::connector()
+        let mut connector = zk::Client::connector()
             .with_session_timeout(self.session_timeout)
             .with_connection_timeout(Duration::from_secs(2))
-            .with_fail_eagerly()
-            .connect(&self.hosts);
+            .with_fail_eagerly();
+        if let Some(a) = &self.auth {
+            connector = connector.with_auth(&a.scheme, &a.payload);
+        }
+        let connect = connector.connect(&self.hosts);
         let c = tokio::time::timeout(Duration::from_secs(10), connect)
             .await
             .map_err(|_| {
@@ -124,18 +162,20 @@ impl Store for ZkStore {
     async fn create(&self, path: &str, data: Vec<u8>, kind: NodeKind) -> Result<(), StoreError> {
         let c = self.client().await?;
         let full = self.full(path);
-        match c.create(&full, &data, &opts(kind)).await {
+        match c.create(&full, &data, &self.opts(path, kind)).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NoNode) => {
                 if let Some(i) = full.rfind('/')
                     && i > 0
                 {
-                    match c.mkdir(&full[..i], &opts(NodeKind::Persistent)).await {
+                    let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
+                    let parent_opts = self.opts(parent, NodeKind::Persistent);
+                    match c.mkdir(&full[..i], &parent_opts).await {
                         Ok(()) | Err(zk::Error::NodeExists) => {}
                         Err(e) => return Err(self.err(path, e)),
                     }
                 }
-                c.create(&full, &data, &opts(kind))
+                c.create(&full, &data, &self.opts(path, kind))
                     .await
                     .map(|_| ())
                     .map_err(|e| self.err(path, e))

@@ -109,6 +109,7 @@ impl Cluster {
             .env("GALE_NIMBUS", &self.nimbus_addr)
             .env("GALE_AUTH_TOKEN", &self.token)
             .env("GALE_CLUSTER_SECRET", &self.secret)
+            .env("GALE_ZK_AUTH", format!("gale:{}", self.secret))
             .env("GALE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
