@@ -157,6 +157,14 @@ fn sup(id: &str, classes: Option<Vec<String>>) -> SupervisorRecord {
     }
 }
 
+/// Supervisors of the stock `gale` binary (the built-in classes).
+fn stock(ids: &[&str]) -> Vec<SupervisorRecord> {
+    let builtins = Registry::with_builtins().runnable_names();
+    ids.iter()
+        .map(|id| sup(id, Some(builtins.clone())))
+        .collect()
+}
+
 const WORDS: &str = "name: words\nconfig: {topology.workers: 2}\n\
     spouts: [{id: s, className: TestWordSpout}]\n\
     bolts: [{id: c, className: WordCountBolt, parallelism: 2}]\n\
@@ -164,8 +172,7 @@ const WORDS: &str = "name: words\nconfig: {topology.workers: 2}\n\
 
 #[test]
 fn submit_assigns_kill_removes_and_the_lifecycle_refuses_what_storm_refuses() {
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins.clone())), sup("b", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a", "b"]));
     let (code, body) = n.submit(WORDS);
     assert_eq!(code, 200, "{body}");
     let id: String = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
@@ -244,8 +251,7 @@ fn a_topology_no_supervisor_can_run_is_refused_naming_the_class() {
 
 #[test]
 fn a_rebalance_respreads_after_its_wait_and_returns_to_the_status_before() {
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins.clone())), sup("b", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a", "b"]));
     let (code, body) = n.submit(WORDS);
     assert_eq!(code, 200, "{body}");
     n.wait("an assignment", || {
@@ -340,8 +346,7 @@ fn with_a_token_changes_without_it_get_401_and_change_nothing() {
 
 #[test]
 fn a_browser_page_cannot_change_anything_without_the_token() {
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a"]));
     assert_eq!(n.submit(WORDS).0, 200);
     // A cross-origin page's POST carries an Origin header: refused, however simple.
     let origin = [("Origin", "http://evil.example")];
@@ -360,8 +365,7 @@ fn a_browser_page_cannot_change_anything_without_the_token() {
 
 #[test]
 fn twenty_racing_submissions_of_one_name_store_one() {
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a"]));
     let codes: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..20).map(|_| s.spawn(|| n.submit(WORDS).0)).collect();
         handles
@@ -376,8 +380,7 @@ fn twenty_racing_submissions_of_one_name_store_one() {
 
 #[test]
 fn out_of_bounds_rebalances_and_oversized_topologies_are_refused_and_nothing_is_stored() {
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a"]));
     assert_eq!(n.submit(WORDS).0, 200);
     let before = n.rt.block_on(n.state.storms()).expect("read");
     // A rebalance to 4,294,967,295 workers (it grew Nimbus by ~300 MB/s) and to zero.
@@ -413,8 +416,7 @@ fn out_of_bounds_rebalances_and_oversized_topologies_are_refused_and_nothing_is_
 
 #[test]
 fn a_worker_that_cannot_start_shows_its_error_in_status() {
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a"]));
     let (code, body) = n.submit(WORDS);
     assert_eq!(code, 200, "{body}");
     let id = n.rt.block_on(n.state.storms()).expect("read")[0].0.clone();
@@ -539,8 +541,7 @@ fn a_lost_session_moves_nothing_and_a_supervisor_gone_for_the_timeout_moves_its_
 #[test]
 fn a_move_is_held_until_the_old_workers_stop_never_two_copies() {
     use cluster_state::{ExecutorBeat, WorkerBeat};
-    let builtins = Registry::with_builtins().runnable_names();
-    let n = Nimbus::start(&[sup("a", Some(builtins.clone())), sup("b", Some(builtins))]);
+    let n = Nimbus::start(&stock(&["a", "b"]));
     assert_eq!(n.submit(WORDS).0, 200);
     let record = || {
         n.rt.block_on(n.state.assignments())
