@@ -159,6 +159,40 @@ pub struct WorkerBeat {
     pub port: u16,
     pub uptime_secs: u64,
     pub executors: Vec<ExecutorBeat>,
+    /// Set on a worker's last beat, written when it stopped (when, in microseconds since the
+    /// epoch), under a path of its own so a new worker on the slot cannot overwrite it: Nimbus
+    /// adds its counters to the topology's totals ([`TotalsRecord`]) and removes it.
+    #[serde(default)]
+    pub stopped: Option<u64>,
+}
+
+/// `/totals/<topology-id>`: the counters of a topology's stopped workers, per component, so
+/// status totals count across worker restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalsRecord {
+    pub components: BTreeMap<String, Totals>,
+}
+
+/// Counters of one component.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub emitted: u64,
+    pub executed: u64,
+    pub acked: u64,
+    pub failed: u64,
+}
+
+impl TotalsRecord {
+    /// Adds a stopped worker's counters.
+    pub fn add(&mut self, beat: &WorkerBeat) {
+        for e in &beat.executors {
+            let t = self.components.entry(e.component.clone()).or_default();
+            t.emitted += e.emitted;
+            t.executed += e.executed;
+            t.acked += e.acked;
+            t.failed += e.failed;
+        }
+    }
 }
 
 /// One reported error.

@@ -13,6 +13,7 @@ pub mod paths {
     pub const ASSIGNMENTS: &str = "/assignments";
     pub const WORKERBEATS: &str = "/workerbeats";
     pub const ERRORS: &str = "/errors";
+    pub const TOTALS: &str = "/totals";
     pub const NIMBUSES: &str = "/nimbuses";
     pub const LEADER_LOCK: &str = "/leader-lock";
 
@@ -33,6 +34,13 @@ pub mod paths {
     }
     pub fn workerbeat(id: &str, supervisor: &str, port: u16) -> String {
         format!("{WORKERBEATS}/{id}/{supervisor}-{port}")
+    }
+    /// A stopped worker's last beat (see `WorkerBeat::stopped`).
+    pub fn stopped_workerbeat(id: &str, supervisor: &str, port: u16, at_us: u64) -> String {
+        format!("{WORKERBEATS}/{id}/{supervisor}-{port}-stopped-{at_us}")
+    }
+    pub fn totals(id: &str) -> String {
+        format!("{TOTALS}/{id}")
     }
     pub fn errors(id: &str) -> String {
         format!("{ERRORS}/{id}")
@@ -215,21 +223,45 @@ impl<S: Store> ClusterState<S> {
             paths::topology(id),
             paths::workerbeats(id),
             paths::errors(id),
+            paths::totals(id),
         ] {
             self.store.delete(&p).await?;
         }
         Ok(())
     }
 
+    /// The counters of a topology's stopped workers.
+    pub async fn totals(&self, id: &str) -> Result<Option<TotalsRecord>, StateError> {
+        self.read(&paths::totals(id)).await
+    }
+
+    pub async fn set_totals(&self, id: &str, t: &TotalsRecord) -> Result<(), StateError> {
+        self.write(&paths::totals(id), t, NodeKind::Persistent)
+            .await
+    }
+
     // Heartbeats and errors.
 
+    /// Writes a worker's beat; a stopped worker's last beat goes to a path of its own.
     pub async fn set_workerbeat(&self, id: &str, b: &WorkerBeat) -> Result<(), StateError> {
-        self.write(
-            &paths::workerbeat(id, &b.supervisor, b.port),
-            b,
-            NodeKind::Persistent,
-        )
-        .await
+        let path = match b.stopped {
+            Some(at) => paths::stopped_workerbeat(id, &b.supervisor, b.port, at),
+            None => paths::workerbeat(id, &b.supervisor, b.port),
+        };
+        self.write(&path, b, NodeKind::Persistent).await
+    }
+
+    /// Removes a stopped worker's last beat once its counters are in the totals.
+    pub async fn remove_stopped_workerbeat(
+        &self,
+        id: &str,
+        b: &WorkerBeat,
+    ) -> Result<(), StateError> {
+        let Some(at) = b.stopped else { return Ok(()) };
+        Ok(self
+            .store
+            .delete(&paths::stopped_workerbeat(id, &b.supervisor, b.port, at))
+            .await?)
     }
 
     pub async fn remove_workerbeat(

@@ -94,6 +94,9 @@ pub(crate) async fn reconcile<S: Store>(
         grace,
     );
     let mut storms = state.storms().await?;
+    for (id, _) in &storms {
+        fold_stopped_workers(state, id).await?;
+    }
     let dead = dead_slots(state, &supervisors, &storms, now, worker_timeout).await?;
     let cluster = snapshot(&supervisors, &dead);
     storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
@@ -202,6 +205,32 @@ fn placeholder(id: &str, host: String) -> SupervisorRecord {
     }
 }
 
+/// Adds the last counters of the topology's stopped workers (their final beats) to its totals,
+/// then removes those beats: status totals count across worker restarts.
+async fn fold_stopped_workers<S: Store>(
+    state: &ClusterState<S>,
+    id: &str,
+) -> Result<(), StateError> {
+    let stopped: Vec<WorkerBeat> = state
+        .workerbeats(id)
+        .await?
+        .into_iter()
+        .filter(|b| b.stopped.is_some())
+        .collect();
+    if stopped.is_empty() {
+        return Ok(());
+    }
+    let mut totals = state.totals(id).await?.unwrap_or_default();
+    for b in &stopped {
+        totals.add(b);
+    }
+    state.set_totals(id, &totals).await?;
+    for b in &stopped {
+        state.remove_stopped_workerbeat(id, b).await?;
+    }
+    Ok(())
+}
+
 /// Slots whose worker heartbeat stopped are dead even if their supervisor is still registered
 /// (e.g. its sync loop hangs): the scheduler leaves them out, so their executors move. Only
 /// beats of workers that should be running count; a dead supervisor's leftovers would otherwise
@@ -216,7 +245,12 @@ async fn dead_slots<S: Store>(
     let mut dead = Vec::new();
     for (id, _) in storms {
         let assigned = state.assignment(id).await?.unwrap_or_default();
-        for b in state.workerbeats(id).await? {
+        for b in state
+            .workerbeats(id)
+            .await?
+            .into_iter()
+            .filter(|b| b.stopped.is_none())
+        {
             let live = supervisors.iter().any(|s| s.id == b.supervisor)
                 && assigned
                     .executors
@@ -286,7 +320,7 @@ pub fn old_workers_gone(
     live: &BTreeSet<&str>,
 ) -> bool {
     beats.iter().all(|b| {
-        if !live.contains(b.supervisor.as_str()) {
+        if b.stopped.is_some() || !live.contains(b.supervisor.as_str()) {
             return true;
         }
         let running: BTreeSet<(u32, u32)> = b.executors.iter().map(|e| (e.start, e.end)).collect();
@@ -378,13 +412,23 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             .await?
             .into_iter()
             .filter(|b| {
-                assignment
-                    .values()
-                    .any(|s| s.supervisor == b.supervisor && s.port == b.port)
+                b.stopped.is_none()
+                    && assignment
+                        .values()
+                        .any(|s| s.supervisor == b.supervisor && s.port == b.port)
             })
             .collect();
+        let retired = state.totals(id).await?.unwrap_or_default();
         for c in &mut v.components {
-            let mut st = ComponentStats::default();
+            // Stopped workers' counters, then the running ones'.
+            let done = retired.components.get(&c.id).copied().unwrap_or_default();
+            let mut st = ComponentStats {
+                emitted: done.emitted,
+                executed: done.executed,
+                acked: done.acked,
+                failed: done.failed,
+                ..ComponentStats::default()
+            };
             for b in &beats {
                 for e in b.executors.iter().filter(|e| e.component == c.id) {
                     st.emitted += e.emitted;
@@ -563,6 +607,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            stopped: None,
         };
         let live: BTreeSet<&str> = ["a", "b"].into();
         // (beats, gone?)

@@ -574,6 +574,7 @@ fn a_move_is_held_until_the_old_workers_stop_never_two_copies() {
             port,
             uptime_secs: 1,
             executors,
+            stopped: None,
         })
         .collect();
     for b in &beats {
@@ -601,4 +602,54 @@ fn a_move_is_held_until_the_old_workers_stop_never_two_copies() {
     n.wait("released once they are gone", || {
         record().is_some_and(|(_, r)| !r.held)
     });
+}
+
+#[test]
+fn status_totals_count_across_worker_restarts() {
+    use cluster_state::{ExecutorBeat, WorkerBeat};
+    let n = Nimbus::start(&stock(&["a"]));
+    assert_eq!(n.submit(WORDS).0, 200);
+    n.wait("assigned", || {
+        n.rt.block_on(n.state.assignments())
+            .is_ok_and(|a| !a.is_empty())
+    });
+    let (id, a) =
+        n.rt.block_on(n.state.assignments())
+            .expect("read")
+            .remove(0);
+    let port = a.executors[0].port;
+    let beat = |executed: u64, stopped: Option<u64>| WorkerBeat {
+        time_secs: cluster_state::now_secs(),
+        supervisor: "a".into(),
+        port,
+        uptime_secs: 1,
+        executors: vec![ExecutorBeat {
+            start: a.executors[0].start,
+            end: a.executors[0].end,
+            component: "c".into(),
+            executed,
+            ..Default::default()
+        }],
+        stopped,
+    };
+    // A worker executed 1,000 and stopped; its successor on the slot has executed 25 so far.
+    for b in [beat(1000, Some(7)), beat(25, None)] {
+        n.rt.block_on(n.state.set_workerbeat(&id, &b))
+            .expect("beat");
+    }
+    let executed = || {
+        let (_, body) = n.get("/api/v1/gale/status");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["topologies"][0]["components"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == "c").cloned())
+            .and_then(|c| c["stats"]["executed"].as_u64())
+            .unwrap_or(0)
+    };
+    n.wait("1,025 executed in all", || executed() == 1025);
+    // Folded once: the stopped beat is gone, the total stays.
+    let left = n.rt.block_on(n.state.workerbeats(&id)).expect("read");
+    assert!(left.iter().all(|b| b.stopped.is_none()), "{left:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(executed(), 1025);
 }

@@ -73,11 +73,23 @@ impl RunningWorker {
     /// Stopping: spouts stop, the listener closes (so bolts see the end of remote input), bolts
     /// drain their queues and run cleanup, senders finish.
     fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         self.worker.join();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+
+    /// Stops the worker and returns its last heartbeat, marked stopped, with its final counters.
+    fn stop_and_beat(mut self, me: &str, port: u16) -> WorkerBeat {
+        self.halt();
+        let mut beat = heartbeat(me, port, &self);
+        beat.stopped = Some(topology_api::now_us().max(1));
+        beat
     }
 }
 
@@ -240,7 +252,9 @@ async fn stop_if_changed<S: Store>(
     report_errors(state, cfg, port, &mut w).await;
     let id = w.topology_id.clone();
     tracing::info!(topology = %id, port, panicked, "Stopping worker");
-    tokio::task::block_in_place(|| w.stop());
+    let beat = tokio::task::block_in_place(|| w.stop_and_beat(&cfg.id, port));
+    // Its last counters (Nimbus adds them to the topology's totals), and no live beat.
+    let _ = state.set_workerbeat(&id, &beat).await;
     let _ = state.remove_workerbeat(&id, &cfg.id, port).await;
 }
 
@@ -315,6 +329,7 @@ fn heartbeat(me: &str, port: u16, w: &RunningWorker) -> WorkerBeat {
                 }
             })
             .collect(),
+        stopped: None,
     }
 }
 

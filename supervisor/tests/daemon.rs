@@ -146,6 +146,7 @@ impl Sup {
             .unwrap_or_default();
         beats
             .iter()
+            .filter(|b| b.stopped.is_none())
             .map(|b| {
                 let executed = b
                     .executors
@@ -206,6 +207,17 @@ fn registers_runs_its_assignment_and_follows_it_to_another_port() {
         .used_ports
         .clone();
     assert_eq!(used, vec![s.ports[1]]);
+    // The stopped worker left its last counters for Nimbus to add to the totals.
+    let all = s.rt.block_on(s.state.workerbeats("words-1")).expect("read");
+    let last = all
+        .iter()
+        .find(|b| b.stopped.is_some() && b.port == s.ports[0])
+        .expect("the first worker's last beat");
+    assert!(
+        last.executors
+            .iter()
+            .any(|e| e.component == "c" && e.executed > 0)
+    );
 }
 
 #[test]
