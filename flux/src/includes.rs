@@ -75,6 +75,13 @@ impl Includer<'_> {
         dir: Option<&Path>,
         stack: &mut Vec<PathBuf>,
     ) -> Option<(Node, bool)> {
+        let (file, file_pos, override_) = self.entry(item)?;
+        let included = self.load(&file, file_pos, dir, stack)?;
+        Some((included, override_))
+    }
+
+    /// An `includes` entry's `file` (with its place) and `override`; every wrong key reported.
+    fn entry(&mut self, item: &Node) -> Option<(String, Pos, bool)> {
         let NodeValue::Map(m) = &item.value else {
             self.problems.push((
                 item.pos,
@@ -134,6 +141,18 @@ impl Includer<'_> {
         if !ok {
             return None;
         }
+        Some((file, file_pos, override_))
+    }
+
+    /// Reads, substitutes, parses and expands one included file (relative to `dir`), refusing
+    /// cycles, too deep nesting and too many files.
+    fn load(
+        &mut self,
+        file: &str,
+        file_pos: Pos,
+        dir: Option<&Path>,
+        stack: &mut Vec<PathBuf>,
+    ) -> Option<Node> {
         let Some(dir) = dir else {
             self.problems.push((
                 file_pos,
@@ -141,7 +160,7 @@ impl Includer<'_> {
             ));
             return None;
         };
-        let path = dir.join(&file);
+        let path = dir.join(file);
         let canonical = match std::fs::canonicalize(&path) {
             Ok(c) => c,
             Err(e) => {
@@ -207,7 +226,7 @@ impl Includer<'_> {
         let sub_dir = path.parent().map(Path::to_path_buf);
         self.expand(&mut included, sub_dir.as_deref(), stack);
         stack.pop();
-        Some((included, override_))
+        Some(included)
     }
 }
 

@@ -274,11 +274,37 @@ fn start_proc(
         })?;
     let stdin = child.stdin.take().ok_or("no stdin")?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let stderr_pipe = child.stderr.take().ok_or("no stderr")?;
+    let stderr = stderr_tail(child.stderr.take().ok_or("no stderr")?);
+    let epoch = Instant::now();
+    let (rx, heard) = read_messages(stdout, serializer, epoch);
+    let p = Proc {
+        child: Arc::new(Mutex::new(child)),
+        stdin: Arc::new(Mutex::new(stdin)),
+        serializer,
+        messages: rx,
+        stderr,
+        alive: Arc::new(AtomicBool::new(true)),
+        killed: Arc::new(Mutex::new(None)),
+        heard,
+        epoch,
+    };
+    p.send(&handshake(ctx))?;
+    match p.messages.recv_timeout(timeout) {
+        Ok(Ok(m)) if m.get("pid").is_some() => Ok(p),
+        Ok(Ok(m)) => Err(format!(
+            "expected {{\"pid\": N}} after the handshake, got {m}"
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no answer to the handshake".into()),
+    }
+}
+
+/// Keeps the last 20 lines the subprocess writes to stderr, for error reports.
+fn stderr_tail(pipe: std::process::ChildStderr) -> Arc<Mutex<VecDeque<String>>> {
     let stderr = Arc::new(Mutex::new(VecDeque::new()));
     let tail = stderr.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
             if t.len() >= 20 {
                 t.pop_front();
@@ -286,8 +312,20 @@ fn start_proc(
             t.push_back(line);
         }
     });
+    stderr
+}
+
+/// Decodes what the subprocess writes on a thread of its own: each message (or the error that
+/// ends the stream) on the channel, and when the last one came (milliseconds since `epoch`).
+fn read_messages(
+    stdout: std::process::ChildStdout,
+    serializer: Serializer,
+    epoch: Instant,
+) -> (
+    std::sync::mpsc::Receiver<Result<Json, String>>,
+    Arc<AtomicU64>,
+) {
     let (tx, rx) = channel();
-    let epoch = Instant::now();
     let heard = Arc::new(AtomicU64::new(0));
     let heard_w = heard.clone();
     std::thread::spawn(move || {
@@ -319,6 +357,11 @@ fn start_proc(
             }
         }
     });
+    (rx, heard)
+}
+
+/// Storm's handshake: the topology's config, a pid folder and the task's context.
+fn handshake(ctx: &TopologyContext) -> Json {
     let pid_dir =
         std::env::temp_dir().join(format!("gale-pids-{}-{}", ctx.component_id, ctx.task_id));
     let _ = std::fs::create_dir_all(&pid_dir);
@@ -330,7 +373,7 @@ fn start_proc(
                 .map(move |t| (t.to_string(), Json::from(c.clone())))
         })
         .collect();
-    let handshake = json!({
+    json!({
         "conf": Json::Object((*ctx.config).clone()),
         "pidDir": pid_dir.display().to_string(),
         "context": {
@@ -339,27 +382,7 @@ fn start_proc(
             "componentid": ctx.component_id,
             "stormid": ctx.topology_name,
         }
-    });
-    let p = Proc {
-        child: Arc::new(Mutex::new(child)),
-        stdin: Arc::new(Mutex::new(stdin)),
-        serializer,
-        messages: rx,
-        stderr,
-        alive: Arc::new(AtomicBool::new(true)),
-        killed: Arc::new(Mutex::new(None)),
-        heard,
-        epoch,
-    };
-    p.send(&handshake)?;
-    match p.messages.recv_timeout(timeout) {
-        Ok(Ok(m)) if m.get("pid").is_some() => Ok(p),
-        Ok(Ok(m)) => Err(format!(
-            "expected {{\"pid\": N}} after the handshake, got {m}"
-        )),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err("no answer to the handshake".into()),
-    }
+    })
 }
 
 /// `topology.subprocess.timeout.secs` (Storm's key) or `topology.multilang.timeout.secs`, or
