@@ -33,6 +33,18 @@ fn local_for(yaml: &Path, secs: &str) -> String {
     text(&o.stdout)
 }
 
+/// `gale local topologies/word-count.yaml` on `input`, writing `output`.
+fn word_count(input: &Path, output: &Path) -> Output {
+    run(&[
+        "local",
+        "topologies/word-count.yaml",
+        "--set",
+        &format!("input={}", input.display()),
+        "--set",
+        &format!("output={}", output.display()),
+    ])
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -86,14 +98,7 @@ fn word_count_is_exact_on_awkward_text() {
     let inp = d.join("in.txt");
     let out = d.join("out.tsv");
     std::fs::write(&inp, &input).expect("write input");
-    let o = run(&[
-        "local",
-        "topologies/word-count.yaml",
-        "--set",
-        &format!("input={}", inp.display()),
-        "--set",
-        &format!("output={}", out.display()),
-    ]);
+    let o = word_count(&inp, &out);
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
     let got = read_tsv(&out);
     let want = independent_count(&input);
@@ -960,14 +965,7 @@ fn lost_inputs_and_outputs_fail_the_run_and_leave_what_is_there() {
         ),
     ];
     for (inp, out, want) in &cases {
-        let o = run(&[
-            "local",
-            "topologies/word-count.yaml",
-            "--set",
-            &format!("input={}", inp.display()),
-            "--set",
-            &format!("output={}", out.display()),
-        ]);
+        let o = word_count(inp, out);
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{inp:?} -> {out:?}: {err}");
         assert!(

@@ -574,23 +574,9 @@ impl Checker {
             return None;
         };
         let parallelism = u32::try_from(parallelism).unwrap_or(u32::MAX);
-        let num_tasks = match num_tasks {
-            Some(t) => {
-                let t = u32::try_from(t).unwrap_or(u32::MAX);
-                if t < parallelism {
-                    let pos = n.get("numTasks").map(|v| v.pos).unwrap_or(n.pos);
-                    self.err(
-                        pos,
-                        format!(
-                            "component \"{id}\": numTasks ({t}) is less than parallelism ({parallelism}); an executor needs at least one task (Storm would silently run only {t} executors)"
-                        ),
-                    );
-                    self.failed_ids.insert(id);
-                    return None;
-                }
-                t
-            }
-            None => parallelism,
+        let Some(num_tasks) = self.task_count(n, &id, parallelism, num_tasks) else {
+            self.failed_ids.insert(id);
+            return None;
         };
         Some(ParsedComponent {
             id,
@@ -605,6 +591,32 @@ impl Checker {
                 config_methods,
             },
         })
+    }
+
+    /// `numTasks` (default: the parallelism), refused below the parallelism: Storm would
+    /// silently run fewer executors, Gale says so.
+    fn task_count(
+        &mut self,
+        n: &Node,
+        id: &str,
+        parallelism: u32,
+        num_tasks: Option<i64>,
+    ) -> Option<u32> {
+        let Some(t) = num_tasks else {
+            return Some(parallelism);
+        };
+        let t = u32::try_from(t).unwrap_or(u32::MAX);
+        if t < parallelism {
+            let pos = n.get("numTasks").map(|v| v.pos).unwrap_or(n.pos);
+            self.err(
+                pos,
+                format!(
+                    "component \"{id}\": numTasks ({t}) is less than parallelism ({parallelism}); an executor needs at least one task (Storm would silently run only {t} executors)"
+                ),
+            );
+            return None;
+        }
+        Some(t)
     }
 
     fn constructor_args(&mut self, n: &Node) -> Option<Vec<serde_json::Value>> {
