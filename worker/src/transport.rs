@@ -22,8 +22,14 @@ use std::time::Duration;
 use topology_api::wire::{self, put_uint};
 use topology_api::{AckIds, StreamSource, Values};
 
-/// Largest frame accepted; a bigger length prefix closes the connection.
-pub const MAX_FRAME: usize = 64 << 20;
+/// Largest frame accepted (16 MiB): a bigger length prefix closes the connection before any of
+/// the frame is read. A sender splits a batch that would not fit into several frames, so only a
+/// single tuple over the limit cannot travel between workers.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// How long a connection may stop in the middle of a frame before it is closed: a peer writes a
+/// frame whole, so a half-sent frame that sits is a peer that is gone or is not a worker.
+pub const STALLED_FRAME: Duration = Duration::from_secs(10);
 
 /// One batch on the wire. Each tuple names its source by index into `sources`. (Its serde form,
 /// tests only, is the rmp-serde reference the hand-written encoder and reader are held to: the
@@ -295,6 +301,26 @@ fn finish_frame(out: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// [`encode`] into one frame or, when the batch is larger than [`MAX_FRAME`], into as many frames
+/// back to back as it needs (halving it until each part fits). Fails only for a single tuple over
+/// the limit, which is dropped with the error.
+pub fn encode_split(batch: Batch, out: &mut Vec<u8>) -> Result<(), String> {
+    if batch.len() < 2 || batch.byte_len() < MAX_FRAME / 2 {
+        return encode(batch, out);
+    }
+    let half = batch.len() / 2;
+    let (mut a, mut b) = (Batch::with_capacity(half), Batch::with_capacity(half + 1));
+    for (i, (task, t)) in batch.iter().enumerate() {
+        let part = if i < half { &mut a } else { &mut b };
+        part.push_tuple(task, &t).map_err(err)?;
+    }
+    let mut rest = Vec::new();
+    encode_split(a, out)?;
+    encode_split(b, &mut rest)?;
+    out.extend_from_slice(&rest);
+    Ok(())
+}
+
 /// [`encode`] through rmp-serde and an intermediate [`WireBatch`]: the reference the hand-written
 /// encoder is tested against.
 #[cfg(test)]
@@ -436,6 +462,11 @@ impl FrameReader {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether part of a frame has arrived and the rest has not.
+    pub fn partial(&self) -> bool {
+        self.buf.len() > self.start
+    }
+
     /// The next whole frame, `Ok(None)` when more bytes are needed. An error means the
     /// connection is not speaking Gale's protocol and must be closed.
     pub fn next_frame(&mut self) -> Result<Option<WireBatch>, String> {
@@ -512,7 +543,7 @@ fn send_loop(
             // Every executor feeding this peer has ended.
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if let Err(e) = encode(batch, &mut frame) {
+        if let Err(e) = encode_split(batch, &mut frame) {
             tracing::error!(peer = %addr, error = %e, "Dropping a batch that cannot be encoded");
             continue;
         }
@@ -636,6 +667,7 @@ fn read_loop(
     let mut frames = FrameReader::default();
     let mut chunk = vec![0u8; 64 << 10];
     let mut sources: HashMap<(String, String), Option<&'static StreamSource>> = HashMap::new();
+    let mut progress = std::time::Instant::now();
     loop {
         // Complete frames first.
         loop {
@@ -648,6 +680,8 @@ fn read_loop(
                     if !d.send() {
                         return;
                     }
+                    // Sending may have waited on a full queue: that is not the peer stalling.
+                    progress = std::time::Instant::now();
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -658,7 +692,10 @@ fn read_loop(
         }
         match s.read(&mut chunk) {
             Ok(0) => return,
-            Ok(n) => frames.feed(&chunk[..n]),
+            Ok(n) => {
+                frames.feed(&chunk[..n]);
+                progress = std::time::Instant::now();
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -666,6 +703,10 @@ fn read_loop(
                 ) =>
             {
                 if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if frames.partial() && progress.elapsed() >= STALLED_FRAME {
+                    tracing::warn!(%peer, "Closing connection: half a frame and nothing more for {STALLED_FRAME:?}");
                     return;
                 }
             }
@@ -903,9 +944,10 @@ mod tests {
 
 #[cfg(test)]
 mod hostile {
+    use super::tests::batch_of;
     use super::*;
     use proptest::prelude::*;
-    use topology_api::Tuple;
+    use topology_api::{Fields, Tuple, values};
 
     fn value() -> impl Strategy<Value = topology_api::Value> {
         use topology_api::Value as V;
@@ -964,5 +1006,125 @@ mod hostile {
                 prop_assert_eq!(hand, Ok(reference));
             }
         }
+    }
+
+    /// A listener with no cluster secret (the weakest setting) on a free loopback port.
+    fn listen() -> (SocketAddr, Arc<AtomicBool>, JoinHandle<()>) {
+        let yaml = "name: t\nspouts: [{id: s, className: TestWordSpout}]\nbolts: [{id: b, className: LogInfoBolt}]\nstreams: [{from: s, to: b, grouping: {type: SHUFFLE}}]\n";
+        let reg = <topology_api::Registry as components::Builtins>::with_builtins();
+        let l = flux::load_bytes(
+            "t.yaml",
+            yaml.as_bytes(),
+            &reg,
+            &Default::default(),
+            &|_| None,
+        )
+        .expect("valid");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = start_listener(
+            listener,
+            Arc::new(l.topology),
+            Arc::new(Inbound::default()),
+            stop.clone(),
+            None,
+        )
+        .expect("listens");
+        (addr, stop, h)
+    }
+
+    /// Whether the peer closed `s` within `within` (end of stream or a reset).
+    fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        s.set_read_timeout(Some(within)).expect("timeout");
+        let mut b = [0u8; 16];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => return !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            }
+        }
+    }
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Ten connections that each announce a 64 MiB frame and start sending it: each is closed on
+    /// its length prefix, and the worker's memory does not grow by what they announced.
+    #[test]
+    fn ten_64_mib_frame_headers_are_refused_without_memory_growing() {
+        let (addr, stop, h) = listen();
+        let before = rss_kib();
+        let payload = vec![0u8; 1 << 20];
+        for _ in 0..10 {
+            let mut s = TcpStream::connect(addr).expect("connects");
+            s.write_all(&(64u32 << 20).to_be_bytes()).expect("header");
+            // The worker may already have closed: writing the body then fails, as it should.
+            for _ in 0..4 {
+                if s.write_all(&payload).is_err() {
+                    break;
+                }
+            }
+            assert!(
+                closed_within(&mut s, Duration::from_secs(5)),
+                "connection left open"
+            );
+        }
+        let grown = rss_kib().saturating_sub(before);
+        assert!(grown < 32 << 10, "the worker grew by {grown} KiB");
+        stop.store(true, Ordering::SeqCst);
+        h.join().expect("listener ends");
+    }
+
+    /// Half a frame and then silence: the connection is closed after [`STALLED_FRAME`].
+    #[test]
+    fn a_half_sent_frame_is_closed_after_the_stall_timeout() {
+        let (addr, stop, h) = listen();
+        let mut s = TcpStream::connect(addr).expect("connects");
+        s.write_all(&100u32.to_be_bytes()).expect("header");
+        s.write_all(&[0x92; 10]).expect("part of the body");
+        let t = std::time::Instant::now();
+        assert!(closed_within(
+            &mut s,
+            STALLED_FRAME + Duration::from_secs(5)
+        ));
+        let waited = t.elapsed();
+        assert!(
+            waited >= STALLED_FRAME - Duration::from_secs(1),
+            "closed after {waited:?}"
+        );
+        stop.store(true, Ordering::SeqCst);
+        h.join().expect("listener ends");
+    }
+
+    /// A batch larger than a frame travels as several frames, every tuple in order.
+    #[test]
+    fn a_batch_over_the_frame_limit_is_split_into_frames() {
+        let src = StreamSource::intern("split", "default", &Fields::new(["word"]));
+        let big = "x".repeat(MAX_FRAME / 3);
+        let items = (0..5)
+            .map(|i| (i, Tuple::new(src, 1, values![big.clone()])))
+            .collect();
+        let mut out = Vec::new();
+        encode_split(batch_of(items), &mut out).expect("splits");
+        let mut r = FrameReader::default();
+        r.feed(&out);
+        let (mut frames, mut tasks) = (0, Vec::new());
+        while let Some(w) = r.next_frame().expect("valid frames") {
+            frames += 1;
+            tasks.extend(w.tuples.iter().map(|t| t.task));
+        }
+        assert!(frames >= 3, "{frames} frames");
+        assert_eq!(tasks, vec![0, 1, 2, 3, 4]);
+        let one = "x".repeat(MAX_FRAME + 1);
+        let alone = batch_of(vec![(0, Tuple::new(src, 1, values![one]))]);
+        assert!(encode_split(alone, &mut out).is_err());
     }
 }
