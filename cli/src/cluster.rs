@@ -229,7 +229,9 @@ pub struct NimbusDaemonArgs {
     pub worker_timeout_secs: u64,
     /// Seconds a supervisor that was alive may be missing from ZooKeeper before its executors
     /// move (Storm's nimbus.supervisor.timeout.secs): a lost session or an outage moves nothing.
-    #[arg(long, default_value_t = 5.0)]
+    /// Supervisors fence their workers after three quarters of this (or of the worker timeout,
+    /// if shorter) without ZooKeeper, so an outage longer than that restarts workers.
+    #[arg(long, default_value_t = 30.0)]
     pub supervisor_timeout_secs: f64,
 }
 

@@ -318,7 +318,7 @@ fn killed_supervisor_executors_move_to_the_survivor() {
     });
     c.kill_supervisor("sup-b");
     let took = wait_until(
-        Duration::from_secs(15),
+        Duration::from_secs(40),
         "every executor is on sup-a",
         || {
             let t = c.topology("mytopology");
@@ -618,13 +618,19 @@ fn start_reliable(
     max_pending: u32,
 ) -> (Cluster, usize, BTreeMap<String, u64>, PathBuf) {
     let c = Cluster::start(name, &["sup-a", "sup-b"]);
+    let (lines, want, output) = submit_reliable(&c, max_pending);
+    (c, lines, want, output)
+}
+
+/// Submits the reliable word count over a 40,000-line input to `c`.
+fn submit_reliable(c: &Cluster, max_pending: u32) -> (usize, BTreeMap<String, u64>, PathBuf) {
     let lines = 40_000;
     let (input, want) = write_input(&c.dir, lines);
     let output = c.dir.join("counts.tsv");
     let yaml = reliable_topology(&c.dir, &input, max_pending, &output);
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (c, lines, want, output)
+    (lines, want, output)
 }
 
 /// A fault test's end: waits until the spout committed every line, then kills the topology and
@@ -746,12 +752,15 @@ fn every_line_is_acked_after_the_spouts_supervisor_is_killed() {
     );
 }
 
-/// ZooKeeper stopped for 10 s and started again mid-stream: the daemons recover by themselves
+/// ZooKeeper stopped for 15 s and started again mid-stream: the daemons recover by themselves
 /// and every line is acked in the end.
 #[test]
 fn every_line_is_acked_through_a_zookeeper_outage() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (c, lines, want, output) = start_reliable("zkfault", 50);
+    // Nimbus's default supervisor timeout (30 s): supervisors fence after 22.5 s without
+    // ZooKeeper, longer than this outage.
+    let c = Cluster::start_tuned(&gale_bin(), "zkfault", &["sup-a", "sup-b"], 30);
+    let (lines, want, output) = submit_reliable(&c, 50);
     wait_until(Duration::from_secs(30), "acking under way", || {
         stat(&c.topology("reliable"), "lines", "acked") > 0
     });
@@ -801,6 +810,88 @@ fn every_line_is_acked_through_a_zookeeper_outage() {
         "ZooKeeper down 15 s with {before} of {lines} lines committed: daemons registered again {registered:.1} s after it restarted; all {lines} acked, {failed} failed (replayed), {dups} duplicate lines counted"
     );
     assert_eq!(dups, 0, "duplicate lines after the outage");
+}
+
+/// Fencing: the supervisor running the reliable spout is cut off from ZooKeeper (through a relay
+/// that stops relaying) while ZooKeeper, Nimbus and the other supervisor stay up. Nimbus moves its
+/// executors once its session ended and the supervisor timeout (10 s) passed; the cut-off
+/// supervisor must have stopped its workers before the survivor starts them: never two copies of
+/// one spout task. Every line is acked once the partition heals.
+#[test]
+fn a_supervisor_cut_off_from_zookeeper_stops_its_workers_before_they_run_elsewhere() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::start_tuned(&gale_bin(), "partition", &[], 10);
+    let relays: BTreeMap<&str, ZkRelay> = ["sup-a", "sup-b"]
+        .into_iter()
+        .map(|id| (id, ZkRelay::start(&c.zk)))
+        .collect();
+    for (id, r) in &relays {
+        c.start_supervisor_via(id, &r.addr);
+    }
+    let (lines, want, output) = submit_reliable(&c, 200);
+    wait_until(
+        Duration::from_secs(30),
+        "acking under way on both supervisors",
+        || {
+            let t = c.topology("reliable");
+            supervisors_used(&t).len() == 2 && committed(&c.dir) >= 1_000
+        },
+    );
+    let spout_host = c.topology("reliable")["assignment"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["component"] == "lines"))
+        .and_then(|r| r["supervisor"].as_str())
+        .expect("spout placed")
+        .to_owned();
+    let survivor = if spout_host == "sup-a" {
+        "sup-b"
+    } else {
+        "sup-a"
+    };
+    let before = committed(&c.dir);
+    relays[spout_host.as_str()].cut();
+    let cut = Instant::now();
+    wait_until(
+        Duration::from_secs(60),
+        "the spout placed on the survivor",
+        || {
+            let t = c.topology("reliable");
+            let used = supervisors_used(&t);
+            used.len() == 1 && used.contains(survivor)
+        },
+    );
+    let moved = cut.elapsed().as_secs_f64();
+    let fenced = log_time(
+        &c,
+        &format!("supervisor-{spout_host}.log"),
+        "Fenced: every worker stopped",
+        false,
+    )
+    .unwrap_or_else(|| panic!("the cut-off supervisor never fenced:\n{}", c.logs()));
+    wait_until(
+        Duration::from_secs(30),
+        "the survivor runs the moved executors",
+        || {
+            log_time(
+                &c,
+                &format!("supervisor-{survivor}.log"),
+                "Worker started",
+                true,
+            ) > Some(fenced.clone())
+        },
+    );
+    let restarted = log_time(
+        &c,
+        &format!("supervisor-{survivor}.log"),
+        "Worker started",
+        true,
+    );
+    relays[spout_host.as_str()].heal();
+    let (failed, dups) = finish_reliable(&c, &output, &want, lines);
+    eprintln!(
+        "supervisor {spout_host} cut off from ZooKeeper with {before} of {lines} lines committed: fenced at {fenced}, its executors moved {moved:.1} s after the cut and started on {survivor} at {}; all {lines} acked, {failed} failed (replayed), {dups} duplicate lines counted",
+        restarted.unwrap_or_default()
+    );
 }
 
 /// Nimbus killed mid-stream and started again 2 s later: the topology runs on without it, the

@@ -129,6 +129,11 @@ pub struct AssignmentRecord {
     /// once those workers are gone (never two copies of one task).
     #[serde(default)]
     pub held: bool,
+    /// Fencing: a supervisor that has not read this record for this long stops running its
+    /// executors, before Nimbus could move them (`worker::runtime::Lease`). 0: no lease (a
+    /// record from a Nimbus that did not write one).
+    #[serde(default)]
+    pub lease_ms: u64,
 }
 
 /// Counters of one executor in a worker heartbeat.

@@ -87,6 +87,8 @@ struct MemNode {
 pub struct MemStore {
     nodes: Mutex<BTreeMap<String, MemNode>>,
     tick: tokio::sync::watch::Sender<u64>,
+    /// Set: every call fails as a store nobody can reach (a partition, in tests).
+    cut_off: std::sync::atomic::AtomicBool,
 }
 
 impl Default for MemStore {
@@ -94,6 +96,7 @@ impl Default for MemStore {
         MemStore {
             nodes: Mutex::new(BTreeMap::new()),
             tick: tokio::sync::watch::channel(0).0,
+            cut_off: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -106,6 +109,18 @@ impl MemStore {
     pub fn expire_session(&self) {
         self.lock().retain(|_, n| !n.ephemeral);
         self.bump();
+    }
+
+    /// From now on every call fails with [`StoreError::Unavailable`] (`true`) or works again.
+    pub fn set_cut_off(&self, cut: bool) {
+        self.cut_off.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn reachable(&self) -> Result<(), StoreError> {
+        if self.cut_off.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("cut off (test)".into()));
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MemNode>> {
@@ -125,6 +140,7 @@ fn parents(path: &str) -> impl Iterator<Item = &str> {
 
 impl Store for MemStore {
     async fn create(&self, path: &str, data: Vec<u8>, kind: NodeKind) -> Result<(), StoreError> {
+        self.reachable()?;
         {
             let mut nodes = self.lock();
             if nodes.contains_key(path) {
@@ -151,10 +167,12 @@ impl Store for MemStore {
     }
 
     async fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, StoreError> {
+        self.reachable()?;
         Ok(self.lock().get(path).map(|n| (n.data.clone(), n.version)))
     }
 
     async fn set(&self, path: &str, data: Vec<u8>, version: Option<i32>) -> Result<(), StoreError> {
+        self.reachable()?;
         {
             let mut nodes = self.lock();
             let n = nodes
@@ -171,6 +189,7 @@ impl Store for MemStore {
     }
 
     async fn children(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        self.reachable()?;
         let prefix = format!("{}/", path.trim_end_matches('/'));
         Ok(self
             .lock()
@@ -184,6 +203,7 @@ impl Store for MemStore {
     }
 
     async fn delete(&self, path: &str) -> Result<(), StoreError> {
+        self.reachable()?;
         let prefix = format!("{path}/");
         self.lock()
             .retain(|k, _| k != path && !k.starts_with(&prefix));

@@ -85,6 +85,7 @@ pub(crate) async fn reconcile<S: Store>(
     grace: Duration,
 ) -> Result<(), StateError> {
     let now = now_secs();
+    let lease_ms = lease(grace, worker_timeout).as_millis() as u64;
     let registered = state.supervisors().await?;
     let assignments = state.assignments().await?;
     let supervisors = liveness.lock().unwrap_or_else(|p| p.into_inner()).observe(
@@ -114,11 +115,13 @@ pub(crate) async fn reconcile<S: Store>(
             .get(&r.id)
             .filter(|new| **new != r.current || r.current.is_empty())
             .and_then(|new| assignment_record(new, &old, &supervisors, now));
-        let Some(mut rec) = changed.or_else(|| old.held.then(|| old.clone())) else {
+        let stale = old.held || (!old.executors.is_empty() && old.lease_ms != lease_ms);
+        let Some(mut rec) = changed.or_else(|| stale.then(|| old.clone())) else {
             continue;
         };
         let beats = state.workerbeats(&r.id).await?;
         rec.held = !old_workers_gone(&rec, &beats, &live);
+        rec.lease_ms = lease_ms;
         if rec == old {
             continue;
         }
@@ -126,6 +129,14 @@ pub(crate) async fn reconcile<S: Store>(
         state.set_assignment(&r.id, &rec).await?;
     }
     Ok(())
+}
+
+/// How long a supervisor may run its executors without reading its assignment (fencing): Nimbus
+/// moves them no sooner than the supervisor timeout after the supervisor's session ended (and
+/// that ends a session timeout after it was last heard), or the worker timeout after its last
+/// heartbeat. Three quarters of the shorter leaves the rest for stopping the workers.
+pub fn lease(supervisor_timeout: Duration, worker_timeout: Duration) -> Duration {
+    supervisor_timeout.min(worker_timeout) * 3 / 4
 }
 
 /// Which supervisors the scheduler may place on: the registered ones, and those that were
@@ -360,6 +371,7 @@ pub fn assignment_record(
         hosts: BTreeMap::new(),
         start_times: BTreeMap::new(),
         held: false,
+        lease_ms: 0,
     };
     for e in &rec.executors {
         if let Some(s) = supervisors.iter().find(|s| s.id == e.supervisor) {
@@ -515,6 +527,21 @@ mod tests {
         assert_eq!(rec2.hosts.keys().collect::<Vec<_>>(), ["a"]);
     }
 
+    /// The lease ends before either way Nimbus could move a supervisor's executors.
+    #[test]
+    fn the_lease_is_three_quarters_of_the_shorter_timeout() {
+        let s = Duration::from_secs;
+        for (supervisor, worker, want) in [
+            (s(30), s(30), Duration::from_millis(22_500)),
+            (s(10), s(30), Duration::from_millis(7_500)),
+            (s(60), s(30), Duration::from_millis(22_500)),
+            (s(0), s(30), Duration::ZERO),
+        ] {
+            assert_eq!(lease(supervisor, worker), want, "{supervisor:?} {worker:?}");
+            assert!(want < supervisor.min(worker) || want.is_zero());
+        }
+    }
+
     #[test]
     fn a_missing_supervisor_is_kept_for_the_timeout_counted_over_passes_that_saw_it_gone() {
         let t0 = std::time::Instant::now();
@@ -565,6 +592,7 @@ mod tests {
             hosts: BTreeMap::from([("old".to_string(), "h".to_string())]),
             start_times: BTreeMap::new(),
             held: false,
+            lease_ms: 0,
         };
         let mut l = Liveness::default();
         let seen = l.observe(t0, vec![sup("new")], &[("t".into(), a.clone())], grace);

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use topology_api::Registry;
 use worker::handshake::ClusterSecret;
-use worker::runtime::{Placement, RuntimeError, Worker, WorkerSpec, start_worker};
+use worker::runtime::{Lease, Placement, RuntimeError, Worker, WorkerSpec, start_worker};
 use worker::transport;
 
 /// How a Supervisor runs.
@@ -101,16 +101,37 @@ pub async fn run<S: Store>(
 ) {
     let started = now_secs();
     let mut slots: BTreeMap<u16, Slot> = cfg.ports.iter().map(|p| (*p, Slot::Empty)).collect();
+    let lease = Lease::expired();
     tokio::pin!(shutdown);
     tracing::info!(id = %cfg.id, host = %cfg.host, ports = ?cfg.ports, "Supervisor started");
     loop {
-        if let Err(e) = sync(&cfg, &state, &mut slots, started).await {
-            tracing::warn!(error = %e, "Cannot sync with ZooKeeper; running workers keep running");
+        let pass_start = Instant::now();
+        let pass = sync(&cfg, &state, &mut slots, started, &lease, pass_start);
+        // A pass that hangs on ZooKeeper must not keep this loop from fencing in time.
+        let outcome = match lease.remaining() {
+            Some(left) => tokio::time::timeout(left.max(Duration::from_millis(100)), pass).await,
+            None => Ok(pass.await),
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Cannot sync with ZooKeeper; running workers keep running while the lease lasts")
+            }
+            Err(_) => {
+                tracing::warn!("A pass with ZooKeeper did not finish before the lease ran out")
+            }
         }
+        fence_if_out(&lease, &mut slots, pass_start);
+        let next = lease
+            .remaining()
+            .filter(|_| any_running(&slots))
+            .map_or(cfg.sync_interval, |left| {
+                cfg.sync_interval.min(left.max(Duration::from_millis(100)))
+            });
         tokio::select! {
             _ = &mut shutdown => break,
             _ = state.changed(paths::ASSIGNMENTS) => {}
-            _ = tokio::time::sleep(cfg.sync_interval) => {}
+            _ = tokio::time::sleep(next) => {}
         }
     }
     tracing::info!(id = %cfg.id, "Supervisor stopping its workers");
@@ -121,13 +142,50 @@ pub async fn run<S: Store>(
     }
 }
 
+fn any_running(slots: &BTreeMap<u16, Slot>) -> bool {
+    slots.values().any(|s| matches!(s, Slot::Running(_)))
+}
+
+/// Fencing: once the lease ran out (no pass read the assignments for the lease the assignments
+/// give), every worker stops, before Nimbus could start their executors elsewhere. Their tasks
+/// already stopped running when the lease ran out (`worker::runtime::Lease`); they start again
+/// from the assignments once ZooKeeper answers.
+fn fence_if_out(lease: &Lease, slots: &mut BTreeMap<u16, Slot>, pass_start: Instant) {
+    if lease.valid() || !any_running(slots) {
+        return;
+    }
+    tracing::warn!(
+        silent_for = ?pass_start.elapsed(),
+        "Fenced: no word from ZooKeeper for the lease; stopping every worker so that its executors can run elsewhere"
+    );
+    for (port, slot) in slots.iter_mut() {
+        if let Slot::Running(w) = std::mem::replace(slot, Slot::Empty) {
+            tracing::info!(topology = %w.topology_id, port, "Stopping worker (fenced)");
+            tokio::task::block_in_place(|| w.stop());
+        }
+    }
+    tracing::warn!("Fenced: every worker stopped");
+}
+
+/// The lease the assignments of executors here ask for: the shortest (`None`: none asks).
+fn lease_for(me: &str, assignments: &[(String, AssignmentRecord)]) -> Option<Duration> {
+    assignments
+        .iter()
+        .filter(|(_, a)| a.lease_ms > 0 && a.executors.iter().any(|e| e.supervisor == me))
+        .map(|(_, a)| Duration::from_millis(a.lease_ms))
+        .min()
+}
+
 /// One pass: register (slots, used ports, classes), then bring every slot to what the
-/// assignments want of it.
+/// assignments want of it. Once the workers whose assignment changed are stopped, the lease is
+/// renewed from `pass_start` (before the assignments were read).
 async fn sync<S: Store>(
     cfg: &SupervisorConfig,
     state: &ClusterState<S>,
     slots: &mut BTreeMap<u16, Slot>,
     started: u64,
+    lease: &Lease,
+    pass_start: Instant,
 ) -> Result<(), cluster_state::StateError> {
     register(cfg, state, slots, started).await?;
     let assignments = state.assignments().await?;
@@ -140,6 +198,10 @@ async fn sync<S: Store>(
         let want = desired.get(&port).copied();
         stop_if_changed(cfg, state, port, slot, want).await;
     }
+    match lease_for(&cfg.id, &assignments) {
+        Some(d) => lease.renew_until(pass_start + d),
+        None => lease.lift(),
+    }
     for (&port, slot) in slots.iter_mut() {
         let want = desired.get(&port).copied();
         if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
@@ -148,7 +210,7 @@ async fn sync<S: Store>(
         // A held assignment: old workers elsewhere may still run these executors; wait.
         if let (Slot::Empty, Some((id, a))) = (&*slot, want.filter(|(_, a)| !a.held)) {
             let active = storms.get(id).map(|s| s.status) == Some(TopologyStatus::Active);
-            start_slot(cfg, state, port, slot, id, a, active).await?;
+            start_slot(cfg, state, port, slot, (id, a), active, lease).await?;
         }
         // Running: follow activate/deactivate, report errors and heartbeats.
         if let Slot::Running(w) = slot {
@@ -265,14 +327,14 @@ async fn start_slot<S: Store>(
     state: &ClusterState<S>,
     port: u16,
     slot: &mut Slot,
-    id: &str,
-    a: &AssignmentRecord,
+    (id, a): (&str, &AssignmentRecord),
     active: bool,
+    lease: &Lease,
 ) -> Result<(), cluster_state::StateError> {
     let Some(stored) = state.topology(id).await? else {
         return Ok(());
     };
-    match tokio::task::block_in_place(|| start(cfg, id, &stored, a, port)) {
+    match tokio::task::block_in_place(|| start(cfg, id, &stored, (a, port), lease)) {
         Ok(w) => {
             w.active.store(active, Ordering::SeqCst);
             tracing::info!(topology = %id, port, "Worker started");
@@ -429,8 +491,8 @@ fn start(
     cfg: &SupervisorConfig,
     id: &str,
     stored: &cluster_state::StoredTopology,
-    a: &AssignmentRecord,
-    port: u16,
+    (a, port): (&AssignmentRecord, u16),
+    lease: &Lease,
 ) -> Result<RunningWorker, StartError> {
     let topology: Arc<Topology> = Arc::new(stored.topology.clone());
     let resources_dir =
@@ -469,6 +531,7 @@ fn start(
             remote_queues,
         }),
         active: active.clone(),
+        lease: lease.clone(),
     });
     let (worker, inbound) = match started {
         Ok(x) => x,

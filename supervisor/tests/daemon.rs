@@ -130,6 +130,7 @@ impl Sup {
             hosts: BTreeMap::from([("s1".to_string(), "127.0.0.1".to_string())]),
             start_times: BTreeMap::new(),
             held,
+            lease_ms: 400,
         };
         self.rt.block_on(async {
             self.state.set_topology(id, &stored).await.expect("store");
@@ -277,4 +278,31 @@ fn a_held_assignment_starts_nothing_until_it_is_released() {
     s.wait("the worker starts once released", || {
         !s.beats("held-1", "c").is_empty()
     });
+}
+
+/// Fencing: cut off from the store for longer than the assignment's lease (400 ms), the
+/// supervisor stops its worker (its port closes) though nothing told it to; once the store
+/// answers again, the worker runs again from the same assignment.
+#[test]
+fn a_supervisor_cut_off_from_the_store_stops_its_workers_when_the_lease_runs_out() {
+    let s = Sup::start("fence");
+    s.assign("fence-1", WORDS, vec![], s.ports[0]);
+    s.wait("the worker runs", || {
+        s.beats("fence-1", "c").iter().any(|(_, n)| *n > 0)
+    });
+    let port_open = || std::net::TcpStream::connect(("127.0.0.1", s.ports[0])).is_ok();
+    assert!(port_open());
+    s.state.store().set_cut_off(true);
+    let cut = Instant::now();
+    s.wait("the worker stopped (its port closed)", || !port_open());
+    let fenced = cut.elapsed();
+    assert!(
+        fenced >= Duration::from_millis(300),
+        "stopped after {fenced:?}, before the lease ran out"
+    );
+    s.state.store().set_cut_off(false);
+    s.wait("the worker runs again", || {
+        port_open() && s.beats("fence-1", "c").iter().any(|(_, n)| *n > 0)
+    });
+    eprintln!("cut off from the store: worker stopped {fenced:?} after the cut (lease 400 ms)");
 }

@@ -118,6 +118,7 @@ pub fn run_local(
         stop: opts.stop.clone(),
         placement: None,
         active: Arc::new(AtomicBool::new(true)),
+        lease: crate::runtime::Lease::unlimited(),
     })?;
     let started = worker.started;
     let mut ended = "drained";

@@ -55,6 +55,7 @@ pub struct Cluster {
     pub secret: String,
     pub nimbus: Option<Child>,
     pub supervisors: BTreeMap<String, Child>,
+    pub supervisor_timeout_secs: u32,
 }
 
 impl Cluster {
@@ -63,8 +64,20 @@ impl Cluster {
         Self::start_with(&gale_bin(), name, supervisors)
     }
 
-    /// A cluster whose nimbus and supervisors are `bin`.
+    /// A cluster whose nimbus and supervisors are `bin`, with a 10 s supervisor timeout (a
+    /// killed supervisor's executors move within ~15 s; supervisors fence after 7.5 s without
+    /// ZooKeeper).
     pub fn start_with(bin: &Path, name: &str, supervisors: &[&str]) -> Cluster {
+        Self::start_tuned(bin, name, supervisors, 10)
+    }
+
+    /// As [`Cluster::start_with`], with Nimbus's `--supervisor-timeout-secs`.
+    pub fn start_tuned(
+        bin: &Path,
+        name: &str,
+        supervisors: &[&str],
+        supervisor_timeout_secs: u32,
+    ) -> Cluster {
         assert!(
             Path::new("/usr/share/java/zookeeper.jar").exists(),
             "ZooKeeper is not installed: run scripts/test.sh, which installs Debian's zookeeper package"
@@ -93,6 +106,7 @@ impl Cluster {
             secret: format!("test-secret-{}-{}", std::process::id(), free_port()),
             nimbus: None,
             supervisors: BTreeMap::new(),
+            supervisor_timeout_secs,
         };
         c.start_nimbus();
         for s in supervisors {
@@ -102,10 +116,15 @@ impl Cluster {
     }
 
     pub fn spawn(&self, args: &[&str], log: &str) -> Child {
+        self.spawn_via(args, log, &self.zk)
+    }
+
+    /// As [`Cluster::spawn`], reaching ZooKeeper at `zk` (a [`ZkRelay`]).
+    pub fn spawn_via(&self, args: &[&str], log: &str, zk: &str) -> Child {
         let log = std::fs::File::create(self.dir.join(log)).expect("log file");
         Command::new(&self.bin)
             .args(args)
-            .env("GALE_ZOOKEEPER", &self.zk)
+            .env("GALE_ZOOKEEPER", zk)
             .env("GALE_NIMBUS", &self.nimbus_addr)
             .env("GALE_AUTH_TOKEN", &self.token)
             .env("GALE_CLUSTER_SECRET", &self.secret)
@@ -119,7 +138,17 @@ impl Cluster {
 
     pub fn start_nimbus(&mut self) {
         let addr = self.nimbus_addr.clone();
-        let child = self.spawn(&["nimbus", "--listen", &addr], "nimbus.log");
+        let timeout = self.supervisor_timeout_secs.to_string();
+        let child = self.spawn(
+            &[
+                "nimbus",
+                "--listen",
+                &addr,
+                "--supervisor-timeout-secs",
+                &timeout,
+            ],
+            "nimbus.log",
+        );
         self.nimbus = Some(child);
         wait_until(Duration::from_secs(20), "Nimbus answers", || {
             self.gale(&["list"]).status.success()
@@ -134,9 +163,15 @@ impl Cluster {
     }
 
     pub fn start_supervisor(&mut self, id: &str) {
+        let zk = self.zk.clone();
+        self.start_supervisor_via(id, &zk);
+    }
+
+    /// A supervisor that reaches ZooKeeper at `zk` (a [`ZkRelay`], to cut it off later).
+    pub fn start_supervisor_via(&mut self, id: &str, zk: &str) {
         let ports = format!("{},{}", free_port(), free_port());
         let work = self.dir.join(format!("work-{id}"));
-        let child = self.spawn(
+        let child = self.spawn_via(
             &[
                 "supervisor",
                 "--id",
@@ -147,6 +182,7 @@ impl Cluster {
                 work.to_str().expect("path"),
             ],
             &format!("supervisor-{id}.log"),
+            zk,
         );
         self.supervisors.insert(id.to_owned(), child);
         wait_until(Duration::from_secs(20), "supervisor registers", || {
@@ -409,4 +445,96 @@ pub fn write_input(dir: &Path, lines: usize) -> (PathBuf, BTreeMap<String, u64>)
     let p = dir.join("input.txt");
     std::fs::write(&p, text).expect("input");
     (p, counts)
+}
+
+/// A TCP relay to ZooKeeper on a free loopback port that can be cut: a process that reaches
+/// ZooKeeper through it is partitioned from ZooKeeper (its connections closed, new ones closed as
+/// they arrive) while ZooKeeper and everything else stay up. Its threads end when it is dropped.
+pub struct ZkRelay {
+    pub addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl ZkRelay {
+    pub fn start(target: &str) -> ZkRelay {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let target = target.to_owned();
+        let (cut, closed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (c, d, o) = (cut.clone(), closed.clone(), open.clone());
+        std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                if c.load(Ordering::SeqCst) {
+                    continue; // dropped: closed
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let mut g = o.lock().unwrap_or_else(|p| p.into_inner());
+                for (mut from, mut to) in [(&client, &server), (&server, &client)]
+                    .map(|(a, b)| (a.try_clone().expect("clone"), b.try_clone().expect("clone")))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                g.push(client);
+                g.push(server);
+            }
+        });
+        ZkRelay {
+            addr,
+            cut,
+            closed,
+            open,
+        }
+    }
+
+    /// Cuts the partitioned side off: open connections close, new ones are closed at once.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for ZkRelay {
+    fn drop(&mut self) {
+        self.cut();
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The timestamp (RFC 3339, UTC, as the daemons log it) of the first or last line of `log` in
+/// the cluster's folder that contains `needle`.
+pub fn log_time(c: &Cluster, log: &str, needle: &str, last: bool) -> Option<String> {
+    let text = std::fs::read_to_string(c.dir.join(log)).ok()?;
+    let mut hits = text.lines().filter(|l| l.contains(needle));
+    let line = if last { hits.next_back() } else { hits.next() }?;
+    line.split_whitespace().next().map(str::to_owned)
 }

@@ -452,6 +452,7 @@ impl<'a> Assembly<'a> {
             stats: Arc::new(ExecutorStats::default()),
             stop: self.spec.stop.clone(),
             active: self.spec.active.clone(),
+            lease: self.spec.lease.clone(),
             go: self.go.clone(),
             ready: self.ready.clone(),
             flush_interval: self.cfg.flush_interval,

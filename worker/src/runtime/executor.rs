@@ -132,6 +132,8 @@ pub(crate) struct ExecutorEnv {
     pub stop: Arc<AtomicBool>,
     /// Spouts emit only while active (Storm's deactivate pauses them).
     pub active: Arc<AtomicBool>,
+    /// Nothing runs while it is out (fencing: the supervisor lost touch with the cluster).
+    pub lease: super::Lease,
     pub go: Arc<GoSignal>,
     pub ready: crossbeam_channel::Sender<Result<(), OpenFailure>>,
     pub flush_interval: Duration,
@@ -204,6 +206,13 @@ pub(crate) fn run_spout(
         return;
     }
     while !ex.env.stop.load(Ordering::Relaxed) && !ex.env.router.downstream_lost {
+        if !ex.env.lease.valid() {
+            // Fenced: another copy of these tasks may run soon; this one neither emits nor
+            // settles acks (a spout that commits offsets on ack must not commit them twice).
+            ex.env.router.flush();
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
         ex.take_acks();
         ex.fail_timed_out();
         if !ex.follow_activation() {
@@ -430,9 +439,14 @@ impl SpoutExecutor {
     }
 
     fn close(mut self) {
-        for s in self.spouts.iter_mut() {
-            s.deactivate();
-            s.close();
+        // A fenced spout has no side effects left to have: another copy may own its tasks now
+        // (a spout that commits its position on close would overwrite the new copy's). Storm
+        // does not promise `close` either.
+        if self.env.lease.valid() {
+            for s in self.spouts.iter_mut() {
+                s.deactivate();
+                s.close();
+            }
         }
         self.env.router.flush();
         self.env.stats.publish(&self.env.router.counters);
@@ -544,6 +558,11 @@ pub(crate) fn run_bolt(
         }
         match ex.next_input() {
             Input::Batch(batch) => {
+                if !ex.env.lease.valid() && !wait_for_lease(&ex.env) {
+                    // Fenced and stopping: the batch is dropped unexecuted (its trees are
+                    // replayed from their spouts by whichever copy runs them next).
+                    continue;
+                }
                 if let Some(born) = batch.first_born() {
                     ex.env.heads.took(ex.env.head_slot, born);
                 }
@@ -558,6 +577,17 @@ pub(crate) fn run_bolt(
         }
     }
     ex.finish(cleanup);
+}
+
+/// Waits while the lease is out; `false` when the worker stops before it is renewed.
+fn wait_for_lease(env: &ExecutorEnv) -> bool {
+    while !env.lease.valid() {
+        if env.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 impl BoltExecutor {
@@ -715,7 +745,8 @@ impl BoltExecutor {
         if self.polls {
             poll_bolts(&mut self.env, &mut self.bolts, true);
         }
-        if cleanup {
+        // Fenced: no side effects (another copy may own these tasks now).
+        if cleanup && self.env.lease.valid() {
             let first = self.env.executor.start;
             for (i, b) in self.bolts.iter_mut().enumerate() {
                 if let Err(e) = b.end() {

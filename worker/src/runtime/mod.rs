@@ -7,11 +7,13 @@
 
 mod assemble;
 mod executor;
+mod lease;
 mod queue;
 mod router;
 pub mod stats;
 
 pub use assemble::{start_local_worker, start_worker};
+pub use lease::Lease;
 pub use queue::Batch;
 pub use stats::{Counters, ExecutorStats, QueueHeads};
 
@@ -337,6 +339,9 @@ pub struct WorkerSpec<'a> {
     pub placement: Option<Placement>,
     /// Spouts emit only while this is true (Storm's activate/deactivate).
     pub active: Arc<AtomicBool>,
+    /// How long the tasks may run: the supervisor renews it while it hears from the cluster
+    /// (fencing, see [`Lease`]); local mode's never ends.
+    pub lease: Lease,
 }
 
 #[cfg(test)]
