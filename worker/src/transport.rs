@@ -608,6 +608,17 @@ pub fn start_listener(
     stop: Arc<AtomicBool>,
     secret: Option<ClusterSecret>,
 ) -> std::io::Result<JoinHandle<()>> {
+    start_listener_with(listener, topology, inbound, stop, secret, MAX_CONNECTIONS)
+}
+
+fn start_listener_with(
+    listener: TcpListener,
+    topology: Arc<Topology>,
+    inbound: Arc<Inbound>,
+    stop: Arc<AtomicBool>,
+    secret: Option<ClusterSecret>,
+    max_connections: usize,
+) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("gale-listen".into())
@@ -615,8 +626,8 @@ pub fn start_listener(
             let mut readers: Vec<JoinHandle<()>> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((s, peer)) if readers.len() >= MAX_CONNECTIONS => {
-                        tracing::warn!(%peer, "Closing a connection: {MAX_CONNECTIONS} are open");
+                    Ok((s, peer)) if readers.len() >= max_connections => {
+                        tracing::warn!(%peer, "Closing a connection: {max_connections} are open");
                         drop(s);
                     }
                     Ok((mut s, peer)) => {
@@ -1010,6 +1021,10 @@ mod hostile {
 
     /// A listener with no cluster secret (the weakest setting) on a free loopback port.
     fn listen() -> (SocketAddr, Arc<AtomicBool>, JoinHandle<()>) {
+        listen_max(MAX_CONNECTIONS)
+    }
+
+    fn listen_max(max: usize) -> (SocketAddr, Arc<AtomicBool>, JoinHandle<()>) {
         let yaml = "name: t\nspouts: [{id: s, className: TestWordSpout}]\nbolts: [{id: b, className: LogInfoBolt}]\nstreams: [{from: s, to: b, grouping: {type: SHUFFLE}}]\n";
         let reg = <topology_api::Registry as components::Builtins>::with_builtins();
         let l = flux::load_bytes(
@@ -1023,12 +1038,13 @@ mod hostile {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
-        let h = start_listener(
+        let h = start_listener_with(
             listener,
             Arc::new(l.topology),
             Arc::new(Inbound::default()),
             stop.clone(),
             None,
+            max,
         )
         .expect("listens");
         (addr, stop, h)
@@ -1079,6 +1095,41 @@ mod hostile {
         }
         let grown = rss_kib().saturating_sub(before);
         assert!(grown < 32 << 10, "the worker grew by {grown} KiB");
+        stop.store(true, Ordering::SeqCst);
+        h.join().expect("listener ends");
+    }
+
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+    }
+
+    /// Idle connections past the limit (40 here, 1,024 in a worker) are closed as they arrive:
+    /// they cannot pile up threads (2,000 idle connections once made 1,707).
+    #[test]
+    fn idle_connections_past_the_limit_are_closed_and_hold_no_thread() {
+        let (addr, stop, h) = listen_max(40);
+        let before = threads();
+        let mut open = Vec::new();
+        for _ in 0..40 {
+            open.push(TcpStream::connect(addr).expect("connects"));
+        }
+        // Let the listener take them all before the next ones arrive.
+        let t = std::time::Instant::now();
+        while threads() < before + 40 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut refused = 0;
+        for _ in 0..60 {
+            let mut s = TcpStream::connect(addr).expect("connects");
+            if closed_within(&mut s, Duration::from_secs(5)) {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 60, "connections past the limit left open");
+        // (Other tests of this binary start a few threads meanwhile: slack of 10, not of 60.)
+        let grown = threads().saturating_sub(before);
+        assert!(grown <= 50, "{grown} threads for 40 allowed connections");
+        drop(open);
         stop.store(true, Ordering::SeqCst);
         h.join().expect("listener ends");
     }
