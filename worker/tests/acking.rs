@@ -128,8 +128,53 @@ impl Bolt for PairJoin {
     }
 }
 
+/// Joins the two copies of each spout tuple (by its value): one emit anchored to both, two
+/// anchors of one tree.
+#[derive(Default)]
+struct SameTreeJoin {
+    held: std::collections::HashMap<i64, Tuple<'static>>,
+}
+
+impl Bolt for SameTreeJoin {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(Fields::new(["n"]));
+    }
+    fn execute(&mut self, t: &Tuple, out: &mut BoltCollector<'_>) {
+        let n = t.get_int(0).unwrap_or(-1);
+        match self.held.remove(&n) {
+            None => {
+                self.held.insert(n, t.to_owned());
+            }
+            Some(h) => {
+                let mut v = Values::new();
+                v.push(Value::Int(n));
+                out.emit_stream("default", &[&h, t], v);
+                out.ack(&h);
+                out.ack(t);
+            }
+        }
+    }
+    fn auto_ack(&self) -> bool {
+        false
+    }
+}
+
+/// Emits its input's values anchored to it.
+struct Forward;
+
+impl Bolt for Forward {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(Fields::new(["n"]));
+    }
+    fn execute(&mut self, t: &Tuple, out: &mut BoltCollector<'_>) {
+        out.emit_anchored(t, t.to_values());
+    }
+}
+
 fn registry(n: u64, log: Arc<Mutex<Log>>) -> Registry {
     let mut r = Registry::with_builtins();
+    r.register_bolt("SameTreeJoin", |_| Ok(Box::new(SameTreeJoin::default())));
+    r.register_bolt("Forward", |_| Ok(Box::new(Forward)));
     r.register_spout("Reliable", move |_| {
         Ok(Box::new(ReliableSpout {
             n,
@@ -203,6 +248,24 @@ fn multi_anchored_trees_complete() {
     let log = log.lock().expect("lock");
     assert_eq!(log.acked.len(), 500);
     assert!(log.failed.is_empty());
+}
+
+/// An emit anchored to two tuples of one tree (both copies of a spout tuple, sent to two tasks by
+/// ALL grouping and joined again): each anchor gets its own edge, so every tree completes. (One
+/// edge XORed into both anchors cancelled out, and the trees never completed.)
+#[test]
+fn an_emit_anchored_to_two_tuples_of_one_tree_completes_it() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let reg = registry(500, log.clone());
+    let yaml = "name: t\nconfig:\n  topology.acker.executors: 1\n  topology.message.timeout.secs: 1\nspouts:\n  - {id: s, className: Reliable}\nbolts:\n  - {id: pass, className: Forward, parallelism: 2}\n  - {id: join, className: SameTreeJoin}\n  - {id: flaky, className: Flaky}\nstreams:\n  - {from: s, to: pass, grouping: {type: ALL}}\n  - {from: pass, to: join, grouping: {type: GLOBAL}}\n  - {from: join, to: flaky, grouping: {type: SHUFFLE}}\n";
+    let s = run(yaml, &reg);
+    assert_eq!(s.ended, "drained", "{:?}", s.errors);
+    let log = log.lock().expect("lock");
+    assert_eq!(log.acked.len(), 500);
+    // Flaky fails every tenth and lets every 25th time out, the first time: each of those trees must
+    // fail, not complete before the join's output was handled.
+    let want = (0..500).filter(|n| n % 10 == 0 || n % 25 == 0).count();
+    assert_eq!(log.failed.len(), want, "trees completed early");
 }
 
 #[test]

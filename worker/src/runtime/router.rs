@@ -34,10 +34,14 @@ enum AckTag {
         copies: u32,
         rng: Rng,
     },
-    /// An anchored bolt emit: each copy is a new edge of every anchor's trees.
+    /// An anchored bolt emit: each copy is a new edge of each anchor (as Storm draws an edge
+    /// per anchor), so two anchors of one tree (a checkpoint forwarded once every upstream task
+    /// sent it) each get their own edge and the tree still balances.
     Anchored {
-        roots: SmallVec<[u64; 2]>,
-        xor: u64,
+        /// The roots of each anchor that has any.
+        anchors: SmallVec<[SmallVec<[u64; 2]>; 2]>,
+        /// Per anchor: the XOR of the edges drawn for it.
+        xors: SmallVec<[u64; 2]>,
         rng: Rng,
     },
 }
@@ -65,10 +69,19 @@ impl AckTag {
                 ids.push((*root, e));
                 ids
             }
-            AckTag::Anchored { roots, xor, rng } => {
-                let e = rng.next();
-                *xor ^= e;
-                roots.iter().map(|r| (*r, e)).collect()
+            AckTag::Anchored { anchors, xors, rng } => {
+                let mut ids = AckIds::new();
+                for (roots, x) in anchors.iter().zip(xors.iter_mut()) {
+                    let e = rng.next();
+                    *x ^= e;
+                    for &r in roots {
+                        match ids.iter_mut().find(|(root, _)| *root == r) {
+                            Some(pair) => pair.1 ^= e,
+                            None => ids.push((r, e)),
+                        }
+                    }
+                }
+                ids
             }
         }
     }
@@ -813,15 +826,16 @@ impl Router {
     /// A bolt emit (acking on): the new edges are anchored to every tree of the anchors.
     #[inline]
     fn emit_anchored(&mut self, si: usize, e: &Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
-        let mut roots: SmallVec<[u64; 2]> = SmallVec::new();
+        // The anchors that belong to a tree, each with its roots.
+        let mut keys: SmallVec<[(u64, u64); 2]> = SmallVec::new();
+        let mut anchors: SmallVec<[SmallVec<[u64; 2]>; 2]> = SmallVec::new();
         for a in e.anchors {
-            for (r, _) in a.ack_pairs() {
-                if !roots.contains(&r) {
-                    roots.push(r);
-                }
+            if let Some(key) = a.first_ack_id() {
+                keys.push(key);
+                anchors.push(a.ack_pairs().map(|(r, _)| r).collect());
             }
         }
-        if roots.is_empty() {
+        if anchors.is_empty() {
             self.route(si, e.values, e.direct_task, task_ids, &mut AckTag::Off);
             return;
         }
@@ -829,21 +843,19 @@ impl Router {
             return;
         };
         let mut tag = AckTag::Anchored {
-            roots,
-            xor: 0,
+            xors: smallvec::smallvec![0; anchors.len()],
+            anchors,
             rng: acks.rng,
         };
         self.route(si, e.values, e.direct_task, task_ids, &mut tag);
-        let AckTag::Anchored { xor, rng, .. } = tag else {
+        let AckTag::Anchored { xors, rng, .. } = tag else {
             return;
         };
         if let Some(acks) = self.lane.acks.as_mut() {
             acks.rng = rng;
         }
-        for a in e.anchors {
-            if let Some(key) = a.first_ack_id() {
-                self.anchor_edges(key, xor);
-            }
+        for (key, x) in keys.into_iter().zip(xors) {
+            self.anchor_edges(key, x);
         }
     }
 
