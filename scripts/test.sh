@@ -11,6 +11,8 @@
 #     multi-lang test of a bolt written with pystorm, over JSON and msgpack
 #   - zookeeper (Debian's package, with its Java runtime): the cluster tests start a private one on a
 #     free loopback port with scripts/zk.sh
+#   - redis-server (Debian's package): the Redis state provider's tests start a private one on a
+#     free loopback port (the system service is not used)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +53,11 @@ export GALE_PYSTORM_PYTHON="$PWD/$venv/bin/python"
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
   log "installing zookeeper (Debian package)"
   apt_install zookeeper
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "installing redis-server (Debian package)"
+  apt_install redis-server
 fi
 
 if [ -z "${GALE_TEST_QUICK:-}" ]; then

@@ -102,6 +102,10 @@ pub struct LocalArgs {
     /// Write run metrics as JSON to this file when the run ends.
     #[arg(long, value_name = "OUT")]
     pub metrics_json: Option<PathBuf>,
+    /// Where stateful bolts keep their state with the embedded store (the default provider in
+    /// local mode): `<DIR>/<topology>.redb`. Run again with the same folder to resume.
+    #[arg(long, value_name = "DIR", default_value = "gale-state")]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -273,8 +277,26 @@ fn plan(a: &PlanArgs, registry: &Registry) -> Result<ExitCode> {
 }
 
 fn local(a: &LocalArgs, registry: &Registry) -> Result<ExitCode> {
-    let l = load(&a.spec, registry)?;
+    let mut l = load(&a.spec, registry)?;
+    if l.topology
+        .component(topology_api::checkpoint::CHECKPOINT_COMPONENT)
+        .is_some()
+    {
+        local_state_defaults(&mut l.topology.config, &a.state_dir);
+    }
     run_local_and_report(l, registry, a.duration, a.metrics_json.as_deref())
+}
+
+/// Local mode keeps state in the embedded store under `--state-dir` unless the topology names
+/// a provider (docs/state.md).
+fn local_state_defaults(config: &mut serde_json::Map<String, serde_json::Value>, dir: &Path) {
+    use topology_api::keys;
+    config
+        .entry(keys::STATE_PROVIDER)
+        .or_insert_with(|| state_redb::NAME.into());
+    config
+        .entry(keys::STATE_DIR)
+        .or_insert_with(|| dir.display().to_string().into());
 }
 
 /// How long a run may take to stop after the first Ctrl-C before Gale leaves anyway.

@@ -36,8 +36,9 @@ pub(crate) fn process_start_us() -> u64 {
 
 /// Parses the process's arguments and runs that `gale` command with the components of
 /// `registry`; returns the exit code (0 success, 1 user error, 2 a daemon unreachable).
-pub fn main_with(registry: Registry) -> ExitCode {
+pub fn main_with(mut registry: Registry) -> ExitCode {
     let _ = process_start_us();
+    add_state_providers(&mut registry);
     let cli = commands::Cli::parse();
     init_logging();
     match commands::run(cli, registry) {
@@ -69,4 +70,12 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// Adds the state providers every gale binary has (docs/state.md): the embedded store
+/// (`embedded`) and Redis (`redis`, Storm's `RedisKeyValueStateProvider`), beside the registry's
+/// in-memory one.
+pub fn add_state_providers(registry: &mut Registry) {
+    state_redb::register(registry);
+    state_redis::register(registry);
 }

@@ -375,6 +375,61 @@ fn flux_compat_fixtures_with_builtins_run_locally() {
     window_fires_every(&dir.join("count-window.yaml"), ("window", "printer"), 2);
 }
 
+/// Storm's stateful word count shape (TestWordSpout -> StatefulWordCounter -> LogInfoBolt) runs
+/// with the embedded store under --state-dir; run again with the same folder, its counts go on
+/// from the last checkpoint instead of starting at 1.
+#[test]
+fn stateful_word_count_keeps_its_counts_across_runs() {
+    let dir = tmpdir("stateful");
+    let yaml = root().join("topologies/compat/stateful-word-count.yaml");
+    let state = dir.join("state");
+    let counts = |o: &Output| -> Vec<(String, i64)> {
+        text(&o.stderr)
+            .lines()
+            .filter_map(|l| {
+                l.split("Tuple [")
+                    .nth(1)?
+                    .split(']')
+                    .next()
+                    .map(str::to_owned)
+            })
+            .filter_map(|t| {
+                let (w, n) = t.split_once(", ")?;
+                Some((w.to_owned(), n.parse().ok()?))
+            })
+            .collect()
+    };
+    let args = [
+        "local",
+        yaml.to_str().expect("path"),
+        "--duration",
+        "1.5",
+        "--state-dir",
+        state.to_str().expect("path"),
+    ];
+    let run_logged = || {
+        gale()
+            .env("GALE_LOG", "info")
+            .args(args)
+            .current_dir(root())
+            .output()
+            .expect("gale runs")
+    };
+    let first = run_logged();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let c1 = counts(&first);
+    assert!(c1.len() >= 5, "{}", text(&first.stderr));
+    assert!(state.join("stateful-wordcount-topology.redb").is_file());
+    let second = run_logged();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let c2 = counts(&second);
+    let (word, n) = c2.first().cloned().expect("counts in the second run");
+    assert!(
+        n > 1,
+        "the second run started over: {word} counted {n} (first run: {c1:?})"
+    );
+}
+
 /// Each file runs locally for half a second and prints its summary.
 fn runs_briefly(dir: &Path, files: &[&str]) {
     for f in files {
@@ -423,6 +478,20 @@ fn storms_own_flux_examples_run_locally_when_present() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     // The windowing example: a window of 5 sliding every 3 emits its size every third word.
     window_fires_every(&dir.join("simple_windowing.yaml"), ("bolt-1", "bolt-2"), 3);
+    // The stateful word count, with its state in a folder of its own.
+    let state = tmpdir("storm-stateful");
+    let o = run(&[
+        "local",
+        dir.join("simple_stateful_wordcount.yaml")
+            .to_str()
+            .expect("path"),
+        "--duration",
+        "0.5",
+        "--state-dir",
+        state.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(state.join("stateful-wordcount-topology.redb").is_file());
 }
 
 /// Runs a topology locally for `secs` and returns its --metrics-json.

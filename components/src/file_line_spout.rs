@@ -362,6 +362,37 @@ impl Spout for FileLineSpout {
         }
     }
 
+    /// The next line to read and its file offset.
+    fn position(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"line": self.line_no, "offset": self.offset}))
+    }
+
+    fn seek(&mut self, position: Option<&serde_json::Value>) -> Result<(), ComponentError> {
+        use std::io::{Seek, SeekFrom};
+        let field = |k: &str| position.and_then(|p| p.get(k)).and_then(|v| v.as_u64());
+        let (line, offset) = (field("line").unwrap_or(0), field("offset").unwrap_or(0));
+        let mut f = File::open(&self.resolved).map_err(|source| ComponentError::Io {
+            what: "cannot open input file",
+            path: self.resolved.clone(),
+            source,
+        })?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|source| ComponentError::Io {
+                what: "cannot seek in input file",
+                path: self.resolved.clone(),
+                source,
+            })?;
+        self.reader = Some(BufReader::with_capacity(256 << 10, f));
+        self.line_no = line;
+        self.offset = offset;
+        self.eof = false;
+        self.pending.clear();
+        self.pending_base = line;
+        self.pending_live = 0;
+        self.replay.clear();
+        Ok(())
+    }
+
     fn ack(&mut self, id: &MessageId) {
         if let MessageId::Int(no) = id
             && self.settle(*no)
@@ -433,6 +464,10 @@ mod tests {
             component_tasks: Arc::new(BTreeMap::from([("lines".into(), vec![1])])),
             config: Arc::new(config),
             resources_dir: PathBuf::from("."),
+            inputs: Vec::new(),
+            state: None,
+            inputs_ended: None,
+            checkpoints_done: None,
         };
         s.open(&ctx).expect("open");
         s

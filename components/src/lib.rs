@@ -20,7 +20,7 @@ pub use multilang::{ShellBolt, ShellSpout};
 pub use random::{RandomSentenceSpout, TestWordSpout};
 pub use sinks::{FileSinkBolt, LogInfoBolt, SleepBolt, TsvSinkBolt};
 pub use window::WindowCountBolt;
-pub use words::{SplitSentenceBolt, WordCountBolt};
+pub use words::{SplitSentenceBolt, StatefulWordCount, WordCountBolt};
 
 use topology_api::registry::Registry;
 
@@ -51,6 +51,7 @@ pub fn register(r: &mut Registry) {
     });
     r.register_bolt("SplitSentenceBolt", |_| Ok(Box::new(SplitSentenceBolt)));
     r.register_bolt("WordCountBolt", |_| Ok(Box::new(WordCountBolt::default())));
+    r.register_stateful_bolt("StatefulWordCount", |_| Ok(StatefulWordCount));
     r.register_bolt("LogInfoBolt", |_| Ok(Box::new(LogInfoBolt::default())));
     r.register_bolt("TsvSinkBolt", |a| Ok(Box::new(TsvSinkBolt::from_args(a)?)));
     r.register_bolt("FileSinkBolt", |a| {
@@ -66,6 +67,10 @@ pub fn register(r: &mut Registry) {
 
     r.alias("org.apache.storm.testing.TestWordSpout", "TestWordSpout");
     r.alias("org.apache.storm.testing.TestWordCounter", "WordCountBolt");
+    r.alias(
+        "org.apache.storm.flux.examples.StatefulWordCounter",
+        "StatefulWordCount",
+    );
     r.alias(
         "org.apache.storm.flux.wrappers.bolts.LogInfoBolt",
         "LogInfoBolt",

@@ -5,6 +5,7 @@ use topology_api::component::{Bolt, BoltCollector, OutputDeclarer};
 use topology_api::tuple::Tuple;
 use topology_api::value::{Fields, SmolStr};
 use topology_api::wire::ValueRef;
+use topology_api::{KeyValueState, StatefulBolt};
 
 /// Splits field 0 on whitespace (Unicode's definition, as `str::split_whitespace`) and emits each
 /// word (field `word`), anchored to the input.
@@ -182,5 +183,41 @@ impl WordCountBolt {
             .counts
             .insert(SmolStr::new(String::from_utf8_lossy(key)), 1);
         (w, *n)
+    }
+}
+
+/// A word count whose counts are checkpointed state (`StatefulWordCount`; Storm's Flux example
+/// `org.apache.storm.flux.examples.StatefulWordCounter` resolves to it): counts words of field 0
+/// in a [`KeyValueState`] of word -> count, and emits `(word, count)` anchored to each input.
+#[derive(Debug, Default)]
+pub struct StatefulWordCount;
+
+impl StatefulBolt for StatefulWordCount {
+    type Key = String;
+    type Value = i64;
+
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(Fields::new(["word", "count"]));
+    }
+
+    fn execute(
+        &mut self,
+        input: &Tuple,
+        state: &mut KeyValueState<String, i64>,
+        out: &mut BoltCollector<'_>,
+    ) {
+        let text;
+        let word = match input.get_str(0) {
+            Some(w) => w,
+            None => match input.get(0) {
+                Some(v) => {
+                    text = v.to_string();
+                    text.as_str()
+                }
+                None => return,
+            },
+        };
+        let n = *state.update(word, |n| n.copied().unwrap_or(0) + 1);
+        out.emit_refs_anchored(input, &[ValueRef::Str(word), ValueRef::Int(n)]);
     }
 }

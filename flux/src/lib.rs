@@ -4,6 +4,7 @@
 //! parse into a located tree (serde-saphyr, with its alias-bomb budget), then one validation pass
 //! that collects every problem as `FILE:LINE:COL: message`.
 
+pub mod checkpoint;
 pub mod includes;
 pub mod layout;
 pub mod model;

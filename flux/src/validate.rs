@@ -65,6 +65,9 @@ pub struct Foreign {
     pub classes: BTreeSet<String>,
     /// The submitter's validated components, by id.
     pub components: BTreeMap<String, ComponentDef>,
+    /// The submitter's binary found a stateful bolt among them (its topology has the checkpoint
+    /// spout): wire checkpoints when a foreign class is used.
+    pub stateful: bool,
 }
 
 /// Validates a parsed document against `registry` (and `foreign` classes, if given); on success
@@ -299,14 +302,73 @@ impl Checker {
         let spouts = self.build_components(spouts, registry, true);
         let bolts = self.build_components(bolts, registry, false);
         let streams = self.streams(root.get("streams"), &spouts, &bolts);
-
-        Some(Topology {
+        let stateful = bolts.iter().any(|b| {
+            registry.is_stateful(&b.class_name)
+                || (self.foreign.stateful && self.foreign.classes.contains(&b.class_name))
+        });
+        if stateful {
+            self.state_config(root, &config, registry);
+        }
+        let mut t = Topology {
             name: name?,
             config,
             spouts,
             bolts,
             streams,
-        })
+        };
+        if stateful {
+            crate::checkpoint::wire(&mut t);
+        }
+        Some(t)
+    }
+
+    /// A topology with stateful bolts: acking on, a known state provider, a JSON provider config.
+    fn state_config(
+        &mut self,
+        root: &Node,
+        config: &serde_json::Map<String, serde_json::Value>,
+        registry: &Registry,
+    ) {
+        let at = |key: &str| {
+            root.get("config")
+                .and_then(|c| c.get(key))
+                .map_or(root.pos, |n| n.pos)
+        };
+        if config.get(keys::ACKER_EXECUTORS).and_then(|v| v.as_u64()) == Some(0) {
+            self.err(
+                at(keys::ACKER_EXECUTORS),
+                "a topology with stateful bolts needs acking (checkpoints are acked tuples): set `topology.acker.executors` to 1 or more, or leave it out",
+            );
+        }
+        if let Some(v) = config.get(keys::STATE_PROVIDER) {
+            let name = v.as_str().unwrap_or_default();
+            if registry.state_provider(name).is_none() {
+                let known: Vec<&str> = registry.state_provider_names().collect();
+                self.err(
+                    at(keys::STATE_PROVIDER),
+                    format!(
+                        "`{}`: unknown state provider {v}; known: {}",
+                        keys::STATE_PROVIDER,
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(v) = config.get(keys::STATE_PROVIDER_CONFIG) {
+            let ok = v
+                .as_str()
+                .is_some_and(|s| serde_json::from_str::<serde_json::Value>(s).is_ok())
+                || v.is_object();
+            if !ok {
+                self.err(
+                    at(keys::STATE_PROVIDER_CONFIG),
+                    format!(
+                        "`{}`: expected a JSON object as a string (Storm's form), such as '{{\"jedisPoolConfig\": {{\"host\": \"127.0.0.1\", \"port\": 6379}}}}'",
+                        keys::STATE_PROVIDER_CONFIG
+                    ),
+                );
+            }
+        }
     }
 
     fn check_keys(

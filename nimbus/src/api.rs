@@ -305,6 +305,10 @@ async fn submit<S: Store>(
             .flat_map(|t| t.components())
             .map(|c| (c.id.clone(), c.clone()))
             .collect(),
+        stateful: req.validated.as_ref().is_some_and(|t| {
+            t.component(topology_api::checkpoint::CHECKPOINT_COMPONENT)
+                .is_some()
+        }),
     };
     let loaded = load_submitted(&req.file, req.yaml.as_bytes(), &s.registry, &foreign)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;

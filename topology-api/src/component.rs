@@ -135,6 +135,16 @@ pub struct TopologyContext {
     /// Where shell components run and relative paths are resolved: `resources/` beside the YAML
     /// if it exists, else the YAML's folder.
     pub resources_dir: PathBuf,
+    /// The (component, stream) pairs this component subscribes to.
+    pub inputs: Vec<(String, String)>,
+    /// Where stateful bolts keep their state (a topology with a stateful bolt).
+    pub state: Option<Arc<dyn crate::state::StateProvider>>,
+    /// Set once every data spout of the run has finished (local mode): the checkpoint spout then
+    /// ends too.
+    pub inputs_ended: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set by the checkpoint spout when it ends (local mode): finished data spouts, which pass
+    /// checkpoints on until then, end too.
+    pub checkpoints_done: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl TopologyContext {
@@ -649,6 +659,18 @@ impl<'a> BoltCollector<'a> {
     pub fn report_error(&mut self, message: &str) {
         self.sink.report_error(message);
     }
+
+    /// The runtime's sink under this collector (for the runtime's own bolt wrappers).
+    #[doc(hidden)]
+    pub fn sink_mut(&mut self) -> &mut dyn OutputSink {
+        self.sink
+    }
+
+    /// Inputs acked or failed through this collector.
+    #[doc(hidden)]
+    pub fn settled(&self) -> u64 {
+        self.settled
+    }
 }
 
 /// A source of tuples, with Storm's `ISpout` lifecycle.
@@ -673,6 +695,19 @@ pub trait Spout: Send {
     fn activate(&mut self) {}
     fn deactivate(&mut self) {}
     fn close(&mut self) {}
+
+    /// Gale's exactly-once state (docs/state.md): where the spout is in its input (what it has
+    /// emitted), recorded with each checkpoint of a topology with stateful bolts. `None` (the
+    /// default): the spout cannot rewind; its tuples are replayed by message id, at least once.
+    fn position(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Rewinds to a position [`Spout::position`] returned (`None`: the start of the input),
+    /// forgetting the tuples in flight: what follows the position is emitted again.
+    fn seek(&mut self, _position: Option<&serde_json::Value>) -> Result<(), ComponentError> {
+        Ok(())
+    }
 
     /// Gale's addition for finite sources: true once the spout will emit nothing more (replays
     /// included). Local mode ends when every spout is finished and every tuple is processed.

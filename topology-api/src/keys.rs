@@ -18,6 +18,14 @@ pub const GALE_MODE: &str = "gale.mode";
 /// does not time out while executors of the spout's worker are still working through tuples
 /// older than it, STORM-2359) or `storm` (from emit, whatever it waits behind).
 pub const MESSAGE_TIMEOUT_RULE: &str = "gale.message.timeout.rule";
+/// Storm's checkpoint interval for stateful bolts (default 1000, at least 100).
+pub const STATE_CHECKPOINT_INTERVAL_MS: &str = "topology.state.checkpoint.interval.ms";
+/// Storm's state provider class (default: in memory; `gale local`: the embedded store).
+pub const STATE_PROVIDER: &str = "topology.state.provider";
+/// The provider's settings, a JSON string (Redis: `{"jedisPoolConfig": {"host": ..}}`).
+pub const STATE_PROVIDER_CONFIG: &str = "topology.state.provider.config";
+/// Gale's: where the embedded state store keeps its file (`gale local --state-dir`).
+pub const STATE_DIR: &str = "gale.state.dir";
 
 /// Keys whose value must be a whole number, and the smallest value allowed.
 /// ... and the largest (docs/configuration.md, "Limits"): a value past it is refused where it
@@ -33,6 +41,7 @@ pub const INTEGER_KEYS: &[(&str, i64, i64)] = &[
     (BATCH_FLUSH_INTERVAL_MILLIS, 0, 60_000),
     (EXECUTOR_RECEIVE_BUFFER_SIZE, 1, 1 << 26),
     (TRANSFER_BUFFER_SIZE, 1, 1 << 26),
+    (STATE_CHECKPOINT_INTERVAL_MS, 1, 86_400_000),
 ];
 
 /// Most workers a topology may ask for (`topology.workers`, a rebalance's `-n`).

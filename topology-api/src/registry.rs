@@ -18,7 +18,12 @@
 //! assert!(r.resolve("UppercaseBolt").is_some());
 //! ```
 
+use crate::checkpoint::{CHECKPOINT_SPOUT_CLASS, CheckpointSpout, StatefulBoltAdapter};
 use crate::component::{Bolt, ComponentArgs, ComponentError, Spout};
+use crate::state::{
+    KeyValueState, MEMORY_PROVIDER, MemoryProvider, ProviderConfig, ProviderFactory, StateError,
+    StateProvider, StatefulBolt, Typed,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -50,20 +55,102 @@ impl fmt::Debug for Factory {
     }
 }
 
-/// className -> constructor, plus aliases (Storm's Java names).
-#[derive(Clone, Debug, Default)]
+/// State providers by class name.
+#[derive(Clone, Default)]
+struct Providers(BTreeMap<String, ProviderFactory>);
+
+impl fmt::Debug for Providers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// className -> constructor, plus aliases (Storm's Java names), which classes are stateful
+/// bolts, and the state providers (`topology.state.provider`).
+#[derive(Clone, Debug)]
 pub struct Registry {
     classes: BTreeMap<String, Factory>,
     aliases: BTreeMap<String, String>,
     /// Classes that read Flux `configMethods` (validation refuses them on any other class, so
     /// none is silently ignored).
     config_methods: std::collections::BTreeSet<String>,
+    stateful: std::collections::BTreeSet<String>,
+    providers: Providers,
+}
+
+impl Default for Registry {
+    /// What every registry has: the checkpoint spout of stateful topologies and Storm's
+    /// in-memory state provider.
+    fn default() -> Self {
+        let mut r = Registry {
+            classes: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            config_methods: Default::default(),
+            stateful: Default::default(),
+            providers: Providers::default(),
+        };
+        r.register_spout(CHECKPOINT_SPOUT_CLASS, |_| {
+            Ok(Box::new(CheckpointSpout::default()))
+        });
+        for name in [MEMORY_PROVIDER, "memory"] {
+            r.register_state_provider(name, |_| {
+                Ok(Arc::new(MemoryProvider::default()) as Arc<dyn StateProvider>)
+            });
+        }
+        r
+    }
 }
 
 impl Registry {
-    /// A registry with nothing in it.
+    /// A registry with no components of its own (only the system ones every registry has).
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    /// Registers a stateful bolt ([`StatefulBolt`]): the runtime checkpoints its state and
+    /// wires the topology's `$checkpoint` streams (docs/state.md).
+    pub fn register_stateful_bolt<B, F>(&mut self, class_name: &str, f: F) -> &mut Self
+    where
+        B: StatefulBolt,
+        F: Fn(&ComponentArgs) -> Result<B, ComponentError> + Send + Sync + 'static,
+    {
+        self.register_bolt(class_name, move |args| {
+            let task = Typed {
+                bolt: f(args)?,
+                state: KeyValueState::default(),
+            };
+            Ok(Box::new(StatefulBoltAdapter::new(Box::new(task))))
+        });
+        self.stateful.insert(class_name.to_owned());
+        self
+    }
+
+    /// Whether a className or alias is a stateful bolt.
+    pub fn is_stateful(&self, name: &str) -> bool {
+        self.resolve(name)
+            .is_some_and(|(canonical, _)| self.stateful.contains(canonical))
+    }
+
+    /// Registers a state provider under a class name (`topology.state.provider`).
+    pub fn register_state_provider<F>(&mut self, class_name: &str, f: F) -> &mut Self
+    where
+        F: Fn(&ProviderConfig<'_>) -> Result<Arc<dyn StateProvider>, StateError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.providers.0.insert(class_name.to_owned(), Arc::new(f));
+        self
+    }
+
+    /// The provider factory of a class name.
+    pub fn state_provider(&self, class_name: &str) -> Option<&ProviderFactory> {
+        self.providers.0.get(class_name)
+    }
+
+    /// Registered state provider class names, sorted.
+    pub fn state_provider_names(&self) -> impl Iterator<Item = &str> {
+        self.providers.0.keys().map(String::as_str)
     }
 
     pub fn register_spout<F>(&mut self, class_name: &str, f: F) -> &mut Self
@@ -110,9 +197,12 @@ impl Registry {
             .map(|(k, f)| (k.as_str(), f))
     }
 
-    /// Registered class names (aliases not included), sorted.
+    /// Registered class names (aliases and the system checkpoint spout not included), sorted.
     pub fn class_names(&self) -> impl Iterator<Item = &str> {
-        self.classes.keys().map(String::as_str)
+        self.classes
+            .keys()
+            .map(String::as_str)
+            .filter(|c| *c != CHECKPOINT_SPOUT_CLASS)
     }
 
     /// Every name a topology may use for a class here: registered names and aliases, sorted.

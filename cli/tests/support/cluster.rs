@@ -36,11 +36,23 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up on Linux): a port the
+/// kernel handed out for `:0` can be handed out again to an outgoing connection (a ZooKeeper
+/// client's) before the daemon that was given it binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes start at different places in the range, so two test binaries rarely probe the
+    // same ports at once.
+    let start = (std::process::id() % 600) * 20;
+    for _ in 0..12_000 {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (20_000 + (start + i) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-32767")
 }
 
 pub struct Cluster {

@@ -5,7 +5,7 @@
 //! executors and the ackers ([`Assembly`]), then wait until every executor opened
 //! ([`await_open`]). Nothing runs a tuple until all of them have.
 
-use super::executor::{self, ExecutorEnv, OpenFailure, Reliability};
+use super::executor::{self, ExecutorEnv, InputsLeft, OpenFailure, Reliability};
 use super::router::{Acking, ErrorReporter, InputAcks, OutBuf, OutStream, Router, Subscriber};
 use super::{
     Batch, Counters, ErrorLog, ExecutorHandle, ExecutorStats, GoSignal, Inbound, Placement,
@@ -18,10 +18,12 @@ use flux::layout::{ACKER_ID, ComponentKind, ComponentTasks, ExecutorId, task_lay
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use topology_api::checkpoint::{CHECKPOINT_COMPONENT, CheckpointForwarder};
 use topology_api::grouping::{Grouping, Shuffle};
 use topology_api::lane::Lane;
 use topology_api::registry::Factory;
 use topology_api::rng::Rng;
+use topology_api::state::{MEMORY_PROVIDER, ProviderConfig, StateProvider};
 use topology_api::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, ComponentError, DEFAULT_STREAM, Fields,
     SYSTEM_COMPONENT, Spout, StreamSource, TopologyContext, system_source,
@@ -210,6 +212,53 @@ struct Assembly<'a> {
     heads: Arc<QueueHeads>,
     next_head: usize,
     handles: Vec<ExecutorHandle>,
+    /// A topology with stateful bolts: where they keep their state.
+    state: Option<Arc<dyn StateProvider>>,
+    /// Data spout executors of this worker still running, and the flag set when none is.
+    spouts_left: Arc<std::sync::atomic::AtomicUsize>,
+    inputs_ended: Arc<std::sync::atomic::AtomicBool>,
+    checkpoints_done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The state provider of a topology with stateful bolts (`topology.state.provider`, Storm's
+/// in-memory one by default), built once per worker.
+fn state_provider(
+    topo: &Topology,
+    registry: &topology_api::Registry,
+) -> Result<Option<Arc<dyn StateProvider>>, RuntimeError> {
+    if topo.component(CHECKPOINT_COMPONENT).is_none() {
+        return Ok(None);
+    }
+    let name = topo
+        .config
+        .get(keys::STATE_PROVIDER)
+        .and_then(|v| v.as_str())
+        .unwrap_or(MEMORY_PROVIDER);
+    let err = |message: String| RuntimeError::Build {
+        component: CHECKPOINT_COMPONENT.to_owned(),
+        class: name.to_owned(),
+        message,
+    };
+    let factory = registry.state_provider(name).ok_or_else(|| {
+        let known: Vec<&str> = registry.state_provider_names().collect();
+        err(format!(
+            "this binary has no state provider {name:?}; it has: {}",
+            known.join(", ")
+        ))
+    })?;
+    let provider_config = match topo.config.get(keys::STATE_PROVIDER_CONFIG) {
+        Some(serde_json::Value::String(s)) => serde_json::from_str(s)
+            .map_err(|e| err(format!("{}: {e}", keys::STATE_PROVIDER_CONFIG)))?,
+        Some(v) => v.clone(),
+        None => serde_json::Value::Null,
+    };
+    factory(&ProviderConfig {
+        topology: &topo.name,
+        provider_config,
+        config: &topo.config,
+    })
+    .map(Some)
+    .map_err(|e| err(e.to_string()))
 }
 
 impl<'a> Assembly<'a> {
@@ -241,7 +290,17 @@ impl<'a> Assembly<'a> {
             .count();
         let errors = Arc::new(ErrorLog::default());
         let (ready, ready_rx) = crossbeam_channel::unbounded();
+        let data_spouts = layout
+            .iter()
+            .filter(|c| c.kind == ComponentKind::Spout && c.id != CHECKPOINT_COMPONENT)
+            .flat_map(|c| c.executors.iter())
+            .filter(|e| runs_here(e))
+            .count();
         let asm = Assembly {
+            state: None,
+            spouts_left: Arc::new(std::sync::atomic::AtomicUsize::new(data_spouts)),
+            inputs_ended: Arc::new(std::sync::atomic::AtomicBool::new(data_spouts == 0)),
+            checkpoints_done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             spec,
             cfg,
             acker_tasks: tasks_of(&|c| c.id == ACKER_ID),
@@ -296,6 +355,7 @@ impl<'a> Assembly<'a> {
 
     /// Spawns the executors of every user component that run here.
     fn spawn_users(&mut self, layout: &[ComponentTasks]) -> Result<(), RuntimeError> {
+        self.state = state_provider(&self.topo, self.spec.registry)?;
         for c in layout.iter().filter(|c| c.kind != ComponentKind::System) {
             self.spawn_component(c)?;
         }
@@ -338,9 +398,20 @@ impl<'a> Assembly<'a> {
                     (Box::new(body), stats)
                 }
                 Factory::Bolt(f) => {
+                    let stateful_topology = self.state.is_some();
+                    let forwards =
+                        stateful_topology && !self.spec.registry.is_stateful(&def.class_name);
                     let bolts = e
                         .tasks()
-                        .map(|_| f(&def.args))
+                        .map(|_| {
+                            f(&def.args).map(|b| {
+                                if forwards {
+                                    Box::new(CheckpointForwarder::new(b)) as Box<dyn Bolt>
+                                } else {
+                                    b
+                                }
+                            })
+                        })
                         .collect::<Result<Vec<Box<dyn Bolt>>, ComponentError>>()
                         .map_err(|err| build_error(err.to_string()))?;
                     let Some(rx) = self.receivers.remove(&e) else {
@@ -420,6 +491,14 @@ impl<'a> Assembly<'a> {
         });
         let acker_tasks = self.acker_tasks.clone();
         let router = self.router(&c.id, e.start, &acker_tasks, acking);
+        let inputs: Vec<(String, String)> = self
+            .topo
+            .streams
+            .iter()
+            .filter(|s| s.to == c.id)
+            .map(|s| (s.from.clone(), s.stream_id.clone()))
+            .collect();
+        let local = self.local_set.is_none();
         let contexts = e
             .tasks()
             .map(|task| TopologyContext {
@@ -429,11 +508,27 @@ impl<'a> Assembly<'a> {
                 component_tasks: self.component_tasks.clone(),
                 config: self.config.clone(),
                 resources_dir: self.spec.resources_dir.clone(),
+                inputs: inputs.clone(),
+                state: self.state.clone(),
+                // Local mode only: a cluster's topologies run until killed.
+                inputs_ended: local.then(|| self.inputs_ended.clone()),
+                checkpoints_done: local.then(|| self.checkpoints_done.clone()),
             })
             .collect();
         let head = self.next_head;
         self.next_head += 1;
-        self.env(&c.id, e, router, contexts, head)
+        let mut env = self.env(&c.id, e, router, contexts, head);
+        // A data spout of a local run counts itself finished for the checkpoint spout.
+        if c.kind == ComponentKind::Spout
+            && c.id != CHECKPOINT_COMPONENT
+            && self.local_set.is_none()
+        {
+            env.inputs_left = Some(InputsLeft {
+                left: self.spouts_left.clone(),
+                ended: self.inputs_ended.clone(),
+            });
+        }
+        env
     }
 
     /// What every executor of this worker shares, around its own router and contexts.
@@ -453,6 +548,7 @@ impl<'a> Assembly<'a> {
             stop: self.spec.stop.clone(),
             active: self.spec.active.clone(),
             lease: self.spec.lease.clone(),
+            inputs_left: None,
             go: self.go.clone(),
             ready: self.ready.clone(),
             flush_interval: self.cfg.flush_interval,

@@ -9,7 +9,10 @@ use flux::layout::ExecutorId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use topology_api::component::EmitValues;
+use topology_api::checkpoint::{
+    CHECKPOINT_STREAM, SpoutCheckpoint, checkpoint_values, read_checkpoint,
+};
+use topology_api::component::{Emission, EmitValues};
 use topology_api::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, Bolt, BoltCollector, Inputs, MessageId,
     SYSTEM_COMPONENT, Spout, SpoutCollector, TopologyContext, Value, now_us, system_source,
@@ -83,6 +86,25 @@ impl Pending {
         Some(e)
     }
 
+    /// Forgets every tree of one spout task (it rewound: they are emitted again); returns
+    /// their roots.
+    fn forget_task(&mut self, task: usize) -> Vec<u64> {
+        let mut roots = Vec::new();
+        for slot in self.slots.iter_mut() {
+            if slot.as_ref().is_some_and(|t| t.task == task)
+                && let Some(t) = slot.take()
+            {
+                roots.push(t.root);
+                self.live -= 1;
+            }
+        }
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+        roots
+    }
+
     /// Removes and returns the trees older than `timeout` that were born before `oldest_queued`
     /// (the oldest work an executor is still on; `u64::MAX`: none, or Storm's rule).
     /// Trees start in birth order, so only the front needs looking at.
@@ -134,6 +156,9 @@ pub(crate) struct ExecutorEnv {
     pub active: Arc<AtomicBool>,
     /// Nothing runs while it is out (fencing: the supervisor lost touch with the cluster).
     pub lease: super::Lease,
+    /// A data spout executor of a local run: counts itself finished (and unfinished again when
+    /// a checkpoint rewinds it), so the checkpoint spout knows when the input has ended.
+    pub inputs_left: Option<InputsLeft>,
     pub go: Arc<GoSignal>,
     pub ready: crossbeam_channel::Sender<Result<(), OpenFailure>>,
     pub flush_interval: Duration,
@@ -142,6 +167,27 @@ pub(crate) struct ExecutorEnv {
     /// This worker's queue positions, and this executor's slot in them.
     pub heads: Arc<super::QueueHeads>,
     pub head_slot: usize,
+}
+
+/// How many data spout executors of a local run have not finished, and the flag set when none
+/// has (`TopologyContext::inputs_ended`).
+#[derive(Clone, Debug)]
+pub(crate) struct InputsLeft {
+    pub left: Arc<std::sync::atomic::AtomicUsize>,
+    pub ended: Arc<AtomicBool>,
+}
+
+impl InputsLeft {
+    fn finished(&self) {
+        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.ended.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn resumed(&self) {
+        self.left.fetch_add(1, Ordering::SeqCst);
+        self.ended.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Progressive wait for an idle spout (Storm 2's idea): spin briefly, then yield, then sleep with
@@ -193,6 +239,10 @@ struct SpoutExecutor {
     /// When the trees started now began (read with the birth stamp, as often).
     clock: Instant,
     acked_src: Option<&'static topology_api::StreamSource>,
+    /// Per task: its part in checkpoints (a data spout of a topology with stateful bolts).
+    checkpoints: Vec<Option<SpoutCheckpoint>>,
+    /// This executor counted itself finished (`ExecutorEnv::inputs_left`).
+    counted_finished: bool,
 }
 
 pub(crate) fn run_spout(
@@ -223,7 +273,19 @@ pub(crate) fn run_spout(
         }
         let before = ex.env.router.counters.emitted;
         if ex.emit_round() {
-            break;
+            if !ex.counted_finished {
+                ex.counted_finished = true;
+                if let Some(i) = &ex.env.inputs_left {
+                    i.finished();
+                }
+            }
+            // A data spout of a checkpointed run passes checkpoints on until they are done.
+            if !ex.checkpointing() || ex.checkpoints_done() {
+                break;
+            }
+            ex.env.router.flush();
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
         }
         ex.iter = ex.iter.wrapping_add(1);
         ex.was_idle = ex.env.router.counters.emitted == before;
@@ -266,7 +328,86 @@ impl SpoutExecutor {
             was_idle: true,
             clock: Instant::now(),
             acked_src: system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM),
+            checkpoints: Vec::new(),
+            counted_finished: false,
         }
+    }
+
+    fn checkpointing(&self) -> bool {
+        self.checkpoints.iter().any(Option::is_some)
+    }
+
+    fn checkpoints_done(&self) -> bool {
+        self.env
+            .contexts
+            .first()
+            .and_then(|c| c.checkpoints_done.as_ref())
+            .is_none_or(|d| d.load(Ordering::SeqCst))
+    }
+
+    /// A checkpoint action for task `task`: the spout's part ([`SpoutCheckpoint`]), then the
+    /// action passed on to the bolts it feeds, in line with its tuples, and acked (or failed).
+    fn checkpoint(&mut self, task: u32, t: &topology_api::Tuple<'_>) {
+        use topology_api::OutputSink;
+        let i = task.wrapping_sub(self.first) as usize;
+        let parsed = read_checkpoint(t);
+        let (Some((txid, action)), Some(Some(cp)), Some(spout)) =
+            (parsed, self.checkpoints.get_mut(i), self.spouts.get_mut(i))
+        else {
+            self.env.router.fail(t);
+            return;
+        };
+        let rewinds = cp.rewinds(action);
+        let ok = match cp.act(action, txid, spout.as_mut()) {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.env.reporter.report(
+                    &self.env.component,
+                    task,
+                    &format!(
+                        "checkpoint {} of transaction {txid} failed: {e}",
+                        action.as_str()
+                    ),
+                );
+                false
+            }
+        };
+        if rewinds && ok {
+            // The trees in flight are void: their tuples are emitted again from the position.
+            for root in self.pending.forget_task(i) {
+                self.env.router.fail_tree(root);
+            }
+            self.per_task[i] = 0;
+            self.finished[i] = false;
+            if std::mem::take(&mut self.counted_finished)
+                && let Some(l) = &self.env.inputs_left
+            {
+                l.resumed();
+            }
+        }
+        let router = &mut self.env.router;
+        router.lane.task = task;
+        router.begin_input(t);
+        if ok {
+            let values = checkpoint_values(txid, action);
+            router.emit(
+                Emission {
+                    stream: CHECKPOINT_STREAM,
+                    values: EmitValues::Owned(&values),
+                    anchors: &[t],
+                    message_id: None,
+                    direct_task: None,
+                },
+                None,
+            );
+            router.ack(t);
+            // A relayed checkpoint is not one of this spout's trees.
+            router.counters.acked -= 1;
+        } else {
+            router.fail(t);
+            router.counters.failed -= 1;
+        }
+        router.flush();
     }
 
     /// Opens every spout task and reports to the worker; runs on only once the whole worker
@@ -274,12 +415,19 @@ impl SpoutExecutor {
     fn open(&mut self) -> bool {
         let mut opened = Ok(());
         for (i, s) in self.spouts.iter_mut().enumerate() {
-            if let Err(e) = s.open(&self.env.contexts[i]) {
-                opened = Err(OpenFailure {
-                    task: self.first + i as u32,
-                    message: format!("open failed: {e}"),
-                });
-                break;
+            let ctx = &self.env.contexts[i];
+            let r = s
+                .open(ctx)
+                .and_then(|()| SpoutCheckpoint::open(ctx, s.as_ref()));
+            match r {
+                Ok(cp) => self.checkpoints.push(cp),
+                Err(e) => {
+                    opened = Err(OpenFailure {
+                        task: self.first + i as u32,
+                        message: format!("open failed: {e}"),
+                    });
+                    break;
+                }
             }
         }
         let ok = opened.is_ok();
@@ -321,7 +469,14 @@ impl SpoutExecutor {
             .expired(self.last_timeout_scan, self.rel.timeout, oldest);
         for (i, id, root) in expired {
             self.per_task[i] = self.per_task[i].saturating_sub(1);
-            self.spouts[i].fail(&id);
+            let replay = self
+                .checkpoints
+                .get_mut(i)
+                .and_then(Option::as_mut)
+                .is_none_or(|c| c.failed());
+            if replay {
+                self.spouts[i].fail(&id);
+            }
             self.env.router.counters.failed += 1;
             // The acker keeps trees longer than the timeout (it cannot see queues): tell it.
             self.env.router.fail_tree(root);
@@ -350,6 +505,16 @@ impl SpoutExecutor {
         let mut all_finished = true;
         for i in 0..self.spouts.len() {
             if self.finished[i] {
+                continue;
+            }
+            if self
+                .checkpoints
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| !c.may_emit())
+            {
+                // A spout that rewinds emits nothing before INITSTATE tells it where from.
+                all_finished = false;
                 continue;
             }
             if self.rel.max_pending.is_some_and(|m| self.per_task[i] >= m) {
@@ -470,7 +635,12 @@ impl SpoutExecutor {
     /// Handles acks and fails that ackers sent back.
     fn settle(&mut self, batch: Batch) {
         let now = Instant::now();
-        for (_, t) in batch.iter() {
+        let checkpointing = self.checkpointing();
+        for (task, t) in batch.iter() {
+            if checkpointing && t.source_stream() == CHECKPOINT_STREAM {
+                self.checkpoint(task, &t);
+                continue;
+            }
             // A random 64-bit id: read without a branch on its marker.
             let Some(root) = t.reader().and_then(|(_, mut r)| r.wide_int_value()) else {
                 continue;
@@ -500,7 +670,16 @@ impl SpoutExecutor {
                 }
                 self.env.router.counters.completed += 1;
             } else {
-                self.spouts[i].fail(&id);
+                // A spout that rewinds is not asked to replay one tuple: the next checkpoint
+                // fails, and the rollback rewinds it.
+                let replay = self
+                    .checkpoints
+                    .get_mut(i)
+                    .and_then(Option::as_mut)
+                    .is_none_or(|c| c.failed());
+                if replay {
+                    self.spouts[i].fail(&id);
+                }
                 self.env.router.counters.failed += 1;
             }
         }

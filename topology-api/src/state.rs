@@ -1,0 +1,526 @@
+//! State for stateful bolts, as Storm's `KeyValueState`, and the store it is checkpointed to.
+//!
+//! A stateful bolt ([`StatefulBolt`]) keeps a [`KeyValueState`] that the runtime checkpoints
+//! with Storm's protocol (see [`crate::checkpoint`]): on PREPARE the changes since the last
+//! checkpoint are written to the task's [`StateStore`] as a prepared batch, on COMMIT the batch
+//! becomes the committed data, on ROLLBACK it is dropped and the state reloaded. Stores come
+//! from a [`StateProvider`] chosen by `topology.state.provider`; this crate has the in-memory
+//! one ([`MemoryProvider`], Storm's default); the embedded store and Redis live in crates of
+//! their own (`state-redb`, `state-redis`), so only they link their clients.
+//!
+//! Keys and values are stored as bytes readable by people (and `redis-cli`): a string as its
+//! UTF-8 bytes, a number as its decimal text, anything else as JSON ([`encode`], [`decode`]).
+//! A string that would read back as JSON of another value (`"42"`, `"true"`) is stored quoted,
+//! as a JSON string, so every value reads back as itself.
+
+use crate::component::{BoltCollector, ComponentError, OutputDeclarer, TopologyContext};
+use crate::tuple::Tuple;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+/// Why state could not be read, written or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("state store: {0}")]
+    Store(String),
+    #[error("state of {namespace}: cannot {what}: {message}")]
+    Codec {
+        namespace: String,
+        what: &'static str,
+        message: String,
+    },
+    #[error("unknown state provider {name:?} (topology.state.provider); known providers: {known}")]
+    UnknownProvider { name: String, known: String },
+    #[error("topology.state.provider.config for {provider}: {message}")]
+    Config { provider: String, message: String },
+}
+
+/// One key's change in a prepared batch: its new value, or `None` for a delete.
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
+/// What a namespace holds in a store.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The committed data.
+    pub committed: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The last committed transaction.
+    pub commit_txid: Option<u64>,
+    /// A prepared batch not committed or rolled back yet, and its transaction.
+    pub prepared: Option<(u64, Vec<Change>)>,
+}
+
+/// One task's state as bytes, in its namespace (`<component>-<task>`), with Storm's layout:
+/// committed data, a prepared batch, and the transactions of both.
+pub trait StateStore: Send {
+    /// Everything the namespace holds.
+    fn load(&mut self) -> Result<Stored, StateError>;
+    /// Stores `changes` as the prepared batch of `txid`, replacing any earlier prepared batch.
+    fn prepare(&mut self, txid: u64, changes: &[Change]) -> Result<(), StateError>;
+    /// Applies the prepared batch of `txid` to the committed data and records `txid` as the
+    /// committed transaction, atomically. With no prepared batch of `txid` it only records the
+    /// transaction (a COMMIT repeated in recovery changes nothing twice).
+    fn commit(&mut self, txid: u64) -> Result<(), StateError>;
+    /// Drops the prepared batch.
+    fn rollback(&mut self) -> Result<(), StateError>;
+}
+
+/// Opens task namespaces of one topology in one store.
+pub trait StateProvider: Send + Sync + fmt::Debug {
+    fn open(&self, namespace: &str) -> Result<Box<dyn StateStore>, StateError>;
+}
+
+/// What a provider is built from: the topology's name, its `topology.state.provider.config`
+/// (parsed JSON; `Null` when unset) and its whole config (for Gale's own keys such as
+/// `gale.state.dir`).
+#[derive(Debug, Clone)]
+pub struct ProviderConfig<'a> {
+    pub topology: &'a str,
+    pub provider_config: serde_json::Value,
+    pub config: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+pub type ProviderFactory =
+    Arc<dyn Fn(&ProviderConfig<'_>) -> Result<Arc<dyn StateProvider>, StateError> + Send + Sync>;
+
+/// Storm's default provider class: state in the worker's memory, lost when the worker stops.
+pub const MEMORY_PROVIDER: &str = "org.apache.storm.state.InMemoryKeyValueStateProvider";
+
+#[derive(Debug, Default)]
+struct MemNamespace {
+    committed: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    commit_txid: Option<u64>,
+    prepared: Option<(u64, Vec<Change>)>,
+}
+
+/// State in this process's memory (Storm's `InMemoryKeyValueStateProvider`): it survives
+/// rollbacks and recoveries within the worker, not the worker.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryProvider {
+    namespaces: Arc<Mutex<HashMap<String, MemNamespace>>>,
+}
+
+impl StateProvider for MemoryProvider {
+    fn open(&self, namespace: &str) -> Result<Box<dyn StateStore>, StateError> {
+        Ok(Box::new(MemStore {
+            namespaces: self.namespaces.clone(),
+            namespace: namespace.to_owned(),
+        }))
+    }
+}
+
+struct MemStore {
+    namespaces: Arc<Mutex<HashMap<String, MemNamespace>>>,
+    namespace: String,
+}
+
+impl MemStore {
+    fn with<T>(&self, f: impl FnOnce(&mut MemNamespace) -> T) -> T {
+        let mut g = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        f(g.entry(self.namespace.clone()).or_default())
+    }
+}
+
+impl StateStore for MemStore {
+    fn load(&mut self) -> Result<Stored, StateError> {
+        Ok(self.with(|n| Stored {
+            committed: n
+                .committed
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            commit_txid: n.commit_txid,
+            prepared: n.prepared.clone(),
+        }))
+    }
+
+    fn prepare(&mut self, txid: u64, changes: &[Change]) -> Result<(), StateError> {
+        self.with(|n| n.prepared = Some((txid, changes.to_vec())));
+        Ok(())
+    }
+
+    fn commit(&mut self, txid: u64) -> Result<(), StateError> {
+        self.with(|n| {
+            if let Some((t, changes)) = n.prepared.take_if(|(t, _)| *t == txid) {
+                debug_assert_eq!(t, txid);
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => n.committed.insert(k, v),
+                        None => n.committed.remove(&k),
+                    };
+                }
+            }
+            n.commit_txid = Some(txid);
+        });
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> Result<(), StateError> {
+        self.with(|n| n.prepared = None);
+        Ok(())
+    }
+}
+
+/// A key or value as stored: a string as its UTF-8 bytes (quoted as JSON only when the bare
+/// text would read back as another JSON value), anything else as compact JSON (so integers are
+/// their decimal text).
+pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, String> {
+    match serde_json::to_value(v).map_err(|e| e.to_string())? {
+        // (The empty string is stored quoted: an empty stored value is a delete in a prepared
+        // batch.)
+        serde_json::Value::String(s)
+            if !s.is_empty() && serde_json::from_str::<serde_json::Value>(&s).is_err() =>
+        {
+            Ok(s.into_bytes())
+        }
+        other => serde_json::to_vec(&other).map_err(|e| e.to_string()),
+    }
+}
+
+/// Reads what [`encode`] wrote: JSON first, else the bytes as a string.
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    match serde_json::from_slice::<T>(b) {
+        Ok(v) => Ok(v),
+        Err(json) => {
+            let s = std::str::from_utf8(b).map_err(|_| format!("not JSON ({json}) nor UTF-8"))?;
+            T::deserialize(serde_json::Value::String(s.to_owned())).map_err(|e| e.to_string())
+        }
+    }
+}
+
+struct Entry<V> {
+    value: V,
+    /// Changed since the last prepare (and listed in `dirty`).
+    dirty: bool,
+}
+
+/// Storm's `KeyValueState`: a map the runtime checkpoints. Reads and writes are in memory; the
+/// changes since the last checkpoint are written out on PREPARE, each key once, however often
+/// it changed. (All of a task's committed state is read into memory when it starts.)
+pub struct KeyValueState<K, V> {
+    map: HashMap<K, Entry<V>>,
+    /// Keys changed since the last prepare, each once.
+    dirty: Vec<K>,
+    deleted: HashSet<K>,
+}
+
+impl<K, V> fmt::Debug for KeyValueState<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyValueState({} keys)", self.map.len())
+    }
+}
+
+impl<K, V> Default for KeyValueState<K, V> {
+    fn default() -> Self {
+        KeyValueState {
+            map: HashMap::new(),
+            dirty: Vec::new(),
+            deleted: HashSet::new(),
+        }
+    }
+}
+
+impl<K, V> KeyValueState<K, V>
+where
+    K: Serialize + DeserializeOwned + Hash + Eq + Clone,
+    V: Serialize + DeserializeOwned + Clone,
+{
+    /// The state of a store's committed data.
+    pub fn from_stored(namespace: &str, stored: &Stored) -> Result<Self, StateError> {
+        let codec = |what: &'static str, message: String| StateError::Codec {
+            namespace: namespace.to_owned(),
+            what,
+            message,
+        };
+        let mut map = HashMap::with_capacity(stored.committed.len());
+        for (k, v) in &stored.committed {
+            let key: K = decode(k).map_err(|m| codec("decode a key", m))?;
+            let value: V = decode(v).map_err(|m| codec("decode a value", m))?;
+            map.insert(
+                key,
+                Entry {
+                    value,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(KeyValueState {
+            map,
+            dirty: Vec::new(),
+            deleted: HashSet::new(),
+        })
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.get(key).map(|e| &e.value)
+    }
+
+    /// The value of `key`, or `default` (Storm's `get(key, default)`).
+    pub fn get_or(&self, key: &K, default: V) -> V {
+        self.get(key).cloned().unwrap_or(default)
+    }
+
+    pub fn put(&mut self, key: K, value: V) {
+        self.deleted.remove(&key);
+        match self.map.get_mut(&key) {
+            Some(e) => {
+                e.value = value;
+                if !e.dirty {
+                    e.dirty = true;
+                    self.dirty.push(key);
+                }
+            }
+            None => {
+                self.dirty.push(key.clone());
+                self.map.insert(key, Entry { value, dirty: true });
+            }
+        }
+    }
+
+    /// Sets `key` to `f(its value)`, looking it up once by a borrowed key: the key is copied only
+    /// when it is new (a word count's hot path: `state.update(word, |n| n.unwrap_or(0) + 1)`).
+    pub fn update<Q>(&mut self, key: &Q, f: impl FnOnce(Option<&V>) -> V) -> &V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if self.map.contains_key(key) {
+            let e = self.map.get_mut(key).expect("present");
+            e.value = f(Some(&e.value));
+            if !e.dirty {
+                e.dirty = true;
+                self.dirty.push(Q::to_owned(key));
+            }
+            return &self.map.get(key).expect("present").value;
+        }
+        let owned = Q::to_owned(key);
+        self.deleted.remove(key);
+        self.dirty.push(owned.clone());
+        let value = f(None);
+        &self
+            .map
+            .entry(owned)
+            .or_insert(Entry { value, dirty: true })
+            .value
+    }
+
+    pub fn delete<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let e = self.map.remove(key)?;
+        self.deleted.insert(Q::to_owned(key));
+        Some(e.value)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, e)| (k, &e.value))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The changes since the last call, as stored bytes (the prepared batch of a checkpoint).
+    pub fn take_changes(&mut self, namespace: &str) -> Result<Vec<Change>, StateError> {
+        let codec = |what: &'static str, message: String| StateError::Codec {
+            namespace: namespace.to_owned(),
+            what,
+            message,
+        };
+        let mut out = Vec::with_capacity(self.dirty.len() + self.deleted.len());
+        for k in std::mem::take(&mut self.dirty) {
+            if let Some(e) = self.map.get_mut(&k) {
+                e.dirty = false;
+                let key = encode(&k).map_err(|m| codec("encode a key", m))?;
+                let value = encode(&e.value).map_err(|m| codec("encode a value", m))?;
+                out.push((key, Some(value)));
+            }
+        }
+        for k in std::mem::take(&mut self.deleted) {
+            out.push((encode(&k).map_err(|m| codec("encode a key", m))?, None));
+        }
+        Ok(out)
+    }
+}
+
+/// Storm's `IStatefulBolt<KeyValueState<K, V>>`. The runtime keeps the state and hands it to
+/// each call (Storm hands it once to `initState` and the bolt keeps it; in Rust the runtime
+/// keeps it so it can checkpoint it between calls).
+///
+/// Every emit must be anchored (`emit_anchored`, `emit_refs_anchored`, `emit_stream` with
+/// anchors): an unanchored emit is refused and reported, as in Storm. The acks of inputs wait
+/// for the checkpoint that holds their effect to commit.
+pub trait StatefulBolt: Send + 'static {
+    type Key: Serialize + DeserializeOwned + Hash + Eq + Clone + Send + 'static;
+    type Value: Serialize + DeserializeOwned + Clone + Send + 'static;
+
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+
+    fn prepare(&mut self, _ctx: &TopologyContext) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
+    /// Called with the state as last committed before the first input is executed (and again
+    /// after a recovery).
+    fn init_state(&mut self, _state: &mut KeyValueState<Self::Key, Self::Value>) {}
+
+    fn execute(
+        &mut self,
+        input: &Tuple,
+        state: &mut KeyValueState<Self::Key, Self::Value>,
+        out: &mut BoltCollector<'_>,
+    );
+
+    /// Before the state's changes are prepared for checkpoint `txid`.
+    fn pre_prepare(&mut self, _txid: u64, _state: &mut KeyValueState<Self::Key, Self::Value>) {}
+    /// Before checkpoint `txid` commits.
+    fn pre_commit(&mut self, _txid: u64) {}
+    /// Before the state rolls back to the last committed checkpoint.
+    fn pre_rollback(&mut self) {}
+}
+
+/// A [`StatefulBolt`] with its types erased, for the registry and the runtime.
+pub trait StatefulTask: Send {
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+    fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError>;
+    /// Sets the state to the committed data of `stored` and calls `init_state`.
+    fn init_state(&mut self, namespace: &str, stored: &Stored) -> Result<(), StateError>;
+    fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>);
+    /// `pre_prepare`, then the changes since the last prepare.
+    fn prepare_commit(&mut self, namespace: &str, txid: u64) -> Result<Vec<Change>, StateError>;
+    fn pre_commit(&mut self, txid: u64);
+    fn pre_rollback(&mut self);
+}
+
+/// The erasing wrapper of a [`StatefulBolt`].
+pub struct Typed<B: StatefulBolt> {
+    pub bolt: B,
+    pub state: KeyValueState<B::Key, B::Value>,
+}
+
+impl<B: StatefulBolt> StatefulTask for Typed<B> {
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer) {
+        self.bolt.declare_output_fields(declarer)
+    }
+
+    fn prepare(&mut self, ctx: &TopologyContext) -> Result<(), ComponentError> {
+        self.bolt.prepare(ctx)
+    }
+
+    fn init_state(&mut self, namespace: &str, stored: &Stored) -> Result<(), StateError> {
+        self.state = KeyValueState::from_stored(namespace, stored)?;
+        self.bolt.init_state(&mut self.state);
+        Ok(())
+    }
+
+    #[inline]
+    fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
+        self.bolt.execute(input, &mut self.state, out)
+    }
+
+    fn prepare_commit(&mut self, namespace: &str, txid: u64) -> Result<Vec<Change>, StateError> {
+        self.bolt.pre_prepare(txid, &mut self.state);
+        self.state.take_changes(namespace)
+    }
+
+    fn pre_commit(&mut self, txid: u64) {
+        self.bolt.pre_commit(txid)
+    }
+
+    fn pre_rollback(&mut self) {
+        self.bolt.pre_rollback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn stored_forms_are_readable_and_read_back() {
+        assert_eq!(encode("storm").unwrap(), b"storm");
+        assert_eq!(encode(&42i64).unwrap(), b"42");
+        assert_eq!(encode(&-7i32).unwrap(), b"-7");
+        assert_eq!(encode("42").unwrap(), b"\"42\"");
+        assert_eq!(
+            encode("").unwrap(),
+            b"\"\"",
+            "never empty: empty is a delete"
+        );
+        assert_eq!(encode("true").unwrap(), b"\"true\"");
+        assert_eq!(encode(&vec![1, 2]).unwrap(), b"[1,2]");
+        assert_eq!(decode::<String>(b"storm").unwrap(), "storm");
+        assert_eq!(decode::<String>(b"\"42\"").unwrap(), "42");
+        assert_eq!(decode::<i64>(b"42").unwrap(), 42);
+        assert!(decode::<i64>(b"storm").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_and_number_round_trips(s in ".*", n in any::<i64>(), f in any::<(u8, bool)>()) {
+            prop_assert_eq!(decode::<String>(&encode(&s).unwrap()).unwrap(), s);
+            prop_assert_eq!(decode::<i64>(&encode(&n).unwrap()).unwrap(), n);
+            prop_assert_eq!(decode::<(u8, bool)>(&encode(&f).unwrap()).unwrap(), f);
+        }
+
+        /// Whatever the puts, updates and deletes, the committed data after prepare and commit
+        /// reads back as the state's map.
+        #[test]
+        fn checkpoints_store_exactly_the_map(ops in proptest::collection::vec((0u8..4, 0u8..12, any::<i16>()), 0..200), every in 1usize..20) {
+            let p = MemoryProvider::default();
+            let mut store = p.open("c-1").unwrap();
+            let mut st: KeyValueState<String, i64> = KeyValueState::default();
+            let mut want: std::collections::BTreeMap<String, i64> = Default::default();
+            for (i, (op, k, v)) in ops.iter().enumerate() {
+                let key = format!("k{k}");
+                match op {
+                    0 => { st.put(key.clone(), i64::from(*v)); want.insert(key, i64::from(*v)); }
+                    1 => { st.update(key.as_str(), |n| n.copied().unwrap_or(0) + 1); *want.entry(key).or_insert(0) += 1; }
+                    2 => { st.delete(key.as_str()); want.remove(&key); }
+                    _ => { prop_assert_eq!(st.get(key.as_str()).copied(), want.get(&key).copied()); }
+                }
+                if i % every == 0 {
+                    let txid = i as u64;
+                    store.prepare(txid, &st.take_changes("c-1").unwrap()).unwrap();
+                    store.commit(txid).unwrap();
+                    let back: KeyValueState<String, i64> = KeyValueState::from_stored("c-1", &store.load().unwrap()).unwrap();
+                    let got: std::collections::BTreeMap<String, i64> = back.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                    prop_assert_eq!(&got, &want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rolled_back_batch_leaves_the_committed_data() {
+        let p = MemoryProvider::default();
+        let mut s = p.open("n").unwrap();
+        s.prepare(1, &[(b"a".to_vec(), Some(b"1".to_vec()))])
+            .unwrap();
+        s.commit(1).unwrap();
+        s.prepare(2, &[(b"a".to_vec(), None)]).unwrap();
+        s.rollback().unwrap();
+        // A repeated commit of 2 with nothing prepared changes nothing but the txid.
+        s.commit(2).unwrap();
+        let l = s.load().unwrap();
+        assert_eq!(l.committed, vec![(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!((l.commit_txid, l.prepared), (Some(2), None));
+        // Namespaces are apart.
+        assert!(p.open("m").unwrap().load().unwrap().committed.is_empty());
+    }
+}
