@@ -337,12 +337,14 @@ impl SpoutExecutor {
         self.checkpoints.iter().any(Option::is_some)
     }
 
+    /// Set by the checkpoint spout of a local run when it ends; never on a cluster, where a
+    /// finished data spout passes checkpoints on until the topology is killed.
     fn checkpoints_done(&self) -> bool {
         self.env
             .contexts
             .first()
             .and_then(|c| c.checkpoints_done.as_ref())
-            .is_none_or(|d| d.load(Ordering::SeqCst))
+            .is_some_and(|d| d.load(Ordering::SeqCst))
     }
 
     /// A checkpoint action for task `task`: the spout's part ([`SpoutCheckpoint`]), then the
