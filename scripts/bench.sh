@@ -84,6 +84,32 @@ gale_run() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# stateful_run PROVIDER [extra args...]: the stateful word count (1 s checkpoints) on the same
+# input, fresh state; prints "wall_s rss_mb checkpoint_p50_ms checkpoint_p99_ms" (checkpoint: the
+# complete latency of the checkpoint spout's actions, PREPARE and COMMIT each).
+stateful_run() {
+  local provider=$1; shift
+  local out="$OUT/stateful-counts.tsv" state="$OUT/state"
+  rm -rf "$out" "$state"
+  local s e
+  s=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$OUT/rss" "$GALE" local topologies/stateful-word-count.yaml \
+    --set input="$INPUT" --set output="$out" --state-dir "$state" --set provider="$provider" "$@" \
+    >"$OUT/stateful.log" 2>&1 || { tail -20 "$OUT/stateful.log" >&2; exit 1; }
+  e=$(date +%s.%N)
+  local total
+  total=$(awk -F'\t' '{s+=$2} END {print s+0}' "$out")
+  if [ "$total" != "$WORDS" ]; then
+    echo "stateful gale ($provider) counted $total words, wc -w says $WORDS" >&2
+    exit 1
+  fi
+  local ck
+  ck=$(grep -o 'checkpointspout: mean complete latency [0-9.]* ms, p50 [0-9.]* ms, p99 [0-9.]* ms' "$OUT/stateful.log" \
+    | awk '{print $7, $10}')
+  python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.4f} {int(sys.argv[3])/1024:.1f} {sys.argv[4]} {sys.argv[5]}')" \
+    "$s" "$e" "$(tail -1 "$OUT/rss")" ${ck:-0 0}
+}
+
 # cluster_run: submit word count, wait until the sink has seen every word; prints "wall_s rss_mb"
 # (wall from submit to the last word counted, as heartbeats report it, every 0.5 s; RSS: both
 # supervisors, which host the workers).
@@ -154,6 +180,29 @@ for i in $(seq 1 "$RUNS"); do
   done
 done
 
+log "stateful word count (1 s checkpoints): embedded store, then Redis (a private redis-server)"
+REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if command -v redis-server >/dev/null 2>&1; then
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$OUT" >/dev/null 2>&1 &
+  REDIS_PID=$!
+  trap 'kill "$REDIS_PID" 2>/dev/null || true' EXIT
+  sleep 0.5
+else
+  REDIS_PID=""
+  log "redis-server not installed: the Redis run is skipped (scripts/test.sh installs it)"
+fi
+CK50=""; CK99=""
+for i in $(seq 1 "$RUNS"); do
+  read -r w r c50 c99 < <(stateful_run embedded)
+  WALLS[gale-local-stateful-embedded]+="$w "; RSS[gale-local-stateful-embedded]+="$r "
+  CK50+="$c50 "; CK99+="$c99 "
+  if [ -n "$REDIS_PID" ]; then
+    read -r w r _ _ < <(stateful_run redis --set redis.port="$REDIS_PORT")
+    WALLS[gale-local-stateful-redis]+="$w "; RSS[gale-local-stateful-redis]+="$r "
+  fi
+done
+[ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+
 log "multi-lang: word count with a Python split bolt beside the all-Rust one (5 MB: Python is slow)"
 SMALL="$OUT/text-5mb.txt"
 [ -s "$SMALL" ] || python3 scripts/gen-text.py 5 "$SMALL"
@@ -204,18 +253,22 @@ scripts/cluster.sh stop >/dev/null 2>&1 || true
 if [ "$FLINK" = 1 ]; then
   # Last: a 1 GB JVM leaves the kernel reclaiming memory for a while after it exits, which
   # slowed the runs that followed it when it ran in the loop above.
-  log "flink-p2 runs"
-  PEERS+=(flink-p2)
+  log "flink-p2 and flink-ckpt-p2 (a checkpoint every second) runs"
+  PEERS+=(flink-p2 flink-ckpt-p2)
   for i in $(seq 1 "$RUNS"); do
-    line=$("$PEERS_SRC/run.sh" flink-p2 "$INPUT")
-    w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
-    r=$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
-    WALLS[flink-p2]+="$w "; RSS[flink-p2]+="$r "
+    for f in flink-p2 flink-ckpt-p2; do
+      line=$("$PEERS_SRC/run.sh" "$f" "$INPUT")
+      w=$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")
+      r=$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
+      WALLS[$f]+="$w "; RSS[$f]+="$r "
+    done
   done
 fi
 
 declare -A WPS
-for name in gale-local gale-local-acking gale-cluster "${PEERS[@]}"; do
+STATEFUL=(gale-local-stateful-embedded)
+[ -n "${WALLS[gale-local-stateful-redis]:-}" ] && STATEFUL+=(gale-local-stateful-redis)
+for name in gale-local gale-local-acking "${STATEFUL[@]}" gale-cluster "${PEERS[@]}"; do
   w=$(tr ' ' '\n' <<<"${WALLS[$name]}" | grep . | median)
   r=$(tr ' ' '\n' <<<"${RSS[$name]}" | grep . | median)
   wps=$(python3 -c "print(round($WORDS / $w))")
@@ -232,3 +285,12 @@ python3 -c "print(f'bench: ratio gale-cluster/gale-local ratio={${WPS[gale-clust
 p50=$(tr ' ' '\n' <<<"$LAT50" | grep . | median)
 p99=$(tr ' ' '\n' <<<"$LAT99" | grep . | median)
 python3 -c "print(f'bench: ratio gale-local-acking/gale-local ratio={${WPS[gale-local-acking]} / ${WPS[gale-local]}:.3f} complete_p50_ms=$p50 complete_p99_ms=$p99')"
+for st in "${STATEFUL[@]}"; do
+  python3 -c "print(f'bench: ratio $st/gale-local ratio={${WPS[$st]} / ${WPS[gale-local]}:.3f}'); print(f'bench: ratio $st/gale-local-acking ratio={${WPS[$st]} / ${WPS[gale-local-acking]}:.3f}')"
+  if [ -n "${WPS[flink-ckpt-p2]:-}" ]; then
+    python3 -c "print(f'bench: ratio $st/flink-ckpt-p2 ratio={${WPS[$st]} / ${WPS[flink-ckpt-p2]}:.3f}')"
+  fi
+done
+c50=$(tr ' ' '\n' <<<"$CK50" | grep . | median)
+c99=$(tr ' ' '\n' <<<"$CK99" | grep . | median)
+echo "bench: checkpoint-actions embedded p50_ms=$c50 p99_ms=$c99 (complete latency of each PREPARE and COMMIT)"

@@ -289,6 +289,8 @@ pub struct CheckpointSpout {
     inputs_ended: Option<Arc<AtomicBool>>,
     done: Option<Arc<AtomicBool>>,
     finished: bool,
+    /// The last PREPARE started after the input had ended.
+    last_after_end: bool,
     /// A store error to report at the next `next_tuple`.
     error: Option<String>,
 }
@@ -351,19 +353,26 @@ impl Spout for CheckpointSpout {
             .inputs_ended
             .as_ref()
             .is_some_and(|e| e.load(Ordering::SeqCst));
-        if ended && c.idle() {
+        // Once the input has ended, one last checkpoint commits what is still in flight (tuples
+        // of spouts that rewind are not acked, so their ends are known only by it).
+        if ended && c.idle() && self.last_after_end {
             self.finished = true;
             if let Some(d) = &self.done {
                 d.store(true, Ordering::SeqCst);
             }
             return;
         }
-        let due = !ended && self.last.is_none_or(|t| t.elapsed() >= self.interval);
+        if !ended {
+            self.last_after_end = false;
+        }
+        let final_one = ended && c.idle() && !self.last_after_end;
+        let due = final_one || (!ended && self.last.is_none_or(|t| t.elapsed() >= self.interval));
         let Some((action, txid)) = c.next(due) else {
             return;
         };
         if action == Action::Prepare {
             self.last = Some(Instant::now());
+            self.last_after_end = final_one;
             self.save();
         }
         out.emit_stream(
@@ -625,6 +634,12 @@ impl SpoutCheckpoint {
             initialized: false,
             rewind: false,
         }))
+    }
+
+    /// Whether recovery rewinds this spout to its checkpointed position (it has one): then its
+    /// tuples need no acks, and are sent without trees.
+    pub fn rewinds_on_recovery(&self) -> bool {
+        self.replayable
     }
 
     /// Whether the spout may emit (a spout that rewinds waits for INITSTATE).
@@ -931,7 +946,8 @@ impl StatefulBoltAdapter {
         };
         self.task.execute(t, &mut BoltCollector::new(&mut d));
         let (settled, acked, failed) = (d.current_settled, std::mem::take(&mut d.acked), d.failed);
-        if !settled {
+        // An input of no tree (from a spout that rewinds) has no ack to wait for.
+        if !settled && t.ack_count() > 0 {
             self.pending.push(Deferred::of(t));
         }
         self.pending.extend(acked);
@@ -1077,7 +1093,9 @@ impl OutputSink for DeferSink<'_> {
         if self.is_current(input) {
             self.current_settled = true;
         }
-        self.acked.push(Deferred::of(input));
+        if input.ack_count() > 0 {
+            self.acked.push(Deferred::of(input));
+        }
     }
 
     fn fail(&mut self, input: &Tuple<'_>) {

@@ -190,6 +190,36 @@ impl InputsLeft {
     }
 }
 
+/// The sink of a spout that rewinds (exactly-once): its emits lose their message ids, so no
+/// tree is started; each id is acked at once instead.
+struct Untracked<'r>(&'r mut Router);
+
+impl topology_api::OutputSink for Untracked<'_> {
+    fn emit(&mut self, mut e: Emission<'_>, task_ids: Option<&mut Vec<u32>>) {
+        let id = e.message_id.take();
+        self.0.emit(e, task_ids);
+        if let Some(id) = id {
+            self.0.immediate_acks.push(id);
+        }
+    }
+
+    fn set_input_born(&mut self, born_us: u64) {
+        self.0.set_input_born(born_us);
+    }
+
+    fn ack(&mut self, input: &topology_api::Tuple<'_>) {
+        self.0.ack(input);
+    }
+
+    fn fail(&mut self, input: &topology_api::Tuple<'_>) {
+        self.0.fail(input);
+    }
+
+    fn report_error(&mut self, message: &str) {
+        self.0.report_error(message);
+    }
+}
+
 /// Progressive wait for an idle spout (Storm 2's idea): spin briefly, then yield, then sleep with
 /// growing naps up to 1 ms, so an idle spout neither burns a core nor adds more than ~1 ms.
 #[derive(Debug, Default)]
@@ -534,7 +564,20 @@ impl SpoutExecutor {
                 self.clock = Instant::now();
             }
             let s = &mut self.spouts[i];
-            s.next_tuple(&mut SpoutCollector::new(&mut self.env.router));
+            let rewinds = self
+                .checkpoints
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(SpoutCheckpoint::rewinds_on_recovery);
+            if rewinds {
+                // A spout that rewinds to its checkpointed position needs no acks: its tuples go
+                // out without trees (as Flink's do) and count as acked at once.
+                s.next_tuple(&mut SpoutCollector::new(&mut Untracked(
+                    &mut self.env.router,
+                )));
+            } else {
+                s.next_tuple(&mut SpoutCollector::new(&mut self.env.router));
+            }
             if !self.env.router.immediate_acks.is_empty() {
                 // Acking is off (or nobody subscribes): Storm acks a spout tuple at once.
                 for id in self.env.router.immediate_acks.drain(..) {
