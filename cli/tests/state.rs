@@ -1,59 +1,20 @@
 //! Stateful bolts end to end with the `gale` binary: the embedded store through `kill -9`.
 
+#[path = "support/cluster.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::write_words;
 use topology_api::state::{KeyValueState, StateProvider};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gale-state-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
-}
-
-/// `lines` lines of words from a small vocabulary (deterministic), and their counts.
-fn write_input(path: &Path, lines: usize) -> BTreeMap<String, i64> {
-    let vocab = [
-        "storm",
-        "gale",
-        "tuple",
-        "spout",
-        "bolt",
-        "state",
-        "checkpoint",
-        "commit",
-        "prepare",
-        "rollback",
-        "nimbus",
-        "supervisor",
-        "worker",
-        "stream",
-        "window",
-        "kafka",
-    ];
-    let mut text = String::with_capacity(lines * 40);
-    let mut want = BTreeMap::new();
-    let mut x: u64 = 7;
-    for _ in 0..lines {
-        for _ in 0..5 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let w = vocab[(x >> 33) as usize % vocab.len()];
-            text.push_str(w);
-            text.push(' ');
-            *want.entry(w.to_owned()).or_insert(0) += 1;
-        }
-        text.push('\n');
-    }
-    std::fs::write(path, text).expect("input");
-    want
 }
 
 /// What a namespace holds once recovery is done: its committed data, plus its prepared batch
@@ -137,7 +98,7 @@ fn gale_local(input: &Path, state: &Path, output: &Path) -> Command {
     .arg(format!("input={}", input.display()))
     .arg("--set")
     .arg(format!("output={}", output.display()))
-    .current_dir(root())
+    .current_dir(support::root())
     .env("GALE_LOG", "warn")
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
@@ -151,7 +112,7 @@ fn gale_local(input: &Path, state: &Path, output: &Path) -> Command {
 fn counts_are_exact_after_kill_9_and_a_second_run() {
     let dir = tmpdir("kill9");
     let input = dir.join("in.txt");
-    let want = write_input(&input, 400_000);
+    let want = write_words(&input, 400_000, 7);
     let state = dir.join("state");
     let state_file = state.join("stateful-word-count.redb");
     let output = dir.join("out.tsv");
@@ -215,7 +176,7 @@ fn counts_are_exact_after_kill_9_and_a_second_run() {
 fn counts_are_exact_after_a_whole_run() {
     let dir = tmpdir("whole");
     let input = dir.join("in.txt");
-    let want = write_input(&input, 100_000);
+    let want = write_words(&input, 100_000, 7);
     let state = dir.join("state");
     let o = gale_local(&input, &state, &dir.join("out.tsv"))
         .output()

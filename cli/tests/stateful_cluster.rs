@@ -58,43 +58,14 @@ fn start_redis(dir: &Path) -> Redis {
     r
 }
 
-/// `lines` lines of five words from a small vocabulary, and an independent count of them.
-fn write_input(path: &Path, lines: usize) -> BTreeMap<String, i64> {
-    let vocab = [
-        "storm",
-        "gale",
-        "tuple",
-        "spout",
-        "bolt",
-        "state",
-        "checkpoint",
-        "commit",
-        "prepare",
-        "rollback",
-        "nimbus",
-        "supervisor",
-        "worker",
-        "stream",
-        "window",
-        "kafka",
-    ];
-    let mut text = String::with_capacity(lines * 40);
-    let mut want = BTreeMap::new();
-    let mut x: u64 = 11;
-    for _ in 0..lines {
-        for _ in 0..5 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let w = vocab[(x >> 33) as usize % vocab.len()];
-            text.push_str(w);
-            text.push(' ');
-            *want.entry(w.to_owned()).or_insert(0) += 1;
-        }
-        text.push('\n');
-    }
-    std::fs::write(path, text).expect("input");
-    want
+/// The counts stay exact: nothing is counted again after the input was done.
+fn stays_exact(port: u16, want: &BTreeMap<String, i64>) {
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        &redis_counts(port),
+        want,
+        "counts moved after the input was done"
+    );
 }
 
 /// The committed counts of every `count` task in Redis.
@@ -146,7 +117,7 @@ fn redis_counts_are_exact_after_the_stateful_bolts_supervisor_is_killed() {
     let mut c = Cluster::start("stateful", &["sup-a", "sup-b"]);
     let redis = start_redis(&c.dir.join("redis"));
     let input = c.dir.join("input.txt");
-    let want = write_input(&input, 200_000);
+    let want = write_words(&input, 200_000, 11);
     let total: i64 = want.values().sum();
     let yaml = topology(&c.dir, &input, redis.port);
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
@@ -186,13 +157,7 @@ fn redis_counts_are_exact_after_the_stateful_bolts_supervisor_is_killed() {
         last == want
     });
     let done = killed.elapsed().as_secs_f64();
-    // And it stays so: nothing is counted again afterwards.
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        redis_counts(redis.port),
-        want,
-        "counts moved after the input was done"
-    );
+    stays_exact(redis.port, &want);
     eprintln!(
         "supervisor {victim} (a count task's) killed with {before} of {total} words committed: every count in Redis exact {done:.1} s after the kill"
     );
@@ -207,7 +172,7 @@ fn redis_counts_are_exact_across_rebalances_of_the_stateful_bolt() {
     let c = Cluster::start("stateful-rebalance", &["sup-a", "sup-b"]);
     let redis = start_redis(&c.dir.join("redis"));
     let input = c.dir.join("input.txt");
-    let want = write_input(&input, 200_000);
+    let want = write_words(&input, 200_000, 11);
     let yaml = topology(&c.dir, &input, redis.port);
     let o = c.gale(&["submit", yaml.to_str().expect("path")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -256,12 +221,7 @@ fn redis_counts_are_exact_across_rebalances_of_the_stateful_bolt() {
         at[0] < total,
         "the stream was done before the first rebalance"
     );
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        redis_counts(redis.port),
-        want,
-        "counts moved after the input was done"
-    );
+    stays_exact(redis.port, &want);
     eprintln!(
         "rebalanced to 1 count executor at {} and back to 2 at {} of {total} words committed: every count in Redis exact",
         at[0], at[1]

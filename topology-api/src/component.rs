@@ -336,6 +336,7 @@ impl<'a> SpoutCollector<'a> {
 }
 
 /// The tuples of a batch addressed to one task, in order: what [`Bolt::execute_batch`] executes.
+#[derive(Clone)]
 pub struct Inputs<'b> {
     tuples: BatchIter<'b>,
     task: u32,

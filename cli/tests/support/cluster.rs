@@ -550,3 +550,43 @@ pub fn log_time(c: &Cluster, log: &str, needle: &str, last: bool) -> Option<Stri
     let line = if last { hits.next_back() } else { hits.next() }?;
     line.split_whitespace().next().map(str::to_owned)
 }
+
+/// `lines` lines of five words drawn (by `seed`) from a small vocabulary, written to `path`, and
+/// an independent count of them (the stateful tests' input).
+pub fn write_words(path: &Path, lines: usize, seed: u64) -> BTreeMap<String, i64> {
+    let vocab = [
+        "storm",
+        "gale",
+        "tuple",
+        "spout",
+        "bolt",
+        "state",
+        "checkpoint",
+        "commit",
+        "prepare",
+        "rollback",
+        "nimbus",
+        "supervisor",
+        "worker",
+        "stream",
+        "window",
+        "kafka",
+    ];
+    let mut text = String::with_capacity(lines * 40);
+    let mut want = BTreeMap::new();
+    let mut x = seed;
+    for _ in 0..lines {
+        for _ in 0..5 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let w = vocab[(x >> 33) as usize % vocab.len()];
+            text.push_str(w);
+            text.push(' ');
+            *want.entry(w.to_owned()).or_insert(0) += 1;
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("input");
+    want
+}

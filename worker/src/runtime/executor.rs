@@ -363,6 +363,20 @@ impl SpoutExecutor {
         }
     }
 
+    /// A tree of task `i` failed: the spout replays it, unless it rewinds (then the next
+    /// checkpoint fails, and the rollback rewinds it).
+    fn fail_tuple(&mut self, i: usize, id: &MessageId) {
+        let replay = self
+            .checkpoints
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .is_none_or(|c| c.failed());
+        if replay {
+            self.spouts[i].fail(id);
+        }
+        self.env.router.counters.failed += 1;
+    }
+
     fn checkpointing(&self) -> bool {
         self.checkpoints.iter().any(Option::is_some)
     }
@@ -501,15 +515,7 @@ impl SpoutExecutor {
             .expired(self.last_timeout_scan, self.rel.timeout, oldest);
         for (i, id, root) in expired {
             self.per_task[i] = self.per_task[i].saturating_sub(1);
-            let replay = self
-                .checkpoints
-                .get_mut(i)
-                .and_then(Option::as_mut)
-                .is_none_or(|c| c.failed());
-            if replay {
-                self.spouts[i].fail(&id);
-            }
-            self.env.router.counters.failed += 1;
+            self.fail_tuple(i, &id);
             // The acker keeps trees longer than the timeout (it cannot see queues): tell it.
             self.env.router.fail_tree(root);
         }
@@ -715,17 +721,7 @@ impl SpoutExecutor {
                 }
                 self.env.router.counters.completed += 1;
             } else {
-                // A spout that rewinds is not asked to replay one tuple: the next checkpoint
-                // fails, and the rollback rewinds it.
-                let replay = self
-                    .checkpoints
-                    .get_mut(i)
-                    .and_then(Option::as_mut)
-                    .is_none_or(|c| c.failed());
-                if replay {
-                    self.spouts[i].fail(&id);
-                }
-                self.env.router.counters.failed += 1;
+                self.fail_tuple(i, &id);
             }
         }
     }
