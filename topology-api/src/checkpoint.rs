@@ -1065,7 +1065,10 @@ impl Bolt for StatefulBoltAdapter {
         _acking: bool,
     ) -> u64 {
         // Most batches hold no checkpoint and arrive with no barrier open: no gate to ask.
-        if self.gate.is_quiet() && inputs.clone().all(|t| t.source_stream() != CHECKPOINT_STREAM)
+        if self.gate.is_quiet()
+            && inputs
+                .clone()
+                .all(|t| t.source_stream() != CHECKPOINT_STREAM)
         {
             for t in inputs {
                 sink.begin_input(&t);
