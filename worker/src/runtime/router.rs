@@ -570,6 +570,10 @@ impl OutputSink for Router {
             let mut tag = match (self.lane.acks.as_mut(), e.anchors) {
                 (None, _) => AckTag::Off,
                 (Some(_), []) if e.message_id.is_none() => AckTag::Off,
+                // Anchored to a tuple of no tree (from a spout that rewinds): nothing to track.
+                (Some(_), [anchor]) if e.message_id.is_none() && anchor.ack_count() == 0 => {
+                    AckTag::Off
+                }
                 (Some(acks), [anchor]) if e.message_id.is_none() && anchor.ack_count() == 1 => {
                     match anchor.first_ack_id() {
                         Some(key) => AckTag::One {
@@ -605,6 +609,11 @@ impl OutputSink for Router {
             }
             match self.lane.acks.as_mut() {
                 None => {
+                    self.emit_fast(EmitValues::Refs(values), &[]);
+                    return;
+                }
+                // An input of no tree (from a spout that rewinds): nothing to track.
+                Some(_) if anchor.ack_count() == 0 => {
                     self.emit_fast(EmitValues::Refs(values), &[]);
                     return;
                 }
