@@ -399,11 +399,13 @@ fn stateful_word_count_keeps_its_counts_across_runs() {
             })
             .collect()
     };
+    // 3 s: checkpoints commit every second, and a stopped run takes no last one (docs/state.md),
+    // so a loaded machine still commits a couple before the stop.
     let args = [
         "local",
         yaml.to_str().expect("path"),
         "--duration",
-        "1.5",
+        "3",
         "--state-dir",
         state.to_str().expect("path"),
     ];

@@ -302,13 +302,6 @@ impl Checker {
         let spouts = self.build_components(spouts, registry, true);
         let bolts = self.build_components(bolts, registry, false);
         let streams = self.streams(root.get("streams"), &spouts, &bolts);
-        let stateful = bolts.iter().any(|b| {
-            registry.is_stateful(&b.class_name)
-                || (self.foreign.stateful && self.foreign.classes.contains(&b.class_name))
-        });
-        if stateful {
-            self.state_config(root, &config, registry);
-        }
         let mut t = Topology {
             name: name?,
             config,
@@ -316,10 +309,21 @@ impl Checker {
             bolts,
             streams,
         };
-        if stateful {
-            crate::checkpoint::wire(&mut t);
-        }
+        self.checkpoints(root, registry, &mut t);
         Some(t)
+    }
+
+    /// A topology with a stateful bolt: its state settings checked, its checkpoint spout and
+    /// streams added (docs/state.md).
+    fn checkpoints(&mut self, root: &Node, registry: &Registry, t: &mut Topology) {
+        let stateful = t.bolts.iter().any(|b| {
+            registry.is_stateful(&b.class_name)
+                || (self.foreign.stateful && self.foreign.classes.contains(&b.class_name))
+        });
+        if stateful {
+            self.state_config(root, &t.config, registry);
+            crate::checkpoint::wire(t);
+        }
     }
 
     /// A topology with stateful bolts: acking on, a known state provider, a JSON provider config.
