@@ -541,6 +541,15 @@ impl<T> Gate<T> {
         self.initialized && self.held.is_empty() && self.sources.values().all(|b| b.open.is_empty())
     }
 
+    /// Whether a batch runs without the gate: nothing held, no barrier open, no checkpoint in it
+    /// (most batches: the bolt then runs them as it would outside a stateful topology).
+    pub fn passes(&self, inputs: &Inputs<'_>) -> bool {
+        self.is_quiet()
+            && inputs
+                .clone()
+                .all(|t| t.source_stream() != CHECKPOINT_STREAM)
+    }
+
     /// Keeps a user tuple from `source` until the rounds of its source's earlier barriers
     /// complete (or the state is initialized).
     pub fn hold(&mut self, source: u32, tuple: T) {
@@ -608,6 +617,24 @@ impl<T> Gate<T> {
             }
         }
         out
+    }
+}
+
+impl Gate<Tuple<'static>> {
+    /// A `$checkpoint` tuple: (action, txid, the round's tuples) once its round is complete. A
+    /// malformed one is reported and failed.
+    fn round_of(
+        &mut self,
+        t: &Tuple<'_>,
+        sink: &mut dyn OutputSink,
+    ) -> Option<(Action, u64, Vec<Tuple<'static>>)> {
+        let Some((txid, action)) = read_checkpoint(t) else {
+            sink.report_error("a malformed $checkpoint tuple was dropped");
+            sink.fail(t);
+            return None;
+        };
+        let round = self.checkpoint((action, txid, tree_of(t)), t.source_task(), t.to_owned())?;
+        Some((action, txid, round))
     }
 }
 
@@ -815,16 +842,8 @@ impl CheckpointForwarder {
             self.gate.hold(t.source_task(), t.to_owned());
             return 0;
         }
-        let Some((txid, action)) = read_checkpoint(t) else {
-            sink.report_error("a malformed $checkpoint tuple was dropped");
-            sink.fail(t);
-            return 0;
-        };
         let mut counted = 0;
-        if let Some(round) =
-            self.gate
-                .checkpoint((action, txid, tree_of(t)), t.source_task(), t.to_owned())
-        {
+        if let Some((action, txid, round)) = self.gate.round_of(t, sink) {
             let released = self.gate.release(action);
             let (inner, auto) = (&mut self.inner, self.auto_ack);
             after_round(sink, &round, (action, txid, true), released, |t, s| {
@@ -857,13 +876,8 @@ impl Bolt for CheckpointForwarder {
         _auto_ack: bool,
         acking: bool,
     ) -> u64 {
-        // Most batches hold no checkpoint and arrive with no barrier open: the bolt runs them
-        // as it would outside a stateful topology (its own compiled batch loop).
-        if self.gate.is_quiet()
-            && inputs
-                .clone()
-                .all(|t| t.source_stream() != CHECKPOINT_STREAM)
-        {
+        // The bolt's own compiled batch loop, when the gate has nothing to do.
+        if self.gate.passes(&inputs) {
             return self
                 .inner
                 .execute_batch(inputs, sink, self.auto_ack, acking);
@@ -937,15 +951,7 @@ impl StatefulBoltAdapter {
             }
             return;
         }
-        let Some((txid, action)) = read_checkpoint(t) else {
-            sink.report_error("a malformed $checkpoint tuple was dropped");
-            sink.fail(t);
-            return;
-        };
-        let Some(round) =
-            self.gate
-                .checkpoint((action, txid, tree_of(t)), t.source_task(), t.to_owned())
-        else {
+        let Some((action, txid, round)) = self.gate.round_of(t, sink) else {
             return;
         };
         let ok = match self.act(action, txid, sink) {
@@ -959,14 +965,9 @@ impl StatefulBoltAdapter {
             }
         };
         let released = self.gate.release(action);
-        finish_round(sink, &round, action, txid, ok);
-        for f in &released.fail {
-            sink.fail(f);
-        }
-        for r in &released.run {
-            sink.begin_input(r);
-            self.execute_user(r, sink);
-        }
+        after_round(sink, &round, (action, txid, ok), released, |r, s| {
+            self.execute_user(r, s)
+        });
     }
 
     fn execute_user(&mut self, t: &Tuple<'_>, sink: &mut dyn OutputSink) {
@@ -1064,12 +1065,7 @@ impl Bolt for StatefulBoltAdapter {
         _auto_ack: bool,
         _acking: bool,
     ) -> u64 {
-        // Most batches hold no checkpoint and arrive with no barrier open: no gate to ask.
-        if self.gate.is_quiet()
-            && inputs
-                .clone()
-                .all(|t| t.source_stream() != CHECKPOINT_STREAM)
-        {
+        if self.gate.passes(&inputs) {
             for t in inputs {
                 sink.begin_input(&t);
                 self.execute_user(&t, sink);
