@@ -542,12 +542,21 @@ impl<T> Gate<T> {
     }
 
     /// Whether a batch runs without the gate: nothing held, no barrier open, no checkpoint in it
-    /// (most batches: the bolt then runs them as it would outside a stateful topology).
-    pub fn passes(&self, inputs: &Inputs<'_>) -> bool {
-        self.is_quiet()
-            && inputs
-                .clone()
-                .all(|t| t.source_stream() != CHECKPOINT_STREAM)
+    /// (most batches: the bolt then runs them as it would outside a stateful topology). If so,
+    /// `Some(tracked)`: whether any of its tuples belongs to a tuple tree (tuples of a spout that
+    /// rewinds belong to none, so a batch of them runs as with acking off).
+    pub fn passes(&self, inputs: &Inputs<'_>) -> Option<bool> {
+        if !self.is_quiet() {
+            return None;
+        }
+        let mut tracked = false;
+        for t in inputs.clone() {
+            if t.source_stream() == CHECKPOINT_STREAM {
+                return None;
+            }
+            tracked |= t.ack_count() > 0;
+        }
+        Some(tracked)
     }
 
     /// Keeps a user tuple from `source` until the rounds of its source's earlier barriers
@@ -877,10 +886,11 @@ impl Bolt for CheckpointForwarder {
         acking: bool,
     ) -> u64 {
         // The bolt's own compiled batch loop, when the gate has nothing to do.
-        if self.gate.passes(&inputs) {
+        // Without acking when no input belongs to a tree: acking one costs nothing but its count.
+        if let Some(tracked) = self.gate.passes(&inputs) {
             return self
                 .inner
-                .execute_batch(inputs, sink, self.auto_ack, acking);
+                .execute_batch(inputs, sink, self.auto_ack, acking && tracked);
         }
         let mut counted = 0;
         for t in inputs {
@@ -971,21 +981,19 @@ impl StatefulBoltAdapter {
     }
 
     fn execute_user(&mut self, t: &Tuple<'_>, sink: &mut dyn OutputSink) {
-        let mut d = DeferSink {
-            inner: sink,
-            current: (t.source_task(), t.first_ack_id()),
-            current_settled: false,
-            acked: Vec::new(),
-            failed: false,
-        };
+        let mut d = DeferSink::new(sink, &mut self.pending);
+        d.start(t);
         self.task.execute(t, &mut BoltCollector::new(&mut d));
-        let (settled, acked, failed) = (d.current_settled, std::mem::take(&mut d.acked), d.failed);
-        // An input of no tree (from a spout that rewinds) has no ack to wait for.
-        if !settled && t.ack_count() > 0 {
-            self.pending.push(Deferred::of(t));
-        }
-        self.pending.extend(acked);
-        self.tainted |= failed;
+        self.tainted |= d.finish();
+    }
+
+    /// [`Self::execute_user`] for a batch of inputs the gate passes whole: one call into the
+    /// bolt's own loop, which tells the sink of each input ([`DeferSink::begin_input`]).
+    fn execute_user_batch(&mut self, inputs: Inputs<'_>, sink: &mut dyn OutputSink) {
+        let mut d = DeferSink::new(sink, &mut self.pending);
+        self.task
+            .execute_batch(inputs, &mut BoltCollector::new(&mut d));
+        self.tainted |= d.finish();
     }
 
     /// Does `action`; `Ok(false)`: refused (a PREPARE before INITSTATE, or after a failed input).
@@ -1065,11 +1073,8 @@ impl Bolt for StatefulBoltAdapter {
         _auto_ack: bool,
         _acking: bool,
     ) -> u64 {
-        if self.gate.passes(&inputs) {
-            for t in inputs {
-                sink.begin_input(&t);
-                self.execute_user(&t, sink);
-            }
+        if self.gate.passes(&inputs).is_some() {
+            self.execute_user_batch(inputs, sink);
             return 0;
         }
         for t in inputs {
@@ -1086,20 +1091,54 @@ impl Bolt for StatefulBoltAdapter {
 }
 
 /// The sink a stateful bolt's `execute` writes through: emits go on (unanchored ones are
-/// refused, as Storm refuses them in a stateful topology); acks are kept for the commit.
+/// refused, as Storm refuses them in a stateful topology); acks are kept for the commit, and so
+/// is the ack of each input the bolt neither acked nor failed.
 struct DeferSink<'s> {
     inner: &'s mut dyn OutputSink,
+    /// Acks waiting for the commit.
+    pending: &'s mut Vec<Deferred>,
     /// The input being executed: (source task, first ack id).
     current: (u32, Option<(u64, u64)>),
-    current_settled: bool,
-    acked: Vec<Deferred>,
+    /// The input being executed, while the bolt has not settled it (an input of no tree, from a
+    /// spout that rewinds, has no ack to wait for: `None`).
+    waiting: Option<Deferred>,
     /// The bolt failed an input.
     failed: bool,
 }
 
-impl DeferSink<'_> {
+impl<'s> DeferSink<'s> {
+    fn new(inner: &'s mut dyn OutputSink, pending: &'s mut Vec<Deferred>) -> Self {
+        DeferSink {
+            inner,
+            pending,
+            current: (0, None),
+            waiting: None,
+            failed: false,
+        }
+    }
+
     fn is_current(&self, t: &Tuple<'_>) -> bool {
         (t.source_task(), t.first_ack_id()) == self.current
+    }
+
+    /// `t` is executed next: the input before it, if unsettled, waits for the commit.
+    #[inline]
+    fn start(&mut self, t: &Tuple<'_>) {
+        if let Some(d) = self.waiting.take() {
+            self.pending.push(d);
+        }
+        self.current = (t.source_task(), t.first_ack_id());
+        if t.ack_count() > 0 {
+            self.waiting = Some(Deferred::of(t));
+        }
+    }
+
+    /// The last input settled as [`Self::start`] settles one; whether the bolt failed an input.
+    fn finish(mut self) -> bool {
+        if let Some(d) = self.waiting.take() {
+            self.pending.push(d);
+        }
+        self.failed
     }
 }
 
@@ -1122,7 +1161,16 @@ impl OutputSink for DeferSink<'_> {
         self.inner.set_input_born(born_us);
     }
 
+    /// The runtime's lane: anchored emits on the default stream are written straight into it
+    /// (unanchored ones never are: they come here, to be refused).
+    #[inline]
+    fn lane(&mut self) -> Option<&mut crate::lane::Lane> {
+        self.inner.lane()
+    }
+
+    #[inline]
     fn begin_input(&mut self, input: &Tuple<'_>) {
+        self.start(input);
         self.inner.begin_input(input);
     }
 
@@ -1131,17 +1179,18 @@ impl OutputSink for DeferSink<'_> {
     }
 
     fn ack(&mut self, input: &Tuple<'_>) {
-        if self.is_current(input) {
-            self.current_settled = true;
+        if self.is_current(input) && self.waiting.is_some() {
+            // Settled: its ack waits for the commit once, here.
+            self.waiting = None;
         }
         if input.ack_count() > 0 {
-            self.acked.push(Deferred::of(input));
+            self.pending.push(Deferred::of(input));
         }
     }
 
     fn fail(&mut self, input: &Tuple<'_>) {
         if self.is_current(input) {
-            self.current_settled = true;
+            self.waiting = None;
         }
         self.failed = true;
         self.inner.fail(input);

@@ -31,7 +31,7 @@ pub use component::{
 };
 pub use grouping::Grouping;
 pub use registry::Registry;
-pub use state::{KeyValueState, StateError, StateProvider, StateStore, StatefulBolt};
+pub use state::{KeyValueState, StateError, StateProvider, StateStore, StatefulBolt, TextKey};
 pub use tuple::{
     ACK_ACK_STREAM, ACK_FAIL_STREAM, ACK_INIT_STREAM, AckIds, DEFAULT_STREAM, MessageId,
     SYSTEM_COMPONENT, StreamSource, Tuple, now_us, system_source,

@@ -13,8 +13,9 @@
 //! A string that would read back as JSON of another value (`"42"`, `"true"`) is stored quoted,
 //! as a JSON string, so every value reads back as itself.
 
-use crate::component::{BoltCollector, ComponentError, OutputDeclarer, TopologyContext};
+use crate::component::{BoltCollector, ComponentError, Inputs, OutputDeclarer, TopologyContext};
 use crate::tuple::Tuple;
+use hashbrown::HashTable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Borrow;
@@ -235,7 +236,17 @@ impl std::hash::Hasher for StateHasher {
     }
 }
 
-type Map<K, V> = HashMap<K, V, StateHash>;
+/// The hash of a string's bytes as [`StateHash`] hashes the `String` (or `str`) holding them:
+/// `Hash for str` writes the bytes and then `0xff` (checked by a test), so a tuple's bytes find
+/// their `String` key without being checked as UTF-8 or copied.
+#[inline]
+fn hash_text(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = StateHasher::default();
+    h.write(bytes);
+    h.write_u8(0xff);
+    h.finish()
+}
 
 struct Entry<V> {
     value: V,
@@ -246,8 +257,12 @@ struct Entry<V> {
 /// Storm's `KeyValueState`: a map the runtime checkpoints. Reads and writes are in memory; the
 /// changes since the last checkpoint are written out on PREPARE, each key once, however often
 /// it changed. (All of a task's committed state is read into memory when it starts.)
+///
+/// The map is a `hashbrown` table looked up by a hash computed once per call, so an update is
+/// one probe whether the key is there or not, and a `String` key can be found from a tuple's
+/// bytes ([`KeyValueState::update_text`]).
 pub struct KeyValueState<K, V> {
-    map: Map<K, Entry<V>>,
+    table: HashTable<(K, Entry<V>)>,
     /// Keys changed since the last prepare, each once.
     dirty: Vec<K>,
     deleted: HashSet<K>,
@@ -255,14 +270,14 @@ pub struct KeyValueState<K, V> {
 
 impl<K, V> fmt::Debug for KeyValueState<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyValueState({} keys)", self.map.len())
+        write!(f, "KeyValueState({} keys)", self.table.len())
     }
 }
 
 impl<K, V> Default for KeyValueState<K, V> {
     fn default() -> Self {
         KeyValueState {
-            map: Map::default(),
+            table: HashTable::new(),
             dirty: Vec::new(),
             deleted: HashSet::new(),
         }
@@ -281,23 +296,47 @@ where
             what,
             message,
         };
-        let mut map = Map::with_capacity_and_hasher(stored.committed.len(), StateHash);
+        let mut state = KeyValueState {
+            table: HashTable::with_capacity(stored.committed.len()),
+            dirty: Vec::new(),
+            deleted: HashSet::new(),
+        };
         for (k, v) in &stored.committed {
             let key: K = decode(k).map_err(|m| codec("decode a key", m))?;
             let value: V = decode(v).map_err(|m| codec("decode a value", m))?;
-            map.insert(
-                key,
-                Entry {
-                    value,
-                    dirty: false,
-                },
-            );
+            state.set(key, value, false);
         }
-        Ok(KeyValueState {
-            map,
-            dirty: Vec::new(),
-            deleted: HashSet::new(),
-        })
+        Ok(state)
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(key: &Q) -> u64 {
+        use std::hash::BuildHasher;
+        StateHash.hash_one(key)
+    }
+
+    /// Sets `key` to `value`; `dirty`: listed for the next prepare.
+    fn set(&mut self, key: K, value: V, dirty: bool) {
+        let h = Self::hash(&key);
+        match self
+            .table
+            .entry(h, |(k, _)| *k == key, |(k, _)| Self::hash(k))
+        {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let (_, e) = o.into_mut();
+                e.value = value;
+                if dirty && !e.dirty {
+                    e.dirty = true;
+                    self.dirty.push(key);
+                }
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                if dirty {
+                    self.dirty.push(key.clone());
+                }
+                v.insert((key, Entry { value, dirty }));
+            }
+        }
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -305,7 +344,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map.get(key).map(|e| &e.value)
+        self.table
+            .find(Self::hash(key), |(k, _)| k.borrow() == key)
+            .map(|(_, e)| &e.value)
     }
 
     /// The value of `key`, or `default` (Storm's `get(key, default)`).
@@ -315,46 +356,55 @@ where
 
     pub fn put(&mut self, key: K, value: V) {
         self.deleted.remove(&key);
-        match self.map.get_mut(&key) {
-            Some(e) => {
-                e.value = value;
-                if !e.dirty {
-                    e.dirty = true;
-                    self.dirty.push(key);
-                }
-            }
-            None => {
-                self.dirty.push(key.clone());
-                self.map.insert(key, Entry { value, dirty: true });
-            }
-        }
+        self.set(key, value, true);
     }
 
     /// Sets `key` to `f(its value)`, looking it up once by a borrowed key: the key is copied only
-    /// when it is new (a word count's hot path: `state.update(word, |n| n.unwrap_or(0) + 1)`).
+    /// when it is new, or first changed since the last checkpoint (a word count's hot path:
+    /// `state.update(word, |n| n.unwrap_or(0) + 1)`).
     pub fn update<Q>(&mut self, key: &Q, f: impl FnOnce(Option<&V>) -> V) -> &V
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if self.map.contains_key(key) {
-            let e = self.map.get_mut(key).expect("present");
-            e.value = f(Some(&e.value));
-            if !e.dirty {
-                e.dirty = true;
-                self.dirty.push(Q::to_owned(key));
+        let h = Self::hash(key);
+        self.update_found(h, |k| k.borrow() == key, || Some(Q::to_owned(key)), f)
+            .expect("an owned key")
+            .1
+    }
+
+    /// The update of the key with hash `h` for which `is_key` holds; `owned` makes the key when
+    /// it is new (`None`: no update, and `None` back).
+    #[inline(always)]
+    fn update_found(
+        &mut self,
+        h: u64,
+        is_key: impl Fn(&K) -> bool,
+        owned: impl FnOnce() -> Option<K>,
+        f: impl FnOnce(Option<&V>) -> V,
+    ) -> Option<(&K, &V)> {
+        match self
+            .table
+            .entry(h, |(k, _)| is_key(k), |(k, _)| Self::hash(k))
+        {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let (k, e) = o.into_mut();
+                e.value = f(Some(&e.value));
+                if !e.dirty {
+                    e.dirty = true;
+                    self.dirty.push(k.clone());
+                }
+                Some((&*k, &e.value))
             }
-            return &self.map.get(key).expect("present").value;
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let key = owned()?;
+                self.deleted.remove(&key);
+                self.dirty.push(key.clone());
+                let value = f(None);
+                let (k, e) = v.insert((key, Entry { value, dirty: true })).into_mut();
+                Some((&*k, &e.value))
+            }
         }
-        let owned = Q::to_owned(key);
-        self.deleted.remove(key);
-        self.dirty.push(owned.clone());
-        let value = f(None);
-        &self
-            .map
-            .entry(owned)
-            .or_insert(Entry { value, dirty: true })
-            .value
     }
 
     pub fn delete<Q>(&mut self, key: &Q) -> Option<V>
@@ -362,21 +412,25 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let e = self.map.remove(key)?;
+        let found = self
+            .table
+            .find_entry(Self::hash(key), |(k, _)| k.borrow() == key)
+            .ok()?;
+        let ((_, e), _) = found.remove();
         self.deleted.insert(Q::to_owned(key));
         Some(e.value)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, e)| (k, &e.value))
+        self.table.iter().map(|(k, e)| (k, &e.value))
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// The changes since the last call, as stored bytes (the prepared batch of a checkpoint).
@@ -388,7 +442,10 @@ where
         };
         let mut out = Vec::with_capacity(self.dirty.len() + self.deleted.len());
         for k in std::mem::take(&mut self.dirty) {
-            if let Some(e) = self.map.get_mut(&k) {
+            // (A key deleted and set again is listed twice: written once.)
+            if let Some((_, e)) = self.table.find_mut(Self::hash(&k), |(key, _)| *key == k)
+                && e.dirty
+            {
                 e.dirty = false;
                 let key = encode(&k).map_err(|m| codec("encode a key", m))?;
                 let value = encode(&e.value).map_err(|m| codec("encode a value", m))?;
@@ -399,6 +456,63 @@ where
             out.push((encode(&k).map_err(|m| codec("encode a key", m))?, None));
         }
         Ok(out)
+    }
+}
+
+/// Keys that are text: a [`KeyValueState`] of them is looked up by a tuple's bytes
+/// ([`KeyValueState::update_text`]). Their `Hash` must be `str`'s (as `String`'s and
+/// `SmolStr`'s are).
+pub trait TextKey {
+    fn text(&self) -> &str;
+    fn from_text(s: &str) -> Self;
+}
+
+impl TextKey for String {
+    #[inline]
+    fn text(&self) -> &str {
+        self
+    }
+
+    fn from_text(s: &str) -> Self {
+        s.to_owned()
+    }
+}
+
+/// Up to 23 bytes inline: a hit on a short key compares it without following a pointer.
+impl TextKey for crate::value::SmolStr {
+    #[inline]
+    fn text(&self) -> &str {
+        self.as_str()
+    }
+
+    fn from_text(s: &str) -> Self {
+        crate::value::SmolStr::new(s)
+    }
+}
+
+impl<K, V> KeyValueState<K, V>
+where
+    K: TextKey + Serialize + DeserializeOwned + Hash + Eq + Clone,
+    V: Serialize + DeserializeOwned + Clone,
+{
+    /// [`KeyValueState::update`] of the key whose UTF-8 bytes are `key`, as a tuple holds them
+    /// ([`Tuple::get_str_bytes`]): a key already there is found by its bytes, with no UTF-8
+    /// check and no copy. Returns the stored key and the new value, or `None` (and changes
+    /// nothing) when `key` is not UTF-8.
+    #[inline]
+    pub fn update_text(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(Option<&V>) -> V,
+    ) -> Option<(&str, &V)> {
+        let h = hash_text(key);
+        self.update_found(
+            h,
+            |k| crate::bytemap::bytes_eq(k.text().as_bytes(), key),
+            || std::str::from_utf8(key).ok().map(K::from_text),
+            f,
+        )
+        .map(|(k, v)| (k.text(), v))
     }
 }
 
@@ -445,6 +559,9 @@ pub trait StatefulTask: Send {
     /// Sets the state to the committed data of `stored` and calls `init_state`.
     fn init_state(&mut self, namespace: &str, stored: &Stored) -> Result<(), StateError>;
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>);
+    /// `execute` of each input, after telling the collector's sink of it
+    /// ([`crate::component::OutputSink::begin_input`]): one call per batch.
+    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>);
     /// `pre_prepare`, then the changes since the last prepare.
     fn prepare_commit(&mut self, namespace: &str, txid: u64) -> Result<Vec<Change>, StateError>;
     fn pre_commit(&mut self, txid: u64);
@@ -477,6 +594,13 @@ impl<B: StatefulBolt> StatefulTask for Typed<B> {
         self.bolt.execute(input, &mut self.state, out)
     }
 
+    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>) {
+        for t in inputs {
+            out.sink_mut().begin_input(&t);
+            self.bolt.execute(&t, &mut self.state, out);
+        }
+    }
+
     fn prepare_commit(&mut self, namespace: &str, txid: u64) -> Result<Vec<Change>, StateError> {
         self.bolt.pre_prepare(txid, &mut self.state);
         self.state.take_changes(namespace)
@@ -494,7 +618,84 @@ impl<B: StatefulBolt> StatefulTask for Typed<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::SmolStr;
     use proptest::prelude::*;
+
+    #[test]
+    fn text_is_hashed_as_its_string_is() {
+        use std::hash::BuildHasher;
+        for s in [
+            "",
+            "a",
+            "word",
+            "a much longer word than sixteen bytes",
+            "ünïcode",
+        ] {
+            assert_eq!(
+                hash_text(s.as_bytes()),
+                StateHash.hash_one(s.to_owned()),
+                "{s:?}"
+            );
+            assert_eq!(
+                hash_text(s.as_bytes()),
+                StateHash.hash_one(SmolStr::new(s)),
+                "{s:?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// Updates by a tuple's bytes and by the key itself reach the same entries, list each
+        /// changed key once for the next checkpoint, and refuse bytes that are not UTF-8.
+        #[test]
+        fn updates_by_bytes_and_by_key_agree(
+            ops in proptest::collection::vec((0u8..3, 0usize..6), 0..60)
+        ) {
+            const WORDS: [&str; 6] = ["a", "b", "the", "0", "long word over sixteen bytes", "é"];
+            let mut state: KeyValueState<String, i64> = KeyValueState::default();
+            let mut small: KeyValueState<SmolStr, i64> = KeyValueState::default();
+            let mut model = std::collections::BTreeMap::new();
+            let mut changed = std::collections::BTreeSet::new();
+            for (op, w) in ops {
+                let word = WORDS[w];
+                match op {
+                    0 => {
+                        let (k, &n) = state.update_text(word.as_bytes(), |n| n.copied().unwrap_or(0) + 1).unwrap();
+                        prop_assert_eq!(k, word);
+                        prop_assert_eq!(Some(&n), Some(&(model.get(word).copied().unwrap_or(0) + 1)));
+                    }
+                    1 => { state.update(word, |n| n.copied().unwrap_or(0) + 1); }
+                    _ => {
+                        prop_assert!(state.update_text(&[0xff, b'a'], |_| 1).is_none());
+                        state.delete(word);
+                        small.delete(&SmolStr::new(word));
+                        // Deleting a key that is not there changes nothing.
+                        if model.remove(word).is_some() {
+                            changed.insert(word.to_owned());
+                        }
+                        continue;
+                    }
+                }
+                small.update_text(word.as_bytes(), |n| n.copied().unwrap_or(0) + 1);
+                *model.entry(word.to_owned()).or_insert(0) += 1;
+                changed.insert(word.to_owned());
+            }
+            let got: std::collections::BTreeMap<String, i64> =
+                state.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let got_small: std::collections::BTreeMap<String, i64> =
+                small.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            prop_assert_eq!(&got, &model);
+            prop_assert_eq!(&got_small, &model);
+            let changes = state.take_changes("ns").unwrap();
+            let keys: std::collections::BTreeSet<String> = changes
+                .iter()
+                .map(|(k, _)| decode::<String>(k).unwrap())
+                .collect();
+            prop_assert_eq!(changes.len(), keys.len());
+            prop_assert_eq!(keys, changed);
+            prop_assert!(state.take_changes("ns").unwrap().is_empty());
+        }
+    }
 
     #[test]
     fn stored_forms_are_readable_and_read_back() {
