@@ -10,12 +10,14 @@
 //! The shell components (multi-lang) come from the `multilang` crate.
 
 mod file_line_spout;
+mod lines;
 mod random;
 mod sinks;
 mod window;
 mod words;
 
 pub use file_line_spout::FileLineSpout;
+pub use lines::DelimitedLineBolt;
 pub use multilang::{ShellBolt, ShellSpout};
 pub use random::{RandomSentenceSpout, TestWordSpout};
 pub use sinks::{FileSinkBolt, LogInfoBolt, SleepBolt, TsvSinkBolt};
@@ -60,10 +62,10 @@ pub fn register(r: &mut Registry) {
     r.register_bolt("SleepBolt", |a| Ok(Box::new(SleepBolt::from_args(a)?)));
     r.register_bolt("ShellBolt", |a| Ok(Box::new(ShellBolt::from_args(a)?)));
     r.register_spout("ShellSpout", |a| Ok(Box::new(ShellSpout::from_args(a)?)));
-    r.register_bolt("WindowCountBolt", |a| {
-        Ok(Box::new(WindowCountBolt::from_args(a)?))
+    r.register_windowed_bolt("WindowCountBolt", WindowCountBolt::from_args);
+    r.register_bolt("DelimitedLineBolt", |a| {
+        Ok(Box::new(DelimitedLineBolt::from_args(a)?))
     });
-    r.allow_config_methods("WindowCountBolt");
 
     r.alias("org.apache.storm.testing.TestWordSpout", "TestWordSpout");
     r.alias("org.apache.storm.testing.TestWordCounter", "WordCountBolt");

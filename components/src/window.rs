@@ -1,132 +1,92 @@
-//! `WindowCountBolt`: Storm's count-based windowed bolt, as Flux's `TestWindowBolt` uses it.
+//! `WindowCountBolt`: counts the tuples of each window, in all or per key, by count or by time
+//! (processing or event time), as Flux's `TestWindowBolt` and beyond.
 
-use serde_json::Value as Json;
-use std::collections::VecDeque;
-use topology_api::component::{
-    Bolt, BoltCollector, ComponentArgs, ComponentError, OutputDeclarer, TopologyContext,
-};
-use topology_api::tuple::Tuple;
+use std::collections::BTreeMap;
+use topology_api::component::{BoltCollector, ComponentArgs, ComponentError, OutputDeclarer};
+use topology_api::tuple::{DEFAULT_STREAM, Tuple};
 use topology_api::value::{Fields, Value, Values};
+use topology_api::window::WindowConfig;
+use topology_api::windowed::{Window, WindowedBolt};
 
-/// Keeps the last `length` tuples and, every `interval` tuples, emits the window's size (field
-/// `count`), as Storm's `BaseWindowedBolt` with `Count` windows and Flux's `TestWindowBolt` do.
+/// Counts the tuples of each window (a windowed bolt: the runtime keeps the windows).
 ///
-/// The window comes from Flux `configMethods` — `withWindow(length, interval)` (sliding) or
-/// `withTumblingWindow(length)` — whose arguments are `BaseWindowedBolt$Count` components (by
-/// `ref`) or plain numbers; or from the properties `windowLength` and `slidingInterval`.
-/// Time-based windows (`BaseWindowedBolt$Duration`) are refused with a message.
+/// The window comes from Flux `configMethods` — `withWindow(length, slide)`,
+/// `withTumblingWindow(length)` with `BaseWindowedBolt$Count` or `$Duration` arguments,
+/// `withTimestampField`, `withLag`, `withLateTupleStream` — or from properties (`windowLength`,
+/// `slidingInterval`, `windowLengthMs`, `slidingIntervalMs`, `timestampField`, `lagMs`,
+/// `lateTupleStream`), or Storm's `topology.bolts.window.*` keys.
 ///
-/// Acking: each emit is anchored to the tuples that arrived since the previous emit, which are
-/// acked right after it (Storm acks a tuple when it slides out of the window instead; with a
-/// finite input that keeps the last window's tuples pending until they time out).
+/// Without `keyField` it emits the window's size, field `count` (Storm's `TestWindowBolt`),
+/// anchored to the window's tuples. With `keyField` it emits, per key in the window,
+/// `(key, count, windowStart, windowEnd)` anchored to that key's tuples (`windowStart` is null
+/// for count windows).
+#[derive(Debug)]
 pub struct WindowCountBolt {
-    length: usize,
-    interval: usize,
-    window: VecDeque<Tuple<'static>>,
-    fresh: Vec<Tuple<'static>>,
-}
-
-/// A window size: a plain number, or a Flux `BaseWindowedBolt$Count` component.
-fn count_arg(v: &Json, what: &str) -> Result<usize, ComponentError> {
-    let bad = |why: String| ComponentError::Config(format!("{what}: {why}"));
-    let n = match v {
-        Json::Number(n) => n.as_u64(),
-        Json::Object(o) => {
-            let class = o.get("className").and_then(Json::as_str).unwrap_or("");
-            if class.ends_with("$Duration") || class.ends_with(".Duration") {
-                return Err(bad(format!(
-                    "time-based windows ({class}) are not supported by Gale yet; use BaseWindowedBolt$Count"
-                )));
-            }
-            if !(class.ends_with("$Count") || class.ends_with(".Count") || class == "Count") {
-                return Err(bad(format!(
-                    "expected a BaseWindowedBolt$Count component, got className \"{class}\""
-                )));
-            }
-            o.get("constructorArgs")
-                .and_then(Json::as_array)
-                .and_then(|a| a.first())
-                .and_then(Json::as_u64)
-        }
-        _ => None,
-    };
-    match n {
-        Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
-        _ => Err(bad(format!("expected a count from 1 to 1000000, got {v}"))),
-    }
+    key_field: Option<String>,
 }
 
 impl WindowCountBolt {
     pub fn from_args(args: &ComponentArgs) -> Result<Self, ComponentError> {
-        let mut window: Option<(usize, usize)> = None;
-        for (name, a) in &args.config_methods {
-            window = Some(match (name.as_str(), a.as_slice()) {
-                ("withWindow", [len, int]) => (
-                    count_arg(len, "withWindow's window length")?,
-                    count_arg(int, "withWindow's sliding interval")?,
-                ),
-                ("withWindow", [len]) | ("withTumblingWindow", [len]) => {
-                    let l = count_arg(len, &format!("{name}'s window length"))?;
-                    (l, l)
-                }
-                (other, a) => {
-                    return Err(ComponentError::Config(format!(
-                        "unknown config method {other} with {} argument(s); WindowCountBolt takes withWindow(length, interval) and withTumblingWindow(length)",
-                        a.len()
-                    )));
-                }
-            });
+        // The window is checked here, so a bad one is reported at validation; one given only by
+        // the topology's keys is checked when the task starts.
+        if let Err(e) = WindowConfig::from_args(args, &serde_json::Map::new())
+            && !e.to_string().contains("no window given")
+        {
+            return Err(e);
         }
-        if let Some(len) = args.properties.get("windowLength") {
-            let l = count_arg(len, "property windowLength")?;
-            let i = match args.properties.get("slidingInterval") {
-                Some(v) => count_arg(v, "property slidingInterval")?,
-                None => l,
-            };
-            window = Some((l, i));
+        let key_field = args.property_str("keyField");
+        if key_field.as_deref() == Some("") {
+            return Err(ComponentError::Config(
+                "property keyField: expected a field name".into(),
+            ));
         }
-        let (length, interval) = window.ok_or_else(|| {
-            ComponentError::Config(
-                "no window given: add configMethods withWindow(length, interval) or withTumblingWindow(length), or properties windowLength (and slidingInterval)".into(),
-            )
-        })?;
-        Ok(WindowCountBolt {
-            length,
-            interval,
-            window: VecDeque::with_capacity(length.min(4096) + 1),
-            fresh: Vec::new(),
-        })
+        Ok(WindowCountBolt { key_field })
     }
 }
 
-impl Bolt for WindowCountBolt {
+impl WindowedBolt for WindowCountBolt {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
-        d.declare(Fields::new(["count"]));
-    }
-
-    fn prepare(&mut self, _ctx: &TopologyContext) -> Result<(), ComponentError> {
-        Ok(())
-    }
-
-    fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>) {
-        self.window.push_back(input.to_owned());
-        if self.window.len() > self.length {
-            self.window.pop_front();
+        match self.key_field {
+            Some(_) => d.declare(Fields::new(["key", "count", "windowStart", "windowEnd"])),
+            None => d.declare(Fields::new(["count"])),
         }
-        self.fresh.push(input.to_owned());
-        if self.fresh.len() >= self.interval {
+    }
+
+    fn execute(&mut self, window: &Window, out: &mut BoltCollector<'_>) {
+        let Some(field) = &self.key_field else {
             let mut v = Values::new();
-            v.push(Value::Int(self.window.len() as i64));
-            let anchors: Vec<&Tuple> = self.fresh.iter().collect();
-            out.emit_stream(topology_api::tuple::DEFAULT_STREAM, &anchors, v);
-            for t in self.fresh.drain(..) {
-                out.ack(&t);
-            }
+            v.push(Value::Int(window.get().len() as i64));
+            // No anchors: the runtime anchors it to the window's tuples.
+            out.emit(v);
+            return;
+        };
+        let mut keys: BTreeMap<String, Vec<&Tuple>> = BTreeMap::new();
+        for t in window.get() {
+            let key = match t.get_by_field(field) {
+                Some(v) => match v.as_str() {
+                    Some(s) => s.to_owned(),
+                    None => v.to_string(),
+                },
+                None => {
+                    out.report_error(&format!(
+                        "a tuple from {} has no field {field} (fields {:?}): not counted",
+                        t.source_component(),
+                        t.fields()
+                    ));
+                    continue;
+                }
+            };
+            keys.entry(key).or_default().push(t);
         }
-    }
-
-    fn auto_ack(&self) -> bool {
-        false
+        let start = window.start_timestamp().map_or(Value::Null, Value::Int);
+        for (key, tuples) in keys {
+            let mut v = Values::new();
+            v.push(Value::Str(key.into()));
+            v.push(Value::Int(tuples.len() as i64));
+            v.push(start.clone());
+            v.push(Value::Int(window.end_timestamp()));
+            out.emit_stream(DEFAULT_STREAM, &tuples, v);
+        }
     }
 }
 
@@ -134,19 +94,20 @@ impl Bolt for WindowCountBolt {
 mod tests {
     use super::*;
     use serde_json::json;
-    use topology_api::component::{Emission, OutputSink};
+    use topology_api::component::{Bolt, Emission, OutputSink};
     use topology_api::tuple::StreamSource;
+    use topology_api::windowed::WindowedBoltAdapter;
 
     #[derive(Default)]
     struct Record {
-        emitted: Vec<(i64, usize)>,
+        emitted: Vec<(Vec<String>, usize)>,
         acked: usize,
     }
 
     impl OutputSink for Record {
         fn emit(&mut self, e: Emission<'_>, _: Option<&mut Vec<u32>>) {
-            let n = e.values.to_values()[0].as_int().unwrap_or(-1);
-            self.emitted.push((n, e.anchors.len()));
+            let v = e.values.to_values().iter().map(|v| v.to_string()).collect();
+            self.emitted.push((v, e.anchors.len()));
         }
         fn ack(&mut self, _: &Tuple) {
             self.acked += 1;
@@ -155,7 +116,7 @@ mod tests {
         fn report_error(&mut self, _: &str) {}
     }
 
-    fn args(methods: Vec<(&str, Vec<Json>)>) -> ComponentArgs {
+    fn args(methods: Vec<(&str, Vec<serde_json::Value>)>) -> ComponentArgs {
         ComponentArgs {
             config_methods: methods
                 .into_iter()
@@ -165,45 +126,90 @@ mod tests {
         }
     }
 
-    fn count(n: u64) -> Json {
+    fn count(n: u64) -> serde_json::Value {
         json!({"className": "org.apache.storm.topology.base.BaseWindowedBolt$Count", "constructorArgs": [n]})
     }
 
+    fn adapter(a: &ComponentArgs) -> WindowedBoltAdapter {
+        WindowedBoltAdapter::new(Box::new(WindowCountBolt::from_args(a).unwrap()), a).unwrap()
+    }
+
     #[test]
-    fn sliding_count_window_emits_every_interval() {
-        let mut b =
-            WindowCountBolt::from_args(&args(vec![("withWindow", vec![count(5), count(3)])]))
-                .expect("valid");
+    fn sliding_count_window_emits_every_slide_and_acks_as_tuples_expire() {
+        let mut b = adapter(&args(vec![("withWindow", vec![count(5), count(3)])]));
         let src = StreamSource::intern("w", "default", &Fields::new(["word"]));
         let mut rec = Record::default();
         for i in 0..10 {
             let t = Tuple::new(src, 1, topology_api::values![i]);
             b.execute(&t, &mut BoltCollector::new(&mut rec));
         }
-        // Windows after tuples 3, 6, 9: sizes 3, 5, 5; each anchored to the 3 new tuples.
-        assert_eq!(rec.emitted, vec![(3, 3), (5, 3), (5, 3)]);
-        assert_eq!(rec.acked, 9);
+        // Windows after tuples 3, 6, 9: sizes 3, 5, 5, each anchored to the whole window.
+        let sizes: Vec<(String, usize)> = rec
+            .emitted
+            .iter()
+            .map(|(v, a)| (v[0].clone(), *a))
+            .collect();
+        assert_eq!(sizes, [("3".into(), 3), ("5".into(), 5), ("5".into(), 5)]);
+        // Expired: tuple 0 at the second window, 1-3 at the third.
+        assert_eq!(rec.acked, 4);
+        b.poll(&mut BoltCollector::new(&mut rec), true);
+        assert_eq!(rec.acked, 10, "the rest when the input ends");
+    }
+
+    #[test]
+    fn event_time_windows_count_per_key() {
+        let dur = |ms: u64| json!({"className": "org.apache.storm.topology.base.BaseWindowedBolt$Duration", "constructorArgs": [ms]});
+        let mut a = args(vec![
+            ("withTumblingWindow", vec![dur(10)]),
+            ("withTimestampField", vec![json!("ts")]),
+            ("withLag", vec![dur(5)]),
+            ("withLateTupleStream", vec![json!("late")]),
+        ]);
+        a.properties.insert("keyField".into(), json!("key"));
+        let mut b = adapter(&a);
+        let src = StreamSource::intern("e", "default", &Fields::new(["ts", "key"]));
+        let mut rec = Record::default();
+        for (ts, k) in [
+            (1, "a"),
+            (4, "b"),
+            (3, "a"),
+            (12, "a"),
+            (9, "b"),
+            (17, "b"),
+            (2, "a"),
+            (30, "a"),
+        ] {
+            let t = Tuple::new(src, 1, topology_api::values![ts as i64, k]);
+            b.execute(&t, &mut BoltCollector::new(&mut rec));
+        }
+        b.poll(&mut BoltCollector::new(&mut rec), true);
+        let rows: Vec<String> = rec.emitted.iter().map(|(v, _)| v.join(" ")).collect();
+        assert_eq!(
+            rows,
+            [
+                // Watermark 17 - 5 = 12 > 10: (0, 10] fires; then 2 is late (2 < 12).
+                "a 2 0 10",
+                "b 2 0 10",
+                "[2, a]",
+                // The rest when the input ends.
+                "a 1 10 20",
+                "b 1 10 20",
+                "a 1 20 30",
+            ]
+        );
+        assert_eq!(rec.acked, 8);
     }
 
     #[test]
     fn window_arguments_are_checked() {
-        let tumbling =
-            WindowCountBolt::from_args(&args(vec![("withTumblingWindow", vec![json!(4)])]))
-                .expect("plain numbers work");
-        assert_eq!((tumbling.length, tumbling.interval), (4, 4));
         let duration = json!({"className": "org.apache.storm.topology.base.BaseWindowedBolt$Duration", "constructorArgs": [10]});
         let e = WindowCountBolt::from_args(&args(vec![("withWindow", vec![duration, count(1)])]))
             .err()
             .expect("refused");
-        assert!(e.to_string().contains("time-based"), "{e}");
-        let e = WindowCountBolt::from_args(&args(vec![("withLag", vec![json!(1)])]))
+        assert!(e.to_string().contains("counts sliding by counts"), "{e}");
+        let e = WindowCountBolt::from_args(&args(vec![("withFoo", vec![json!(1)])]))
             .err()
             .expect("refused");
-        assert!(e.to_string().contains("withLag"), "{e}");
-        assert!(WindowCountBolt::from_args(&ComponentArgs::default()).is_err());
-        assert!(
-            WindowCountBolt::from_args(&args(vec![("withWindow", vec![json!(0), json!(1)])]))
-                .is_err()
-        );
+        assert!(e.to_string().contains("withTumblingWindow"), "{e}");
     }
 }

@@ -996,10 +996,12 @@ impl StatefulBoltAdapter {
 
     /// [`Self::execute_user`] for a batch of inputs the gate passes whole: one call into the
     /// bolt's own loop, which tells the sink of each input ([`DeferSink::begin_input`]).
-    fn execute_user_batch(&mut self, inputs: Inputs<'_>, sink: &mut dyn OutputSink) {
+    /// `tracked`: some input belongs to a tuple tree (else no input has an ack to wait for,
+    /// and the sink need not be told of each).
+    fn execute_user_batch(&mut self, inputs: Inputs<'_>, sink: &mut dyn OutputSink, tracked: bool) {
         let mut d = DeferSink::new(sink, &mut self.pending);
         self.task
-            .execute_batch(inputs, &mut BoltCollector::new(&mut d));
+            .execute_batch(inputs, &mut BoltCollector::new(&mut d), tracked);
         self.tainted |= d.finish();
     }
 
@@ -1080,8 +1082,8 @@ impl Bolt for StatefulBoltAdapter {
         _auto_ack: bool,
         _acking: bool,
     ) -> u64 {
-        if self.gate.passes(&inputs).is_some() {
-            self.execute_user_batch(inputs, sink);
+        if let Some(tracked) = self.gate.passes(&inputs) {
+            self.execute_user_batch(inputs, sink, tracked);
             return 0;
         }
         for t in inputs {

@@ -20,6 +20,8 @@ pub mod component;
 pub mod keys;
 pub mod registry;
 pub mod state;
+pub mod window;
+pub mod windowed;
 
 // The tuple path's types live beneath this crate, in `gale-tuple`; users reach them from here.
 pub use gale_tuple::{batch, bytemap, emit, grouping, lane, rng, tuple, value, values, wire};

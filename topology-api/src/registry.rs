@@ -24,6 +24,7 @@ use crate::state::{
     KeyValueState, MEMORY_PROVIDER, MemoryProvider, ProviderConfig, ProviderFactory, StateError,
     StateProvider, StatefulBolt, Typed,
 };
+use crate::windowed::{WindowedBolt, WindowedBoltAdapter};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -122,6 +123,25 @@ impl Registry {
             Ok(Box::new(StatefulBoltAdapter::new(Box::new(task))))
         });
         self.stateful.insert(class_name.to_owned());
+        self
+    }
+
+    /// Registers a windowed bolt (Storm's `IWindowedBolt`): the runtime keeps its windows (by
+    /// count or duration, processing or event time) from its Flux `configMethods`
+    /// (`withWindow`, `withTumblingWindow`, `withTimestampField`, `withLag`, ...), properties
+    /// or Storm's window keys, and hands it each window ([`crate::windowed`]).
+    pub fn register_windowed_bolt<B, F>(&mut self, class_name: &str, f: F) -> &mut Self
+    where
+        B: WindowedBolt,
+        F: Fn(&ComponentArgs) -> Result<B, ComponentError> + Send + Sync + 'static,
+    {
+        self.register_bolt(class_name, move |args| {
+            Ok(Box::new(WindowedBoltAdapter::new(
+                Box::new(f(args)?),
+                args,
+            )?))
+        });
+        self.allow_config_methods(class_name);
         self
     }
 

@@ -560,8 +560,9 @@ pub trait StatefulTask: Send {
     fn init_state(&mut self, namespace: &str, stored: &Stored) -> Result<(), StateError>;
     fn execute(&mut self, input: &Tuple, out: &mut BoltCollector<'_>);
     /// `execute` of each input, after telling the collector's sink of it
-    /// ([`crate::component::OutputSink::begin_input`]): one call per batch.
-    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>);
+    /// ([`crate::component::OutputSink::begin_input`]) when `begin` (not needed when no input
+    /// belongs to a tuple tree): one call per batch.
+    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>, begin: bool);
     /// `pre_prepare`, then the changes since the last prepare.
     fn prepare_commit(&mut self, namespace: &str, txid: u64) -> Result<Vec<Change>, StateError>;
     fn pre_commit(&mut self, txid: u64);
@@ -594,10 +595,16 @@ impl<B: StatefulBolt> StatefulTask for Typed<B> {
         self.bolt.execute(input, &mut self.state, out)
     }
 
-    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>) {
-        for t in inputs {
-            out.sink_mut().begin_input(&t);
-            self.bolt.execute(&t, &mut self.state, out);
+    fn execute_batch(&mut self, inputs: Inputs<'_>, out: &mut BoltCollector<'_>, begin: bool) {
+        if begin {
+            for t in inputs {
+                out.sink_mut().begin_input(&t);
+                self.bolt.execute(&t, &mut self.state, out);
+            }
+        } else {
+            for t in inputs {
+                self.bolt.execute(&t, &mut self.state, out);
+            }
         }
     }
 
