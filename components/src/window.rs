@@ -204,12 +204,10 @@ mod tests {
     fn window_arguments_are_checked() {
         let duration = json!({"className": "org.apache.storm.topology.base.BaseWindowedBolt$Duration", "constructorArgs": [10]});
         let e = WindowCountBolt::from_args(&args(vec![("withWindow", vec![duration, count(1)])]))
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(e.to_string().contains("counts sliding by counts"), "{e}");
         let e = WindowCountBolt::from_args(&args(vec![("withFoo", vec![json!(1)])]))
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(e.to_string().contains("withTumblingWindow"), "{e}");
     }
 }

@@ -862,7 +862,7 @@ mod tests {
             let (mut i, mut j) = (0, 0);
             let mut fired = Vec::new();
             let mut late = BTreeSet::new();
-            for pick_a in order.iter().copied().chain(std::iter::repeat(true).take(120)).chain(std::iter::repeat(false).take(120)) {
+            for pick_a in order.iter().copied().chain(std::iter::repeat_n(true, 120)).chain(std::iter::repeat_n(false, 120)) {
                 let (src, ts, id) = if pick_a && i < a.len() {
                     i += 1;
                     (0, a[i - 1], i as u32 - 1)
@@ -999,7 +999,7 @@ mod tests {
                 slide: Size::Duration(3000)
             }
         );
-        assert_eq!(c.fits(2, None).is_some(), true, "3 s + 3 s > 2 s");
+        assert!(c.fits(2, None).is_some(), "3 s + 3 s > 2 s");
         assert_eq!(c.fits(30, None), None);
         // Mixed, unknown units, unknown methods and nothing at all are refused with what to do.
         for (args, needle) in [
