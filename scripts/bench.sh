@@ -14,14 +14,16 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SIZE_MB=100
 RUNS=3
+EVENTS=5000000
 FLINK=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) SIZE_MB=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --events) EVENTS=$2; shift 2 ;;
     --flink) FLINK=1; shift ;;
     --no-flink) FLINK=0; shift ;;
-    *) echo "unknown option $1 (--size-mb N, --runs N, --no-flink)" >&2; exit 1 ;;
+    *) echo "unknown option $1 (--size-mb N, --runs N, --events N, --no-flink)" >&2; exit 1 ;;
   esac
 done
 PEERS_SRC=$(cd "$ROOT/../shared/peers" 2>/dev/null && pwd || true)
@@ -167,6 +169,7 @@ first=$(tr ' ' '\n' <<<"$FIRST" | grep . | median)
 echo "bench: start-to-first-tuple ms=$first runs=5 (all: $FIRST)"
 
 declare -A WALLS RSS
+FLINK_WINDOW_WALLS=""; FLINK_WINDOW_RSS=""
 LAT50=""; LAT99=""
 for i in $(seq 1 "$RUNS"); do
   log "run $i/$RUNS"
@@ -206,6 +209,36 @@ for i in $(seq 1 "$RUNS"); do
   fi
 done
 [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+
+log "event-time windows: $EVENTS events, 1,000 keys, 10 s tumbling windows per key, 10 s lag"
+EVENTS_FILE="$OUT/events-$EVENTS.tsv"
+[ -s "$EVENTS_FILE" ] || python3 scripts/gen-events.py "$EVENTS" "$EVENTS_FILE" --keys 1000 \
+  --shuffle-ms 10000 --late-every 1000 --late-ms 60000
+# window_run: one run of topologies/event-time-counts.yaml; prints "wall_s rss_mb". Every event is
+# counted in its window or on the late stream.
+window_run() {
+  local out="$OUT/window-counts.tsv" late="$OUT/window-late.tsv" s e
+  rm -f "$out" "$late"
+  s=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$OUT/rss" "$GALE" local topologies/event-time-counts.yaml \
+    --set input="$EVENTS_FILE" --set output="$out" --set late="$late" --set lag.s=10 \
+    >"$OUT/window.log" 2>&1 || { tail -20 "$OUT/window.log" >&2; exit 1; }
+  e=$(date +%s.%N)
+  local counted late_n
+  counted=$(awk -F'\t' '{s+=$2} END {print s+0}' "$out")
+  late_n=$(wc -l < "$late" 2>/dev/null || echo 0)
+  if [ "$((counted + late_n))" != "$EVENTS" ]; then
+    echo "event-time windows counted $counted + $late_n late of $EVENTS events" >&2
+    exit 1
+  fi
+  python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.4f} {int(sys.argv[3])/1024:.1f}')" \
+    "$s" "$e" "$(tail -1 "$OUT/rss")"
+}
+WINDOW_WALLS=""; WINDOW_RSS=""
+for i in $(seq 1 "$RUNS"); do
+  read -r w r < <(window_run)
+  WINDOW_WALLS+="$w "; WINDOW_RSS+="$r "
+done
 
 log "multi-lang: word count with a Python split bolt beside the all-Rust one (5 MB: Python is slow)"
 SMALL="$OUT/text-5mb.txt"
@@ -266,6 +299,9 @@ if [ "$FLINK" = 1 ]; then
       r=$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
       WALLS[$f]+="$w "; RSS[$f]+="$r "
     done
+    line=$("$PEERS_SRC/run.sh" flink-window-p2 "$EVENTS_FILE")
+    FLINK_WINDOW_WALLS+="$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line") "
+    FLINK_WINDOW_RSS+="$(sed -n 's/.* rss_mb=\([0-9.]*\).*/\1/p' <<<"$line") "
   done
 fi
 
@@ -295,6 +331,17 @@ for st in "${STATEFUL[@]}"; do
     python3 -c "print(f'bench: ratio $st/flink-ckpt-p2 ratio={${WPS[$st]} / ${WPS[flink-ckpt-p2]}:.3f}')"
   fi
 done
+w=$(tr ' ' '\n' <<<"$WINDOW_WALLS" | grep . | median)
+r=$(tr ' ' '\n' <<<"$WINDOW_RSS" | grep . | median)
+GALE_EPS=$(python3 -c "print(round($EVENTS / $w))")
+echo "bench: gale-local-event-time-window events=$EVENTS wall_s=$w events_per_s=$GALE_EPS rss_mb=$r runs=$RUNS (walls: ${WINDOW_WALLS% })"
+if [ -n "${FLINK_WINDOW_WALLS:-}" ]; then
+  w=$(tr ' ' '\n' <<<"$FLINK_WINDOW_WALLS" | grep . | median)
+  r=$(tr ' ' '\n' <<<"$FLINK_WINDOW_RSS" | grep . | median)
+  eps=$(python3 -c "print(round($EVENTS / $w))")
+  echo "bench: peer-flink-window-p2 events=$EVENTS wall_s=$w events_per_s=$eps rss_mb=$r runs=$RUNS (walls: ${FLINK_WINDOW_WALLS% })"
+  python3 -c "print(f'bench: ratio gale-local-event-time-window/flink-window-p2 ratio={$GALE_EPS / $eps:.3f}')"
+fi
 c50=$(tr ' ' '\n' <<<"$CK50" | grep . | median)
 c99=$(tr ' ' '\n' <<<"$CK99" | grep . | median)
 echo "bench: checkpoint-actions embedded p50_ms=$c50 p99_ms=$c99 (complete latency of each PREPARE and COMMIT)"

@@ -61,8 +61,19 @@ impl WindowedBolt for WindowCountBolt {
             return;
         };
         let mut keys: BTreeMap<String, Vec<&Tuple>> = BTreeMap::new();
+        // The key's position, looked up once per stream.
+        let mut at: Option<(usize, Option<usize>)> = None;
         for t in window.get() {
-            let key = match t.get_by_field(field) {
+            let src = std::ptr::from_ref(t.source()) as usize;
+            let i = match at {
+                Some((s, i)) if s == src => i,
+                _ => {
+                    let i = t.fields().index_of(field);
+                    at = Some((src, i));
+                    i
+                }
+            };
+            let key = match i.and_then(|i| t.get(i)) {
                 Some(v) => match v.as_str() {
                     Some(s) => s.to_owned(),
                     None => v.to_string(),

@@ -152,6 +152,8 @@ pub struct WindowedBoltAdapter {
     last_eval: Instant,
     /// Late tuples dropped (no late stream): reported once, then counted.
     late_dropped: u64,
+    /// The timestamp field's position in the last stream seen: (stream source, index).
+    ts_index: Option<(usize, Option<usize>)>,
 }
 
 impl WindowedBoltAdapter {
@@ -181,6 +183,7 @@ impl WindowedBoltAdapter {
             upstream: BTreeMap::new(),
             last_eval: Instant::now(),
             late_dropped: 0,
+            ts_index: None,
         };
         a.configure(config);
         Ok(a)
@@ -271,6 +274,20 @@ impl WindowedBoltAdapter {
         sink.ack(t);
     }
 
+    /// Where `field` is in `t`'s stream (looked up again only when the stream changes).
+    fn timestamp_index(&mut self, t: &Tuple<'_>) -> Option<usize> {
+        let src = std::ptr::from_ref(t.source()) as usize;
+        match self.ts_index {
+            Some((s, i)) if s == src => i,
+            _ => {
+                let field = self.config.time.timestamp_field.as_deref()?;
+                let i = t.fields().index_of(field);
+                self.ts_index = Some((src, i));
+                i
+            }
+        }
+    }
+
     fn upstream_key(&mut self, t: &Tuple<'_>) -> u64 {
         let k = (std::ptr::from_ref(t.source()) as usize, t.source_task());
         let n = self.upstream.len() as u64;
@@ -312,14 +329,15 @@ impl Bolt for WindowedBoltAdapter {
             }
             return;
         }
-        let ts = match &self.config.time.timestamp_field {
-            None => now_ms(),
-            Some(field) => match t.get_by_field(field).and_then(|v| v.as_int()) {
+        let ts = match self.event_time() {
+            false => now_ms(),
+            true => match self.timestamp_index(t).and_then(|i| t.get_int(i)) {
                 Some(ts) => ts,
                 None => {
                     sink.report_error(&format!(
-                        "a tuple from {} has no integer timestamp in field {field} (fields {:?}): dropped",
+                        "a tuple from {} has no integer timestamp in field {} (fields {:?}): dropped",
                         t.source_component(),
+                        self.config.time.timestamp_field.as_deref().unwrap_or_default(),
                         t.fields()
                     ));
                     sink.ack(t);
