@@ -310,7 +310,35 @@ impl Checker {
             streams,
         };
         self.checkpoints(root, registry, &mut t);
+        self.windows(root, registry, &t);
         Some(t)
+    }
+
+    /// Windowed bolts: the window as Storm checks it (with acking on, a time window's length,
+    /// slide and lag within the message timeout; a count window's length and slide within max
+    /// spout pending), located at the bolt.
+    fn windows(&mut self, root: &Node, registry: &Registry, t: &Topology) {
+        let acking = t.acker_executors() > 0;
+        let timeout = t.config_u64(keys::MESSAGE_TIMEOUT_SECS, 30);
+        let pending = t
+            .config
+            .get(keys::MAX_SPOUT_PENDING)
+            .and_then(|v| v.as_u64());
+        for b in &t.bolts {
+            if !registry.is_windowed(&b.class_name) {
+                continue;
+            }
+            let at = component_pos(root, "bolts", &b.id).unwrap_or(root.pos);
+            match topology_api::window::WindowConfig::from_args(&b.args, &t.config) {
+                Err(e) => self.err(at, format!("bolt \"{}\": {e}", b.id)),
+                Ok(w) if acking => {
+                    if let Some(why) = w.fits(timeout, pending) {
+                        self.err(at, format!("bolt \"{}\": {why}", b.id));
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
     }
 
     /// A topology with a stateful bolt: its state settings checked, its checkpoint spout and
@@ -1314,6 +1342,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// Where the component `id` of `section` (`spouts` / `bolts`) is defined.
+fn component_pos(root: &Node, section: &str, id: &str) -> Option<crate::node::Pos> {
+    let crate::node::NodeValue::Seq(items) = &root.get(section)?.value else {
+        return None;
+    };
+    items
+        .iter()
+        .find(|n| n.get("id").and_then(Node::as_str) == Some(id))
+        .map(|n| n.get("id").map_or(n.pos, |i| i.pos))
 }
 
 #[cfg(test)]

@@ -480,3 +480,35 @@ fn hostile_names_and_numbers_are_located_errors() {
         "{errs:?}"
     );
 }
+
+/// Windows are checked as Storm checks them, each problem at its bolt.
+#[test]
+fn windows_that_cannot_work_are_located() {
+    let yaml = |config: &str, props: &str| {
+        format!(
+            "name: \"w\"\nconfig:\n{config}\nspouts:\n  - id: \"events\"\n    className: \"FileLineSpout\"\n    properties:\n      - {{name: \"path\", value: \"e.tsv\"}}\nbolts:\n  - id: \"counts\"\n    className: \"WindowCountBolt\"\n    properties:\n{props}\nstreams:\n  - {{from: \"events\", to: \"counts\", grouping: {{type: SHUFFLE}}}}\n"
+        )
+    };
+    let time = "      - {name: \"windowLengthMs\", value: 8000}\n      - {name: \"slidingIntervalMs\", value: 4000}";
+    let count = "      - {name: \"windowLength\", value: 60}\n      - {name: \"slidingInterval\", value: 50}";
+    let acking = "  topology.acker.executors: 1\n  topology.message.timeout.secs: 10\n  topology.max.spout.pending: 100";
+    let e = errors(&yaml(acking, time));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "t.yaml:12:9: bolt \"counts\": the window length (8000 ms) plus its slide (4000 ms)"
+        ),
+        "{e:?}"
+    );
+    let e = errors(&yaml(acking, count));
+    assert!(e[0].starts_with("t.yaml:12:9: bolt \"counts\": the window length (60) plus its slide (50) exceeds topology.max.spout.pending (100)"), "{e:?}");
+    // Without acking nothing times out: both are fine.
+    let off = "  topology.acker.executors: 0";
+    assert_eq!(errors(&yaml(off, time)), Vec::<String>::new());
+    assert_eq!(errors(&yaml(off, count)), Vec::<String>::new());
+    let e = errors(&yaml(off, "      - {name: \"keyField\", value: \"key\"}"));
+    assert!(
+        e[0].starts_with("t.yaml:10:9: bolt \"counts\": no window given"),
+        "{e:?}"
+    );
+}

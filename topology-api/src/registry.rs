@@ -76,6 +76,7 @@ pub struct Registry {
     /// none is silently ignored).
     config_methods: std::collections::BTreeSet<String>,
     stateful: std::collections::BTreeSet<String>,
+    windowed: std::collections::BTreeSet<String>,
     providers: Providers,
 }
 
@@ -88,6 +89,7 @@ impl Default for Registry {
             aliases: BTreeMap::new(),
             config_methods: Default::default(),
             stateful: Default::default(),
+            windowed: Default::default(),
             providers: Providers::default(),
         };
         r.register_spout(CHECKPOINT_SPOUT_CLASS, |_| {
@@ -142,7 +144,14 @@ impl Registry {
             )?))
         });
         self.allow_config_methods(class_name);
+        self.windowed.insert(class_name.to_owned());
         self
+    }
+
+    /// Whether a className or alias is a windowed bolt.
+    pub fn is_windowed(&self, name: &str) -> bool {
+        self.resolve(name)
+            .is_some_and(|(canonical, _)| self.windowed.contains(canonical))
     }
 
     /// Whether a className or alias is a stateful bolt.
