@@ -62,3 +62,105 @@ fn event_time_windows_match_an_independent_count_and_late_tuples_arrive_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stateful windowed bolt (`StatefulWindowCountBolt`, open windows checkpointed) with the
+/// embedded store: `gale local` is killed with SIGKILL mid-stream, then run again with the same
+/// state folder. Window rows written twice (fired after the last commit, again after the
+/// rollback) must be equal; the rows, taken once each, equal an independent count.
+#[test]
+fn stateful_windows_are_exact_after_kill_9_and_a_second_run() {
+    use std::time::{Duration, Instant};
+    let dir = tmpdir("kill9");
+    let input = events(&dir, 4_000_000);
+    let yaml = std::fs::read_to_string(root().join("topologies/event-time-counts.yaml"))
+        .expect("yaml")
+        .replace(
+            "className: \"WindowCountBolt\"",
+            "className: \"StatefulWindowCountBolt\"",
+        );
+    let topo = dir.join("stateful-windows.yaml");
+    std::fs::write(&topo, yaml).expect("yaml");
+    let (out, late, state) = (
+        dir.join("counts.tsv"),
+        dir.join("late.tsv"),
+        dir.join("state"),
+    );
+    let run = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gale"));
+        c.arg("local")
+            .arg(&topo)
+            .args(["--state-dir", state.to_str().expect("path")])
+            .args(["--set", "ackers=1", "--set", "slide.ms=5000"])
+            .args(["--set", &format!("input={}", input.display())])
+            .args(["--set", &format!("output={}", out.display())])
+            .args(["--set", &format!("late={}", late.display())])
+            .env("GALE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut first = run().spawn().expect("gale runs");
+    let state_file = state.join("event-time-counts.redb");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) && !state_file.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A checkpoint commits an interval (1 s) after the state is initialized: kill after it.
+    std::thread::sleep(Duration::from_millis(1600));
+    let _ = first.kill();
+    let status = first.wait().expect("wait");
+    assert!(
+        !status.success(),
+        "the first run ended before it was killed; make the input larger"
+    );
+    // A checkpoint had committed: the spout's position and the open windows are in the state.
+    {
+        use topology_api::state::StateProvider;
+        let p = state_redb::EmbeddedProvider::open(&state_file).expect("state file");
+        let committed = |ns: String, key: &[u8]| {
+            p.open(&ns)
+                .ok()?
+                .load()
+                .ok()?
+                .committed
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+        };
+        let line = (1..=32)
+            .find_map(|t| committed(format!("events-{t}"), b"__position"))
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(&v).ok())
+            .and_then(|v| v["line"].as_u64())
+            .expect("a committed spout position");
+        assert!(line > 0 && line < 4_000_000, "killed at line {line}");
+        assert!(
+            (1..=32).any(|t| committed(format!("counts-{t}"), b"__windows").is_some()),
+            "open windows in the checkpoint"
+        );
+    }
+    let o = run().output().expect("gale runs again");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Rows taken once each; a row written twice must say the same.
+    let mut got = Windows::new();
+    for line in std::fs::read_to_string(&out).expect("counts").lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let key = (
+            f[0].to_owned(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+        );
+        let n: i64 = f[1].parse().unwrap();
+        if let Some(before) = got.insert(key.clone(), n) {
+            assert_eq!(
+                before, n,
+                "window {key:?} fired twice with different counts"
+            );
+        }
+    }
+    let (want, want_late) = independent(&input, 10_000, 5_000, 5_000);
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    let lates: BTreeSet<(i64, String)> = read_late(&late).into_iter().collect();
+    assert_eq!(lates, want_late);
+    let _ = std::fs::remove_dir_all(&dir);
+}

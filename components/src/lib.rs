@@ -63,6 +63,8 @@ pub fn register(r: &mut Registry) {
     r.register_bolt("ShellBolt", |a| Ok(Box::new(ShellBolt::from_args(a)?)));
     r.register_spout("ShellSpout", |a| Ok(Box::new(ShellSpout::from_args(a)?)));
     r.register_windowed_bolt("WindowCountBolt", WindowCountBolt::from_args);
+    // The same, with its open windows checkpointed (a stateful topology; docs/windows.md).
+    r.register_stateful_windowed_bolt("StatefulWindowCountBolt", WindowCountBolt::from_args);
     r.register_bolt("DelimitedLineBolt", |a| {
         Ok(Box::new(DelimitedLineBolt::from_args(a)?))
     });

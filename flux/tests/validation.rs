@@ -83,7 +83,7 @@ fn each_problem_is_located() {
             "className: \"WordCountBolt\"",
             "className: \"WordCounter\"",
             &[
-                "t.yaml:10:16: component \"count\": unknown className \"WordCounter\" (known: DelimitedLineBolt, FileLineSpout, FileSinkBolt, LogInfoBolt, RandomSentenceSpout, ShellBolt, ShellSpout, SleepBolt, SplitSentenceBolt, StatefulWordCount, TestWordSpout, TsvSinkBolt, WindowCountBolt, WordCountBolt; Storm's Java names of these are accepted too)",
+                "t.yaml:10:16: component \"count\": unknown className \"WordCounter\" (known: DelimitedLineBolt, FileLineSpout, FileSinkBolt, LogInfoBolt, RandomSentenceSpout, ShellBolt, ShellSpout, SleepBolt, SplitSentenceBolt, StatefulWindowCountBolt, StatefulWordCount, TestWordSpout, TsvSinkBolt, WindowCountBolt, WordCountBolt; Storm's Java names of these are accepted too)",
             ],
         ),
         (

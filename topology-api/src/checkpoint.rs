@@ -1097,6 +1097,21 @@ impl Bolt for StatefulBoltAdapter {
     fn auto_ack(&self) -> bool {
         false
     }
+
+    fn wants_poll(&self) -> bool {
+        self.task.wants_poll()
+    }
+
+    /// The task's own work between inputs (a windowed task's clock), once its state is loaded;
+    /// its acks wait for a commit as its inputs' do.
+    fn poll(&mut self, out: &mut BoltCollector<'_>, end: bool) {
+        if !self.gate.initialized {
+            return;
+        }
+        let mut d = DeferSink::new(out.sink_mut(), &mut self.pending);
+        self.task.poll(&mut BoltCollector::new(&mut d), end);
+        self.tainted |= d.finish();
+    }
 }
 
 /// The sink a stateful bolt's `execute` writes through: emits go on (unanchored ones are

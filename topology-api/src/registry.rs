@@ -24,7 +24,7 @@ use crate::state::{
     KeyValueState, MEMORY_PROVIDER, MemoryProvider, ProviderConfig, ProviderFactory, StateError,
     StateProvider, StatefulBolt, Typed,
 };
-use crate::windowed::{WindowedBolt, WindowedBoltAdapter};
+use crate::windowed::{WindowedBolt, WindowedBoltAdapter, WindowedTask};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -145,6 +145,24 @@ impl Registry {
         });
         self.allow_config_methods(class_name);
         self.windowed.insert(class_name.to_owned());
+        self
+    }
+
+    /// Registers a windowed bolt whose open windows are checkpointed state (Storm's
+    /// `BaseStatefulWindowedBolt`): the topology checkpoints as one with a stateful bolt, and a
+    /// window spanning a failure fires with the tuples it would have had.
+    pub fn register_stateful_windowed_bolt<B, F>(&mut self, class_name: &str, f: F) -> &mut Self
+    where
+        B: WindowedBolt,
+        F: Fn(&ComponentArgs) -> Result<B, ComponentError> + Send + Sync + 'static,
+    {
+        self.register_bolt(class_name, move |args| {
+            let task = WindowedTask(WindowedBoltAdapter::new(Box::new(f(args)?), args)?);
+            Ok(Box::new(StatefulBoltAdapter::new(Box::new(task))))
+        });
+        self.allow_config_methods(class_name);
+        self.windowed.insert(class_name.to_owned());
+        self.stateful.insert(class_name.to_owned());
         self
     }
 

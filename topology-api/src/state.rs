@@ -567,6 +567,11 @@ pub trait StatefulTask: Send {
     fn prepare_commit(&mut self, namespace: &str, txid: u64) -> Result<Vec<Change>, StateError>;
     fn pre_commit(&mut self, txid: u64);
     fn pre_rollback(&mut self);
+    /// As [`crate::component::Bolt::wants_poll`] (a windowed task's clock and end of input).
+    fn wants_poll(&self) -> bool {
+        false
+    }
+    fn poll(&mut self, _out: &mut BoltCollector<'_>, _end: bool) {}
 }
 
 /// The erasing wrapper of a [`StatefulBolt`].

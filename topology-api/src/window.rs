@@ -415,6 +415,17 @@ impl Watermarks {
     pub fn current(&self) -> Option<i64> {
         self.current
     }
+
+    /// Each upstream's highest timestamp (what a checkpoint keeps, with [`Self::current`]).
+    pub fn highest(&self) -> &BTreeMap<u64, i64> {
+        &self.highest
+    }
+
+    /// Back to a checkpoint's highest timestamps and watermark.
+    pub fn restore(&mut self, highest: BTreeMap<u64, i64>, current: Option<i64>) {
+        self.highest = highest;
+        self.current = current;
+    }
 }
 
 /// A window that fired: its bounds, and which of the held tuples it holds, which arrived since
@@ -626,6 +637,31 @@ impl<T: Clone> TimeWindows<T> {
     pub fn take_expired(&mut self) -> Vec<T> {
         std::mem::take(&mut self.expired)
     }
+
+    /// The end of the last window fired, and the watermark windows were last evaluated at
+    /// (what a checkpoint keeps, with [`Self::held_tuples`]).
+    pub fn marks(&self) -> (Option<i64>, Option<i64>) {
+        (self.last_end, self.watermark)
+    }
+
+    /// Back to a checkpoint: these tuples held, these marks.
+    pub fn restore(
+        &mut self,
+        held: Vec<(i64, T)>,
+        (last_end, watermark): (Option<i64>, Option<i64>),
+    ) {
+        self.held.clear();
+        self.seq = 0;
+        for (ts, t) in held {
+            self.seq += 1;
+            self.held.insert((ts, self.seq), t);
+        }
+        self.new_from = 0;
+        self.last_end = last_end;
+        self.watermark = watermark;
+        self.expired.clear();
+        self.refire.clear();
+    }
 }
 
 /// Count windows (Storm's `Count`): the last `length` tuples, evaluated every `slide` tuples.
@@ -694,6 +730,18 @@ impl<T: Clone> CountWindows<T> {
 
     pub fn take_expired(&mut self) -> Vec<T> {
         std::mem::take(&mut self.expired)
+    }
+
+    /// The window's tuples, oldest first, and how many arrived since it last fired.
+    pub fn held_tuples(&self) -> (impl Iterator<Item = &T>, usize) {
+        (self.window.iter(), self.fresh)
+    }
+
+    /// Back to a checkpoint.
+    pub fn restore(&mut self, window: Vec<T>, fresh: usize) {
+        self.window = window.into();
+        self.fresh = fresh;
+        self.expired.clear();
     }
 }
 
