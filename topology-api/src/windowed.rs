@@ -648,6 +648,44 @@ mod tests {
         b
     }
 
+    /// Processing time: windows fire on the clock, without new input, and empty ones are not
+    /// evaluated.
+    #[test]
+    fn processing_time_windows_fire_on_the_clock() {
+        let mut args = ComponentArgs::default();
+        args.properties.insert("windowLengthMs".into(), 40.into());
+        let mut w = WindowedBoltAdapter::new(Box::new(Sizes), &args).unwrap();
+        let src = StreamSource::intern("parse", "default", &Fields::new(["ts"]));
+        let mut rows = Rows::default();
+        for i in 0..3 {
+            w.execute(
+                &Tuple::new(src, 1, crate::values![i as i64]),
+                &mut BoltCollector::new(&mut rows),
+            );
+        }
+        let start = Instant::now();
+        // Bounded: at most 5 s of polling, every ms.
+        while rows.0.iter().map(|r| r.1).sum::<i64>() < 3 && start.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            w.poll(&mut BoltCollector::new(&mut rows), false);
+        }
+        assert_eq!(rows.0.iter().map(|r| r.1).sum::<i64>(), 3, "{:?}", rows.0);
+        assert!(
+            rows.0.len() <= 2,
+            "the 3 tuples in one window or two: {:?}",
+            rows.0
+        );
+        assert!(rows.0.iter().all(|(end, _)| end % 40 == 0), "aligned ends");
+        // Three more window lengths without input: nothing is evaluated.
+        let fired = rows.0.len();
+        let quiet = Instant::now();
+        while quiet.elapsed().as_millis() < 150 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            w.poll(&mut BoltCollector::new(&mut rows), false);
+        }
+        assert_eq!(rows.0.len(), fired, "empty windows are not evaluated");
+    }
+
     fn feed(b: &mut StatefulBoltAdapter, rows: &mut Rows, t: &Tuple<'_>) {
         b.execute(t, &mut BoltCollector::new(rows));
     }
