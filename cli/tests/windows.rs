@@ -164,3 +164,45 @@ fn stateful_windows_are_exact_after_kill_9_and_a_second_run() {
     assert_eq!(lates, want_late);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A windowed bolt after a windowed bolt, in event time: 10 s counts per key, then 30 s
+/// windows over their rows, timed by each row's `windowEnd`. The second bolt's counts are the
+/// number of non-empty 10 s windows of the key inside each 30 s window.
+#[test]
+fn a_windowed_bolt_after_a_windowed_bolt_works_in_event_time() {
+    let dir = tmpdir("chain");
+    let input = events(&dir, 20_000);
+    let out = dir.join("out.tsv");
+    let yaml = format!(
+        "name: chain\nconfig:\n  topology.acker.executors: 0\n\
+         spouts:\n  - id: events\n    className: FileLineSpout\n    properties: [{{name: path, value: \"{}\"}}]\n\
+         bolts:\n  - id: parse\n    className: DelimitedLineBolt\n    parallelism: 2\n    properties: [{{name: fields, value: [ts, key]}}, {{name: intFields, value: [ts]}}]\n\
+         \x20 - id: counts\n    className: WindowCountBolt\n    parallelism: 2\n    properties: [{{name: keyField, value: key}}, {{name: windowLengthMs, value: 10000}}, {{name: timestampField, value: ts}}, {{name: lagMs, value: 5000}}]\n\
+         \x20 - id: coarse\n    className: WindowCountBolt\n    parallelism: 2\n    properties: [{{name: keyField, value: key}}, {{name: windowLengthMs, value: 30000}}, {{name: timestampField, value: windowEnd}}]\n\
+         \x20 - id: out\n    className: FileSinkBolt\n    properties: [{{name: path, value: \"{}\"}}]\n\
+         streams:\n  - {{from: events, to: parse, grouping: {{type: SHUFFLE}}}}\n  - {{from: parse, to: counts, grouping: {{type: FIELDS, args: [key]}}}}\n\
+         \x20 - {{from: counts, to: coarse, grouping: {{type: FIELDS, args: [key]}}}}\n  - {{from: coarse, to: out, grouping: {{type: GLOBAL}}}}\n",
+        input.display(),
+        out.display()
+    );
+    let topo = dir.join("chain.yaml");
+    std::fs::write(&topo, yaml).expect("yaml");
+    let o = Command::new(env!("CARGO_BIN_EXE_gale"))
+        .arg("local")
+        .arg(&topo)
+        .output()
+        .expect("gale runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (fine, _) = independent(&input, 10_000, 10_000, 5_000);
+    let mut want = Windows::new();
+    for (key, _, end) in fine.keys() {
+        let coarse_end = end + (30_000 - end.rem_euclid(30_000)) % 30_000;
+        *want
+            .entry((key.clone(), coarse_end - 30_000, coarse_end))
+            .or_default() += 1;
+    }
+    let got = read_windows(&out);
+    assert!(want.len() > 50, "{}", want.len());
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
