@@ -278,17 +278,7 @@ fn stateful_windows_are_exact_after_the_window_bolts_supervisor_is_killed() {
     let before = rows(&out);
     c.kill_supervisor(&victim);
     let (want, want_late) = events::independent(&input, 10_000, 5_000, 5_000);
-    let last = std::fs::read_to_string(&input)
-        .expect("events")
-        .lines()
-        .filter_map(|l| l.split_once('\t')?.0.parse::<i64>().ok())
-        .max()
-        .expect("events");
-    let horizon = last - 5_000 - 20_000;
-    let want: events::Windows = want
-        .into_iter()
-        .filter(|((_, _, end), _)| *end < horizon)
-        .collect();
+    let (horizon, want) = events::before_horizon(&input, want);
     assert!(
         before < want.len(),
         "the stream was done before the kill ({before} rows)"
@@ -298,22 +288,7 @@ fn stateful_windows_are_exact_after_the_window_bolts_supervisor_is_killed() {
         Duration::from_secs(240),
         "every window before the horizon",
         || {
-            got.clear();
-            for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
-                let f: Vec<&str> = line.split('\t').collect();
-                let key = (
-                    f[0].to_owned(),
-                    f[2].parse().unwrap(),
-                    f[3].parse().unwrap(),
-                );
-                if key.2 >= horizon {
-                    continue;
-                }
-                let n: i64 = f[1].parse().unwrap();
-                if let Some(b) = got.insert(key.clone(), n) {
-                    assert_eq!(b, n, "window {key:?} fired twice with different counts");
-                }
-            }
+            got = events::read_windows_once(&out, Some(horizon));
             got.len() >= want.len()
         },
     );

@@ -4,7 +4,7 @@
 #[path = "support/events.rs"]
 mod events;
 
-use events::{Windows, events, independent, read_late, read_windows};
+use events::{Windows, events, independent, read_late, read_windows, read_windows_once};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,22 +141,7 @@ fn stateful_windows_are_exact_after_kill_9_and_a_second_run() {
     let o = run().output().expect("gale runs again");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Rows taken once each; a row written twice must say the same.
-    let mut got = Windows::new();
-    for line in std::fs::read_to_string(&out).expect("counts").lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let key = (
-            f[0].to_owned(),
-            f[2].parse().unwrap(),
-            f[3].parse().unwrap(),
-        );
-        let n: i64 = f[1].parse().unwrap();
-        if let Some(before) = got.insert(key.clone(), n) {
-            assert_eq!(
-                before, n,
-                "window {key:?} fired twice with different counts"
-            );
-        }
-    }
+    let got = read_windows_once(&out, None);
     let (want, want_late) = independent(&input, 10_000, 5_000, 5_000);
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);

@@ -61,17 +61,7 @@ fn event_time_windows_on_two_workers_match_an_independent_count() {
         hosts.len() == 2
     });
     let (want, want_late) = independent(&input, 10_000, 5_000, 5_000);
-    let last = std::fs::read_to_string(&input)
-        .expect("events")
-        .lines()
-        .filter_map(|l| l.split_once('\t')?.0.parse::<i64>().ok())
-        .max()
-        .expect("events");
-    let horizon = last - 5_000 - 20_000;
-    let want: events::Windows = want
-        .into_iter()
-        .filter(|((_, _, end), _)| *end < horizon)
-        .collect();
+    let (horizon, want) = events::before_horizon(&input, want);
     assert!(
         want.len() > 300,
         "enough windows to compare: {}",

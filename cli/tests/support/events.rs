@@ -97,3 +97,46 @@ pub fn read_late(late: &Path) -> Vec<(i64, String)> {
     lates.sort();
     lates
 }
+
+/// The windows a sink file holds, each taken once, ending before `horizon` if one is given: a
+/// row written twice (a window fired again after a rollback) must say the same.
+pub fn read_windows_once(out: &Path, horizon: Option<i64>) -> Windows {
+    let mut got = Windows::new();
+    for line in std::fs::read_to_string(out).unwrap_or_default().lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let key = (
+            f[0].to_owned(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+        );
+        if horizon.is_some_and(|h| key.2 >= h) {
+            continue;
+        }
+        let n: i64 = f[1].parse().unwrap();
+        if let Some(before) = got.insert(key.clone(), n) {
+            assert_eq!(
+                before, n,
+                "window {key:?} fired twice with different counts"
+            );
+        }
+    }
+    got
+}
+
+/// On a cluster the input never ends: the windows to compare are those ending 20 s or more
+/// before the watermark the last event brings (its time minus a 5 s lag). Returns that horizon
+/// and `want`'s windows before it.
+pub fn before_horizon(input: &Path, want: Windows) -> (i64, Windows) {
+    let last = std::fs::read_to_string(input)
+        .expect("events")
+        .lines()
+        .filter_map(|l| l.split_once('\t')?.0.parse::<i64>().ok())
+        .max()
+        .expect("events");
+    let horizon = last - 5_000 - 20_000;
+    let want = want
+        .into_iter()
+        .filter(|((_, _, end), _)| *end < horizon)
+        .collect();
+    (horizon, want)
+}
