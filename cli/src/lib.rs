@@ -74,8 +74,9 @@ fn init_logging() {
 
 /// Adds the state providers every gale binary has (docs/state.md): the embedded store
 /// (`embedded`) and Redis (`redis`, Storm's `RedisKeyValueStateProvider`), beside the registry's
-/// in-memory one.
+/// in-memory one; and the connectors (Kafka's spout and bolt, docs/kafka.md).
 pub fn add_state_providers(registry: &mut Registry) {
     state_redb::register(registry);
     state_redis::register(registry);
+    connector_kafka::register(registry);
 }

@@ -776,7 +776,8 @@ impl Checker {
     }
 
     /// Flux's top-level `components`: objects other definitions `ref`erence. Gale keeps each as
-    /// JSON (`className`, `constructorArgs`, `properties`); the component that receives one
+    /// JSON (`className`, `constructorArgs`, `properties`, and `configMethods` as `[name, args]`
+    /// pairs when it has them); the component that receives one
     /// decides whether it understands it.
     fn flux_objects(&mut self, n: &Node) {
         let NodeValue::Seq(items) = &n.value else {
@@ -801,7 +802,13 @@ impl Checker {
             };
             self.check_keys(
                 m,
-                &["id", "className", "constructorArgs", "properties"],
+                &[
+                    "id",
+                    "className",
+                    "constructorArgs",
+                    "properties",
+                    "configMethods",
+                ],
                 &[],
                 "an entry of `components`",
             );
@@ -824,14 +831,20 @@ impl Checker {
                 Some(v) => self.properties(v).unwrap_or_default(),
                 None => BTreeMap::new(),
             };
+            let methods = match it.get("configMethods") {
+                Some(v) => self.config_methods(v).unwrap_or_default(),
+                None => Vec::new(),
+            };
             if self.objects.contains_key(&id) {
                 self.err(it.pos, format!("duplicate id \"{id}\" in `components`"));
                 continue;
             }
-            self.objects.insert(
-                id,
-                serde_json::json!({"className": class, "constructorArgs": args, "properties": props}),
-            );
+            let mut obj = serde_json::json!({"className": class, "constructorArgs": args, "properties": props});
+            // As (name, args) pairs, the shape `ComponentArgs::config_methods` has.
+            if !methods.is_empty() {
+                obj["configMethods"] = serde_json::json!(methods);
+            }
+            self.objects.insert(id, obj);
         }
     }
 

@@ -80,7 +80,8 @@ impl OutputDeclarer {
 
 /// The arguments a component is built from: Flux's `constructorArgs`, `properties` and
 /// `configMethods`. A Flux `ref` to a top-level `components` entry arrives as that entry's JSON:
-/// `{"className": ..., "constructorArgs": [...], "properties": {...}}`.
+/// `{"className": ..., "constructorArgs": [...], "properties": {...}}`, with `"configMethods":
+/// [[name, [args]], ...]` when the entry has them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComponentArgs {
     pub constructor_args: Vec<serde_json::Value>,
@@ -274,6 +275,20 @@ impl<'a> SpoutCollector<'a> {
                 values: EmitValues::Owned(&values),
                 anchors: &[],
                 message_id: id,
+                direct_task: None,
+            },
+            None,
+        );
+    }
+
+    /// Emits an unreliable tuple on the default stream from borrowed values.
+    pub fn emit_refs(&mut self, values: &[ValueRef<'_>]) {
+        self.sink.emit(
+            Emission {
+                stream: DEFAULT_STREAM,
+                values: EmitValues::Refs(values),
+                anchors: &[],
+                message_id: None,
                 direct_task: None,
             },
             None,
