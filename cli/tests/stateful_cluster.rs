@@ -2,61 +2,18 @@
 //! `redis-server` on free loopback ports; the supervisor running the stateful bolt is killed
 //! with SIGKILL mid-stream.
 
+#[path = "support/redis.rs"]
+mod redis;
 #[path = "support/cluster.rs"]
 mod support;
 
+use redis::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 use topology_api::state::{KeyValueState, StateProvider};
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis(dir: &Path) -> Redis {
-    assert!(
-        Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "redis-server is not installed: run scripts/test.sh, which installs Debian's redis-server"
-    );
-    let port = free_port();
-    std::fs::create_dir_all(dir).expect("dir");
-    let child = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let r = Redis { child, port };
-    wait_until(Duration::from_secs(10), "redis-server listens", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    r
-}
 
 /// The counts stay exact: nothing is counted again after the input was done.
 fn stays_exact(port: u16, want: &BTreeMap<String, i64>) {
@@ -66,27 +23,6 @@ fn stays_exact(port: u16, want: &BTreeMap<String, i64>) {
         want,
         "counts moved after the input was done"
     );
-}
-
-/// The committed counts of every `count` task in Redis.
-fn redis_counts(port: u16) -> BTreeMap<String, i64> {
-    let p = state_redis::RedisProvider::new(state_redis::PoolConfig {
-        port,
-        ..Default::default()
-    })
-    .expect("provider");
-    let mut all = BTreeMap::new();
-    for task in 1..=32 {
-        let ns = format!("count-{task}");
-        let Ok(mut store) = p.open(&ns) else { continue };
-        let Ok(stored) = store.load() else { continue };
-        let s: KeyValueState<String, i64> =
-            KeyValueState::from_stored(&ns, &stored).expect("decode");
-        for (k, v) in s.iter() {
-            all.insert(k.clone(), *v);
-        }
-    }
-    all
 }
 
 fn topology(dir: &Path, input: &Path, redis_port: u16) -> PathBuf {
