@@ -10,10 +10,8 @@ mod support;
 use redis::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
-use topology_api::state::{KeyValueState, StateProvider};
 
 /// The counts stay exact: nothing is counted again after the input was done.
 fn stays_exact(port: u16, want: &BTreeMap<String, i64>) {
