@@ -7,6 +7,8 @@
 #
 #   scripts/bench.sh [--size-mb N] [--runs N] [--no-flink]
 #
+# Ends with scripts/bench-kafka.sh (Kafka -> word count beside the same topology from a file).
+#
 # The peers are built into $PEERS_DIR (default /tmp/gale-peers) by ../shared/peers/setup.sh.
 # Flink (an ~850 MB download the first time, ~1 GB of memory per run) is skipped with --no-flink.
 set -euo pipefail
@@ -345,3 +347,6 @@ fi
 c50=$(tr ' ' '\n' <<<"$CK50" | grep . | median)
 c99=$(tr ' ' '\n' <<<"$CK99" | grep . | median)
 echo "bench: checkpoint-actions embedded p50_ms=$c50 p99_ms=$c99 (complete latency of each PREPARE and COMMIT)"
+
+log "Kafka: word count from a topic beside the same topology from a file (scripts/bench-kafka.sh)"
+scripts/bench-kafka.sh --runs "$RUNS"

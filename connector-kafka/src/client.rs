@@ -482,12 +482,14 @@ impl KafkaClient {
     }
 
     /// Reads from several partitions at their offsets, grouped by leader (one request per
-    /// leader). Waits up to `max_wait` for data.
+    /// leader): at most `max_bytes` in all and `partition_bytes` of each partition (the broker
+    /// still returns a first batch larger than that whole). Waits up to `max_wait` for data.
     pub fn fetch(
         &mut self,
         wanted: &[(String, i32, i64)],
         max_wait: Duration,
         max_bytes: i32,
+        partition_bytes: i32,
     ) -> Result<BTreeMap<(String, i32), PartitionFetch>, KafkaError> {
         let mut by_leader: BTreeMap<i32, Vec<&(String, i32, i64)>> = BTreeMap::new();
         for w in wanted {
@@ -502,7 +504,7 @@ impl KafkaClient {
                     FetchPartition::default()
                         .with_partition(*p)
                         .with_fetch_offset(*off)
-                        .with_partition_max_bytes(max_bytes),
+                        .with_partition_max_bytes(partition_bytes),
                 );
             }
             let req = FetchRequest::default()

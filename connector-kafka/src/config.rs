@@ -85,8 +85,10 @@ pub struct SpoutConfig {
     pub poll_timeout: Duration,
     pub retry: Retry,
     pub translator: Translator,
-    /// `fetch.max.bytes` (per request, and per partition).
+    /// `fetch.max.bytes`: at most this much per fetch request.
     pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes`: at most this much of one partition per fetch.
+    pub partition_fetch_bytes: i32,
     /// Values and keys as bytes (`ByteArrayDeserializer`) instead of UTF-8 text.
     pub value_bytes: bool,
     pub key_bytes: bool,
@@ -112,7 +114,8 @@ impl Default for SpoutConfig {
             poll_timeout: Duration::from_millis(200),
             retry: Retry::default(),
             translator: Translator::Default,
-            fetch_max_bytes: 8 << 20,
+            fetch_max_bytes: 4 << 20,
+            partition_fetch_bytes: 1 << 20,
             value_bytes: false,
             key_bytes: false,
             stop_when_caught_up: false,
@@ -340,8 +343,9 @@ impl SpoutConfig {
         match key {
             "bootstrap.servers" => self.bootstrap = parse_bootstrap(&s),
             "group.id" => self.group_id = Some(s).filter(|g| !g.is_empty()),
-            "fetch.max.bytes" | "max.partition.fetch.bytes" => {
-                self.fetch_max_bytes = count(key, v)?.min(i32::MAX as u64) as i32
+            "fetch.max.bytes" => self.fetch_max_bytes = count(key, v)?.min(i32::MAX as u64) as i32,
+            "max.partition.fetch.bytes" => {
+                self.partition_fetch_bytes = count(key, v)?.min(i32::MAX as u64) as i32
             }
             "enable.auto.commit" if s == "true" => {
                 return Err(config_err(

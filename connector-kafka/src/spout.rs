@@ -105,6 +105,7 @@ fn fetcher(
     out: Sender<Result<Chunk, String>>,
     poll: Duration,
     max_bytes: i32,
+    partition_bytes: i32,
 ) {
     let mut epoch = 0u8;
     // slot -> (topic, partition, next offset)
@@ -155,18 +156,18 @@ fn fetcher(
         if wanted.is_empty() {
             continue;
         }
-        match client.fetch(&wanted, poll, max_bytes) {
-            Ok(got) => {
+        match client.fetch(&wanted, poll, max_bytes, partition_bytes) {
+            Ok(mut got) => {
                 backoff = Duration::ZERO;
                 for (slot, (t, p, off)) in parts.iter_mut() {
-                    let Some(f) = got.get(&(t.clone(), *p)) else {
+                    let Some(f) = got.remove(&(t.clone(), *p)) else {
                         continue;
                     };
                     *off = f.next_offset;
                     let chunk = Chunk {
                         epoch,
                         slot: *slot,
-                        records: f.records.clone(),
+                        records: f.records,
                         high_watermark: f.high_watermark,
                     };
                     if out.send(Ok(chunk)).is_err() {
@@ -600,7 +601,8 @@ impl Spout for KafkaSpout {
             tracing::debug!(props = ?self.cfg.other_props, "Kafka consumer properties Gale does not use");
         }
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-        let (tx, rx) = crossbeam_channel::bounded(8);
+        // A few partitions' worth read ahead (each chunk at most max.partition.fetch.bytes).
+        let (tx, rx) = crossbeam_channel::bounded(4);
         let client = KafkaClient::new(
             self.cfg.bootstrap.clone(),
             &format!(
@@ -609,10 +611,14 @@ impl Spout for KafkaSpout {
             ),
             Duration::from_secs(10),
         );
-        let (poll, max_bytes) = (self.cfg.poll_timeout, self.cfg.fetch_max_bytes);
+        let (poll, max_bytes, partition_bytes) = (
+            self.cfg.poll_timeout,
+            self.cfg.fetch_max_bytes,
+            self.cfg.partition_fetch_bytes,
+        );
         std::thread::Builder::new()
             .name(format!("kafka-fetch-{}", self.task_id))
-            .spawn(move || fetcher(client, ctl_rx, tx, poll, max_bytes))
+            .spawn(move || fetcher(client, ctl_rx, tx, poll, max_bytes, partition_bytes))
             .map_err(|e| ComponentError::Config(format!("cannot start the Kafka fetcher: {e}")))?;
         self.ctl = Some(ctl_tx);
         self.chunks = Some(rx);

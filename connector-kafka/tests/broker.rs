@@ -43,7 +43,7 @@ fn the_client_reads_writes_and_commits_what_kafka_python_sees() {
         let wanted: Vec<(String, i32, i64)> =
             pos.iter().map(|(p, o)| ("in".to_owned(), *p, *o)).collect();
         let r = c
-            .fetch(&wanted, Duration::from_millis(100), 4096)
+            .fetch(&wanted, Duration::from_millis(100), 8192, 4096)
             .expect("fetch");
         for ((_, p), f) in r {
             for rec in &f.records {
