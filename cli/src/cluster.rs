@@ -705,6 +705,9 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
                     ""
                 );
             }
+            for (name, v) in &st.gauges {
+                println!("  {:<20} {name} {v}", "");
+            }
         }
         if let Some(e) = &t.last_error {
             println!("  last error of a worker: {e}");

@@ -76,6 +76,7 @@ fn kafka_spout_tasks_survive_kill_9_with_every_line_and_exact_state() {
         "the stream was already done; make the input larger"
     );
     let t = c.topology("kafka-cluster");
+    let lag_before = gauge(&t, "kafkaOffset/lines/totalSpoutLag");
     let spout_hosts: BTreeSet<String> = t["assignment"]
         .as_array()
         .map(|a| {
@@ -108,6 +109,32 @@ fn kafka_spout_tasks_survive_kill_9_with_every_line_and_exact_state() {
             committed == ends
         },
     );
+    // The spout's lag, as `gale status` and /metrics show it, goes to 0 and its completed
+    // offsets to the log end.
+    let mut t = c.topology("kafka-cluster");
+    wait_until(
+        Duration::from_secs(30),
+        "the spout's lag at 0 in status",
+        || {
+            t = c.topology("kafka-cluster");
+            gauge(&t, "kafkaOffset/lines/totalSpoutLag") == Some(0)
+        },
+    );
+    let completed: i64 = (0..3)
+        .filter_map(|p| {
+            gauge(
+                &t,
+                &format!("kafkaOffset/lines/partition_{p}/latestCompletedOffset"),
+            )
+        })
+        .sum();
+    assert_eq!(completed, lines as i64, "{t}");
+    let (code, metrics) = http_get(&c, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("gale_component_gauge{topology=\"kafka-cluster\",component=\"lines\",name=\"kafkaOffset/lines/totalSpoutLag\"} 0"),
+        "{metrics}"
+    );
     let copied = broker.read("copy", 2.0);
     let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
     for r in &copied {
@@ -132,9 +159,19 @@ fn kafka_spout_tasks_survive_kill_9_with_every_line_and_exact_state() {
         "kafka cluster: {lines} lines produced in {produce_secs:.1} s; {before} of {total} words \
          committed when supervisor {victim} (a spout task's) was killed {:.1} s after submit; \
          every count exact {exact_after:.1} s after the kill; {} records in the copy topic \
-         ({} extra: at-least-once replays); committed offsets {committed:?}",
+         ({} extra: at-least-once replays); committed offsets {committed:?}; spout lag in status \
+         before the kill {lag_before:?}",
         killed.duration_since(submitted).as_secs_f64(),
         copied.len(),
         copied.len() - lines,
     );
+}
+
+/// A gauge of the `lines` spout from a topology's status.
+fn gauge(t: &serde_json::Value, name: &str) -> Option<i64> {
+    t["components"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == "lines")?["stats"]["gauges"][name]
+        .as_i64()
 }

@@ -756,6 +756,37 @@ impl Spout for KafkaSpout {
         self.deactivate();
     }
 
+    /// Storm's `kafkaOffset` metrics, per partition this task reads and per topic:
+    /// `kafkaOffset/<topic>/partition_<p>/{spoutLag,latestTimeOffset,latestEmittedOffset,
+    /// latestCompletedOffset}` and `kafkaOffset/<topic>/totalSpoutLag`. The log end is the high
+    /// watermark of the last fetch (tansu 0.6.0 reports it low: docs/kafka.md).
+    fn gauges(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+        for p in self.parts.iter().filter(|p| p.active) {
+            let done = if self.tracked {
+                p.committable()
+            } else {
+                p.next
+            };
+            let lag = if p.high_watermark >= 0 {
+                (p.high_watermark - done).max(0)
+            } else {
+                0
+            };
+            let pre = format!("kafkaOffset/{}/partition_{}", p.topic, p.partition);
+            out.push((format!("{pre}/spoutLag"), lag));
+            out.push((format!("{pre}/latestTimeOffset"), p.high_watermark));
+            out.push((format!("{pre}/latestEmittedOffset"), p.next - 1));
+            out.push((format!("{pre}/latestCompletedOffset"), done));
+            *totals.entry(&p.topic).or_insert(0) += lag;
+        }
+        for (t, lag) in totals {
+            out.push((format!("kafkaOffset/{t}/totalSpoutLag"), lag));
+        }
+        out
+    }
+
     fn is_finished(&self) -> bool {
         self.cfg.stop_when_caught_up
             && self.assigned

@@ -455,6 +455,9 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
                     st.latency_p50_ms = worst(st.latency_p50_ms, e.latency_p50_us);
                     st.latency_p99_ms = worst(st.latency_p99_ms, e.latency_p99_us);
                     st.last_executed_us = st.last_executed_us.max(e.last_executed_us);
+                    for (name, v) in &e.gauges {
+                        *st.gauges.entry(name.clone()).or_insert(0) += v;
+                    }
                 }
             }
             c.stats = Some(st);

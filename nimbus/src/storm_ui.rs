@@ -276,6 +276,24 @@ pub fn prometheus(v: &ClusterView) -> String {
             }
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP gale_component_gauge Gauges a component's spout tasks report, summed over its tasks (a Kafka spout's lag: kafkaOffset/<topic>/totalSpoutLag).\n# TYPE gale_component_gauge gauge"
+    );
+    for t in &v.topologies {
+        for c in &t.components {
+            let Some(s) = &c.stats else { continue };
+            for (name, val) in &s.gauges {
+                let _ = writeln!(
+                    out,
+                    "gale_component_gauge{{topology=\"{}\",component=\"{}\",name=\"{}\"}} {val}",
+                    esc(&t.name),
+                    esc(&c.id),
+                    esc(name)
+                );
+            }
+        }
+    }
     out
 }
 
@@ -298,6 +316,7 @@ mod tests {
                 latency_p50_ms: None,
                 latency_p99_ms: None,
                 last_executed_us: None,
+                gauges: Default::default(),
             }),
             last_error: None,
         };
@@ -370,8 +389,14 @@ mod tests {
         let mut v = view();
         if let Some(s) = v.topologies[0].components[1].stats.as_mut() {
             s.latency_p99_ms = Some(1.5);
+            s.gauges
+                .insert("kafkaOffset/lines/totalSpoutLag".into(), 42);
         }
         let text = prometheus(&v);
+        assert!(
+            text.contains("gale_component_gauge{topology=\"wc\",component=\"count\",name=\"kafkaOffset/lines/totalSpoutLag\"} 42"),
+            "{text}"
+        );
         assert!(
             text.contains("gale_component_latency_ms{topology=\"wc\",component=\"count\",quantile=\"0.99\"} 1.5"),
             "{text}"

@@ -65,6 +65,9 @@ pub struct ComponentStats {
     /// the latest over its executors; as of their last heartbeats).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_executed_us: Option<u64>,
+    /// Gauges its spout tasks report (`Spout::gauges`), summed over the running executors.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub gauges: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

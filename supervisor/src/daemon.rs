@@ -388,6 +388,12 @@ fn heartbeat(me: &str, port: u16, w: &RunningWorker) -> WorkerBeat {
                     latency_p99_us: q(0.99),
                     last_executed_us: Some(h.stats.last_executed_us.load(Ordering::Relaxed))
                         .filter(|t| *t > 0),
+                    gauges: h
+                        .stats
+                        .gauges
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
                 }
             })
             .collect(),

@@ -712,6 +712,13 @@ pub trait Spout: Send {
     fn deactivate(&mut self) {}
     fn close(&mut self) {}
 
+    /// Gauges the spout reports (Storm's registered metrics, such as a Kafka spout's lag), as
+    /// (name, value); read about once a second, shown per component in `gale status`, the REST
+    /// API and `/metrics` (summed over the component's tasks).
+    fn gauges(&self) -> Vec<(String, i64)> {
+        Vec::new()
+    }
+
     /// Gale's exactly-once state (docs/state.md): where the spout is in its input (what it has
     /// emitted), recorded with each checkpoint of a topology with stateful bolts. `None` (the
     /// default): the spout cannot rewind; its tuples are replayed by message id, at least once.

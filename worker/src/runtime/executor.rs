@@ -266,6 +266,8 @@ struct SpoutExecutor {
     seen_oldest: [u64; 5],
     stamp_every_call: bool,
     was_idle: bool,
+    /// When the spouts' gauges were last read.
+    gauges_at: Instant,
     /// When the trees started now began (read with the birth stamp, as often).
     clock: Instant,
     acked_src: Option<&'static topology_api::StreamSource>,
@@ -356,6 +358,7 @@ impl SpoutExecutor {
             last_timeout_scan: Instant::now(),
             seen_oldest: [0; 5],
             was_idle: true,
+            gauges_at: Instant::now(),
             clock: Instant::now(),
             acked_src: system_source(SYSTEM_COMPONENT, ACK_ACK_STREAM),
             checkpoints: Vec::new(),
@@ -627,10 +630,31 @@ impl SpoutExecutor {
         }
     }
 
+    /// Reads the spouts' gauges into the stats, at most once a second.
+    fn publish_gauges(&mut self) {
+        if self.gauges_at.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.gauges_at = Instant::now();
+        let mut all = Vec::new();
+        for s in &self.spouts {
+            all.extend(s.gauges());
+        }
+        if !all.is_empty() {
+            *self
+                .env
+                .stats
+                .gauges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = all;
+        }
+    }
+
     /// After a round that emitted: publish counters and flush on their intervals.
     fn busy(&mut self) {
         self.backoff.reset();
         if self.iter.is_multiple_of(64) {
+            self.publish_gauges();
             self.env.stats.publish(&self.env.router.counters);
             if self.env.router.last_flush.elapsed() >= self.env.flush_interval {
                 self.env.router.flush();
@@ -642,6 +666,7 @@ impl SpoutExecutor {
     /// trees are in flight, else with a growing backoff).
     fn idle(&mut self) {
         self.env.router.flush();
+        self.publish_gauges();
         self.env.stats.publish(&self.env.router.counters);
         let waiting_for_acks = !self.pending.is_empty();
         match self.rx.as_ref().filter(|_| waiting_for_acks) {

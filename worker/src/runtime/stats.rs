@@ -24,6 +24,8 @@ pub struct ExecutorStats {
     /// When a publish last saw more tuples executed than the one before ([`topology_api::now_us`];
     /// within a flush interval of the last execution); 0 before.
     pub last_executed_us: AtomicU64,
+    /// Spouts: their tasks' gauges ([`topology_api::Spout::gauges`]), about once a second.
+    pub gauges: std::sync::Mutex<Vec<(String, i64)>>,
 }
 
 /// The executor thread's private copy; `publish` makes it visible.
