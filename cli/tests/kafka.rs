@@ -243,3 +243,213 @@ fn an_unreachable_broker_is_reported_not_fatal() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cannot reach Kafka broker"), "{err}");
 }
+
+/// A spout-to-sink topology with the given spout properties (YAML lines) and sink.
+fn inline_topology(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    spout_props: &[(&str, &str)],
+    config: &str,
+    sink: &str,
+) -> PathBuf {
+    let mut props = format!(
+        "      - {{name: bootstrap.servers, value: \"{bootstrap}\"}}\n      - {{name: topics, value: lines}}\n      - {{name: group.id, value: {name}}}\n      - {{name: recordTranslator, value: value}}\n      - {{name: stopWhenCaughtUp, value: true}}\n"
+    );
+    for (k, v) in spout_props {
+        props += &format!("      - {{name: {k}, value: {v}}}\n");
+    }
+    let yaml = format!(
+        "name: {name}\nconfig:\n  topology.workers: 1\n{config}spouts:\n  - id: lines\n    className: KafkaSpout\n    parallelism: 2\n    properties:\n{props}\
+         bolts:\n  - id: split\n    className: SplitSentenceBolt\n    parallelism: 2\n  - id: count\n    className: WordCountBolt\n    parallelism: 2\n{sink}\
+         streams:\n  - {{from: lines, to: split, grouping: {{type: SHUFFLE}}}}\n  - {{from: split, to: count, grouping: {{type: FIELDS, args: [word]}}}}\n  - {{from: count, to: sink, grouping: {{type: GLOBAL}}}}\n"
+    );
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, yaml).expect("yaml");
+    p
+}
+
+fn metrics_stat(m: &Path, id: &str, k: &str) -> u64 {
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(m).expect("metrics")).expect("json");
+    j["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .and_then(|c| c[k].as_u64())
+        .unwrap_or(0)
+}
+
+/// Storm's three guarantees and a tiny `max.uncommitted.offsets` each count every line exactly
+/// once when nothing fails, commit the log end, and never stall (Storm's spout stops at the
+/// limit without ackers, issue 6739).
+#[test]
+fn every_guarantee_counts_everything_and_commits_the_log_end() {
+    let broker = kafka::Broker::start("guarantees");
+    broker.create_topic("lines", 3);
+    let d = tmpdir("guarantees");
+    let input = d.join("lines.txt");
+    let want = write_lines(&input, 3_000);
+    let ends = broker.produce_file("lines", &input);
+    let sink = |out: &Path| {
+        format!(
+            "  - {{id: sink, className: TsvSinkBolt, properties: [{{name: path, value: \"{}\"}}]}}\n",
+            out.display()
+        )
+    };
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "at-least-once",
+            &[
+                ("processingGuarantee", "AT_LEAST_ONCE"),
+                ("offset.commit.period.ms", "100"),
+            ],
+            "  topology.acker.executors: 1\n",
+        ),
+        (
+            "at-most-once",
+            &[("processingGuarantee", "AT_MOST_ONCE")],
+            "  topology.acker.executors: 1\n",
+        ),
+        (
+            "no-guarantee",
+            &[
+                ("processingGuarantee", "NO_GUARANTEE"),
+                ("offset.commit.period.ms", "100"),
+            ],
+            "  topology.acker.executors: 1\n",
+        ),
+        (
+            "max-uncommitted",
+            &[
+                ("maxUncommittedOffsets", "10"),
+                ("offset.commit.period.ms", "60000"),
+            ],
+            "  topology.acker.executors: 1\n",
+        ),
+        (
+            "no-ackers",
+            &[
+                ("maxUncommittedOffsets", "10"),
+                ("offset.commit.period.ms", "100"),
+            ],
+            "  topology.acker.executors: 0\n",
+        ),
+    ];
+    for (name, props, config) in cases {
+        let out = d.join(format!("{name}.tsv"));
+        let yaml = inline_topology(&d, name, &broker.bootstrap, props, config, &sink(&out));
+        let o = gale(&["local", yaml.to_str().expect("path"), "--duration", "60"]);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("drained"),
+            "{name}: the run ends by itself"
+        );
+        let got: BTreeMap<String, i64> = std::fs::read_to_string(&out)
+            .expect("sink")
+            .lines()
+            .filter_map(|l| {
+                l.rsplit_once('\t')
+                    .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+            })
+            .collect();
+        assert_eq!(got, want, "{name}");
+        assert_eq!(
+            broker.committed(name, "lines"),
+            ends,
+            "{name}: committed offsets"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A bolt (Python, Storm's multi-lang protocol) that fails each line the first time it sees it
+/// and acks it the second time: every line is failed once and emitted again after Storm's
+/// backoff, the spout finishes only when every line is acked, and the committed offsets reach
+/// the log end.
+const FAIL_ONCE: &str = r#"import json, os, sys
+def read():
+    lines = []
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            sys.exit(0)
+        line = line.rstrip("\n")
+        if line == "end":
+            break
+        lines.append(line)
+    return json.loads("\n".join(lines))
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\nend\n")
+    sys.stdout.flush()
+setup = read()
+open(os.path.join(setup["pidDir"], str(os.getpid())), "w").close()
+send({"pid": os.getpid()})
+seen = set()
+while True:
+    m = read()
+    if isinstance(m, list):
+        continue
+    if m.get("stream") == "__heartbeat":
+        send({"command": "sync"})
+        continue
+    v = m["tuple"][0]
+    if v in seen:
+        send({"command": "ack", "id": m["id"]})
+    else:
+        seen.add(v)
+        send({"command": "fail", "id": m["id"]})
+"#;
+
+#[test]
+fn failed_tuples_are_emitted_again_until_acked() {
+    let broker = kafka::Broker::start("retries");
+    broker.create_topic("lines", 2);
+    let d = tmpdir("retries");
+    std::fs::write(d.join("fail_once.py"), FAIL_ONCE).expect("bolt");
+    let input = d.join("lines.txt");
+    std::fs::write(
+        &input,
+        (0..400).map(|i| format!("line-{i}\n")).collect::<String>(),
+    )
+    .expect("input");
+    let ends = broker.produce_file("lines", &input);
+    let yaml = format!(
+        "name: retries\nconfig:\n  topology.workers: 1\n  topology.acker.executors: 1\n\
+         spouts:\n  - id: lines\n    className: KafkaSpout\n    properties:\n      - {{name: bootstrap.servers, value: \"{}\"}}\n      - {{name: topics, value: lines}}\n      - {{name: group.id, value: retries}}\n      - {{name: recordTranslator, value: value}}\n      - {{name: stopWhenCaughtUp, value: true}}\n      - {{name: offset.commit.period.ms, value: 100}}\n\
+         bolts:\n  - id: flaky\n    className: ShellBolt\n    constructorArgs: [[\"python3\", \"fail_once.py\"], []]\n\
+         streams:\n  - {{from: lines, to: flaky, grouping: {{type: SHUFFLE}}}}\n",
+        broker.bootstrap,
+    );
+    let p = d.join("retries.yaml");
+    std::fs::write(&p, yaml).expect("yaml");
+    let m = d.join("m.json");
+    let o = gale(&[
+        "local",
+        p.to_str().expect("path"),
+        "--duration",
+        "60",
+        "--metrics-json",
+        m.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("drained"),
+        "the run ends once every line is acked"
+    );
+    assert_eq!(
+        metrics_stat(&m, "lines", "failed"),
+        400,
+        "each line failed once"
+    );
+    assert_eq!(
+        metrics_stat(&m, "lines", "acked"),
+        400,
+        "each line acked once, on its second try"
+    );
+    assert_eq!(metrics_stat(&m, "lines", "emitted"), 800);
+    assert_eq!(broker.committed("retries", "lines"), ends);
+}
