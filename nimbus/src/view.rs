@@ -30,9 +30,21 @@ pub struct TopologyView {
     pub tasks: u32,
     pub components: Vec<ComponentView>,
     pub assignment: Vec<AssignmentView>,
+    /// The topology's streams (the web UI draws its graph from them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamView>,
     /// The latest error of no one component: a worker that could not start (cluster status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// A subscription: `to` reads stream `stream` of `from`, grouped by `grouping`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamView {
+    pub from: String,
+    pub to: String,
+    pub stream: String,
+    pub grouping: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +77,16 @@ pub struct ComponentStats {
     /// the latest over its executors; as of their last heartbeats).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_executed_us: Option<u64>,
+    /// Time its running executors spent executing, in microseconds (bolts).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub busy_us: u64,
+    /// Mean time to execute a tuple over the running executors, in milliseconds (bolts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execute_latency_ms: Option<f64>,
+    /// Storm's capacity since the running workers started: the share of their time the
+    /// executors spent executing (mean over executors; near 1 means the bolt is the bottleneck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
     /// Gauges its spout tasks report (`Spout::gauges`), summed over the running executors.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub gauges: std::collections::BTreeMap<String, i64>,
@@ -138,6 +160,16 @@ pub fn topology_view(
             })
             .collect(),
         assignment: rows,
+        streams: topology
+            .streams
+            .iter()
+            .map(|s| StreamView {
+                from: s.from.clone(),
+                to: s.to.clone(),
+                stream: s.stream_id.clone(),
+                grouping: s.grouping.to_string(),
+            })
+            .collect(),
         last_error: None,
     }
 }
@@ -193,4 +225,8 @@ pub fn plan(topology: &Topology, supervisors: usize, slots_per_supervisor: usize
             0,
         )],
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -388,6 +388,7 @@ fn heartbeat(me: &str, port: u16, w: &RunningWorker) -> WorkerBeat {
                     latency_p99_us: q(0.99),
                     last_executed_us: Some(h.stats.last_executed_us.load(Ordering::Relaxed))
                         .filter(|t| *t > 0),
+                    busy_us: c.busy_ns / 1000,
                     gauges: h
                         .stats
                         .gauges

@@ -1041,6 +1041,7 @@ fn run_batch(
 ) {
     let n = batch.len() as u64;
     let latency_is_recorded = latency.is_some();
+    let started = Instant::now();
     let mut runs = LatencyRuns::new(latency.as_mut());
     if let [bolt] = bolts {
         let auto = auto_ack.first().copied().unwrap_or(true);
@@ -1060,6 +1061,7 @@ fn run_batch(
         run_general(env, bolts, auto_ack, &batch, &mut runs);
     }
     runs.flush();
+    env.router.counters.busy_ns += started.elapsed().as_nanos() as u64;
     // What bolts' collectors did in the lane themselves, counted once per batch.
     let lane = &mut env.router.lane;
     let (emitted, acked) = (

@@ -19,6 +19,7 @@ pub struct ExecutorStats {
     pub failed: AtomicU64,
     pub complete_us: AtomicU64,
     pub completed: AtomicU64,
+    pub busy_ns: AtomicU64,
     /// When this bolt executor executed its first tuple ([`topology_api::now_us`]); 0 before.
     pub first_executed_us: AtomicU64,
     /// When a publish last saw more tuples executed than the one before ([`topology_api::now_us`];
@@ -39,6 +40,9 @@ pub struct Counters {
     /// how many trees that sum covers.
     pub complete_us: u64,
     pub completed: u64,
+    /// Bolts: time spent executing batches, in nanoseconds (Storm's capacity and execute
+    /// latency; two clock reads per batch).
+    pub busy_ns: u64,
 }
 
 impl ExecutorStats {
@@ -53,6 +57,7 @@ impl ExecutorStats {
         self.failed.store(c.failed, Ordering::Relaxed);
         self.complete_us.store(c.complete_us, Ordering::Relaxed);
         self.completed.store(c.completed, Ordering::Relaxed);
+        self.busy_ns.store(c.busy_ns, Ordering::Relaxed);
     }
 
     pub fn read(&self) -> Counters {
@@ -63,6 +68,7 @@ impl ExecutorStats {
             failed: self.failed.load(Ordering::Relaxed),
             complete_us: self.complete_us.load(Ordering::Relaxed),
             completed: self.completed.load(Ordering::Relaxed),
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
         }
     }
 }
