@@ -156,12 +156,51 @@ fn no_topology(id: &str) -> ApiError {
     )
 }
 
+/// `?window=` of Storm UI's pages.
+#[derive(Debug, Deserialize)]
+struct WindowQuery {
+    window: Option<String>,
+}
+
+/// The view over every stats window, the all-time one last (as Storm lists them).
+fn windowed_views<S: Store>(
+    s: &Shared<S>,
+    all_time: &ClusterView,
+) -> Vec<(crate::storm_ui::WindowName, ClusterView)> {
+    let now = now_secs();
+    let history = s.history.lock().unwrap_or_else(|p| p.into_inner());
+    crate::history::WINDOWS
+        .iter()
+        .map(|(key, secs, pretty)| {
+            let mut v = all_time.clone();
+            if let Some(secs) = secs {
+                history.apply(&mut v, now, *secs);
+            }
+            ((*key, *pretty), v)
+        })
+        .collect()
+}
+
+fn bad_window(e: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e)
+}
+
 async fn ui_topology<S: Store>(
     State(s): State<Arc<Shared<S>>>,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<WindowQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let (key, _, pretty) = crate::history::parse_window(q.window.as_deref()).map_err(bad_window)?;
     let v = cluster_view(&s.state).await?;
-    crate::storm_ui::topology_page(&v, &id)
+    let views = windowed_views(&s, &v);
+    let chosen = &views
+        .iter()
+        .find(|((k, _), _)| *k == key)
+        .expect("a window")
+        .1;
+    let all: Vec<(crate::storm_ui::WindowName, &ClusterView)> =
+        views.iter().map(|(w, v)| (*w, v)).collect();
+    crate::storm_ui::topology_page_in(chosen, &id, (key, pretty), &all)
         .map(Json)
         .ok_or_else(|| no_topology(&id))
 }
@@ -169,12 +208,21 @@ async fn ui_topology<S: Store>(
 async fn ui_component<S: Store>(
     State(s): State<Arc<Shared<S>>>,
     Path((id, component)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<WindowQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let v = cluster_view(&s.state).await?;
+    let (key, secs, pretty) =
+        crate::history::parse_window(q.window.as_deref()).map_err(bad_window)?;
+    let mut v = cluster_view(&s.state).await?;
     if crate::storm_ui::topology_page(&v, &id).is_none() {
         return Err(no_topology(&id));
     }
-    crate::storm_ui::component_page(&v, &id, &component)
+    if let Some(secs) = secs {
+        s.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(&mut v, now_secs(), secs);
+    }
+    crate::storm_ui::component_page_in(&v, &id, &component, (key, pretty))
         .map(Json)
         .ok_or_else(|| {
             ApiError(
@@ -496,8 +544,28 @@ async fn kill<S: Store>(
         None => 30,
     };
     // Storm: deactivate (spouts stop), wait, then remove.
-    let wait_secs: u64 = wait.parse().unwrap_or(default_wait);
+    let wait_secs = parse_wait(&wait, default_wait)?;
     act(&s, &id, Action::Kill { wait_secs }).await
+}
+
+/// The longest wait an action takes (a year), so a wait added to a time cannot overflow.
+const MAX_WAIT_SECS: u64 = 365 * 24 * 3600;
+
+/// A kill's or rebalance's `:wait`: whole seconds, or `default` (the topology's message
+/// timeout, as Storm); anything else is a 400 that changes nothing.
+fn parse_wait(wait: &str, default: u64) -> Result<u64, ApiError> {
+    if wait == "default" {
+        return Ok(default);
+    }
+    match wait.parse::<u64>() {
+        Ok(n) if n <= MAX_WAIT_SECS => Ok(n),
+        _ => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "wait \"{wait}\": expected whole seconds from 0 to {MAX_WAIT_SECS}, or \"default\" (the topology's message timeout)"
+            ),
+        )),
+    }
 }
 
 /// Body of a rebalance: new worker count and executor counts.
@@ -524,9 +592,10 @@ async fn rebalance<S: Store>(
         )
     })?;
     check_rebalance(&stored.topology, &req).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    let wait_secs: u64 = wait
-        .parse()
-        .unwrap_or(stored.topology.config_u64(keys::MESSAGE_TIMEOUT_SECS, 30));
+    let wait_secs = parse_wait(
+        &wait,
+        stored.topology.config_u64(keys::MESSAGE_TIMEOUT_SECS, 30),
+    )?;
     let action = Action::Rebalance {
         wait_secs,
         workers: req.workers,
@@ -576,6 +645,29 @@ mod tests {
             h.insert(*k, v.parse().expect("header value"));
         }
         h
+    }
+
+    #[test]
+    fn waits_are_whole_seconds_or_default() {
+        let table: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("45", Some(45)),
+            ("default", Some(30)),
+            ("31536000", Some(31_536_000)),
+            ("31536001", None),
+            ("-1", None),
+            ("soon", None),
+            ("", None),
+            ("1.5", None),
+            ("18446744073709551616", None),
+        ];
+        for (w, want) in table {
+            let got = parse_wait(w, 30);
+            match want {
+                Some(n) => assert_eq!(got.ok(), Some(*n), "{w}"),
+                None => assert_eq!(got.err().map(|e| e.0), Some(StatusCode::BAD_REQUEST), "{w}"),
+            }
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub(crate) struct Shared<S> {
     /// Held from a submission's name check to its write: two submissions of one name cannot
     /// both pass (only the leader takes submissions).
     pub(crate) submissions: tokio::sync::Mutex<()>,
+    /// Counters sampled over time: Storm UI's stats windows (`crate::history`).
+    pub(crate) history: std::sync::Mutex<crate::history::History>,
 }
 
 /// Runs Nimbus until `shutdown` resolves. The listener is bound before this returns an error, so
@@ -92,13 +94,19 @@ pub async fn run<S: Store>(
         supervisor_timeout: cfg.supervisor_timeout,
         liveness: Default::default(),
         submissions: tokio::sync::Mutex::new(()),
+        history: Default::default(),
     });
     if cfg.auth_token.is_none() && !local.ip().is_loopback() {
         tracing::warn!(listen = %local, "Nimbus listens beyond this machine without a token: anyone who reaches it can submit and kill topologies (set --auth-token-file or GALE_AUTH_TOKEN; docs/security.md)");
     }
     tracing::info!(listen = %local, "Nimbus started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let loop_task = tokio::spawn(assignment_loop(shared.clone(), cfg.interval, stop_rx));
+    let loop_task = tokio::spawn(assignment_loop(
+        shared.clone(),
+        cfg.interval,
+        stop_rx.clone(),
+    ));
+    let sampler = tokio::spawn(sample_counters(shared.clone(), stop_rx));
     let app = crate::api::router(shared.clone());
     let listener = crate::listener::BoundedListener::new(listener, cfg.http);
     let served = axum::serve(listener, app)
@@ -107,7 +115,30 @@ pub async fn run<S: Store>(
         .map_err(NimbusError::Serve);
     let _ = stop_tx.send(true);
     let _ = loop_task.await;
+    let _ = sampler.await;
     served
+}
+
+/// Samples every topology's counters for the stats windows, every `history::FINE_EVERY` s
+/// (leader or not: any Nimbus answers the REST API).
+async fn sample_counters<S: Store>(
+    shared: Arc<Shared<S>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match crate::reconcile::cluster_view(&shared.state).await {
+            Ok(v) => shared
+                .history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(now_secs(), &v),
+            Err(e) => tracing::debug!(error = %e, "Cannot sample counters for the stats windows"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(crate::history::FINE_EVERY)) => {}
+        }
+    }
 }
 
 async fn assignment_loop<S: Store>(

@@ -11,6 +11,7 @@
 
 mod api;
 pub mod daemon;
+pub mod history;
 pub mod lifecycle;
 pub mod listener;
 pub mod reconcile;

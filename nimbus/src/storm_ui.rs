@@ -1,9 +1,9 @@
 //! Storm UI's REST read paths (docs/contract.md §10), as pure functions of a [`ClusterView`]: tools
 //! written against Storm's UI API (`/api/v1/cluster/summary`, `topology/summary`, ...) read Gale.
 //!
-//! Field names are Storm's where Storm has them. Gale's counters are totals since each worker
-//! started, so every stats window Storm offers is answered with the all-time figures and says so
-//! (`window: ":all-time"`). Prometheus text for `/metrics` is built here too.
+//! Field names are Storm's where Storm has them. A page is a pure function of a view: the
+//! all-time view, or one whose counters are a stats window's growth (`crate::history`).
+//! Prometheus text for `/metrics` is built here too.
 
 use crate::view::{ClusterView, ComponentView, TopologyView};
 use serde_json::{Value, json};
@@ -148,8 +148,40 @@ fn component_json(c: &ComponentView) -> Value {
     Value::Object(m)
 }
 
-/// `/api/v1/topology/:id`, or `None` when there is no such topology.
+/// The emitted, acked and failed totals of a topology's user components (acked and failed:
+/// its spouts', as Storm counts them).
+fn topology_totals(t: &TopologyView) -> (u64, u64, u64) {
+    t.components
+        .iter()
+        .filter(|c| c.kind != "system")
+        .fold((0, 0, 0), |(e, a, f), c| {
+            let (ce, _, ca, cf) = stats(c);
+            (
+                e + ce,
+                a + if c.kind == "spout" { ca } else { 0 },
+                f + if c.kind == "spout" { cf } else { 0 },
+            )
+        })
+}
+
+/// A stats window as Storm's pages name it: (`window`, `windowPretty`).
+pub type WindowName = (&'static str, &'static str);
+
+const ALL_TIME: WindowName = (":all-time", "All time");
+
+/// `/api/v1/topology/:id` over all time, or `None` when there is no such topology.
 pub fn topology_page(v: &ClusterView, id: &str) -> Option<Value> {
+    topology_page_in(v, id, ALL_TIME, &[(ALL_TIME, v)])
+}
+
+/// `/api/v1/topology/:id?window=`: the components' stats from `v` (the view over the chosen
+/// window), and `topologyStats` with a row per window of `windows`.
+pub fn topology_page_in(
+    v: &ClusterView,
+    id: &str,
+    window: WindowName,
+    windows: &[(WindowName, &ClusterView)],
+) -> Option<Value> {
     let t = v.topologies.iter().find(|t| t.id == id || t.name == id)?;
     let mut m = topology_head(t);
     let user = |kind: &str| -> Vec<Value> {
@@ -159,37 +191,42 @@ pub fn topology_page(v: &ClusterView, id: &str) -> Option<Value> {
             .map(component_json)
             .collect()
     };
-    let (emitted, acked, failed) =
-        t.components
-            .iter()
-            .filter(|c| c.kind != "system")
-            .fold((0, 0, 0), |(e, a, f), c| {
-                let (ce, _, ca, cf) = stats(c);
-                (
-                    e + ce,
-                    a + if c.kind == "spout" { ca } else { 0 },
-                    f + if c.kind == "spout" { cf } else { 0 },
-                )
-            });
     m.insert("spouts".into(), json!(user("spout")));
     m.insert("bolts".into(), json!(user("bolt")));
-    m.insert(
-        "topologyStats".into(),
-        json!([{
-            "windowPretty": "All time",
-            "window": ":all-time",
-            "emitted": emitted,
-            "transferred": emitted,
-            "acked": acked,
-            "failed": failed,
-        }]),
-    );
-    m.insert("window".into(), json!(":all-time"));
+    let rows: Vec<Value> = windows
+        .iter()
+        .filter_map(|((key, pretty), wv)| {
+            let wt = wv.topologies.iter().find(|x| x.id == t.id)?;
+            let (emitted, acked, failed) = topology_totals(wt);
+            Some(json!({
+                "windowPretty": pretty,
+                "window": key,
+                "emitted": emitted,
+                "transferred": emitted,
+                "acked": acked,
+                "failed": failed,
+            }))
+        })
+        .collect();
+    m.insert("topologyStats".into(), json!(rows));
+    m.insert("window".into(), json!(window.0));
+    m.insert("windowHint".into(), json!(window.1));
     Some(Value::Object(m))
 }
 
-/// `/api/v1/topology/:id/component/:component`.
+/// `/api/v1/topology/:id/component/:component` over all time.
 pub fn component_page(v: &ClusterView, id: &str, component: &str) -> Option<Value> {
+    component_page_in(v, id, component, ALL_TIME)
+}
+
+/// `/api/v1/topology/:id/component/:component?window=`: the stats of `v`, the view over the
+/// chosen window.
+pub fn component_page_in(
+    v: &ClusterView,
+    id: &str,
+    component: &str,
+    window: WindowName,
+) -> Option<Value> {
     let t = v.topologies.iter().find(|t| t.id == id || t.name == id)?;
     let c = t.components.iter().find(|c| c.id == component)?;
     let Value::Object(mut m) = component_json(c) else {
@@ -199,7 +236,8 @@ pub fn component_page(v: &ClusterView, id: &str, component: &str) -> Option<Valu
     m.insert("name".into(), json!(t.name));
     m.insert("topologyId".into(), json!(t.id));
     m.insert("componentType".into(), json!(c.kind));
-    m.insert("window".into(), json!(":all-time"));
+    m.insert("window".into(), json!(window.0));
+    m.insert("windowHint".into(), json!(window.1));
     let executors: Vec<Value> = t
         .assignment
         .iter()

@@ -1,0 +1,155 @@
+//! Storm UI's REST API on a real cluster (ZooKeeper, Nimbus, two Supervisors on loopback) with a
+//! running word count: the stats windows, their errors, and each action's effect.
+
+#[path = "support/cluster.rs"]
+mod support;
+
+use serde_json::Value as Json;
+use std::time::Duration;
+use support::*;
+
+fn get_json(c: &Cluster, path: &str) -> (u16, Json) {
+    let (code, body) = http_get(c, path);
+    let j = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"));
+    (code, j)
+}
+
+fn row<'a>(page: &'a Json, window: &str) -> &'a Json {
+    page["topologyStats"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["window"] == window))
+        .unwrap_or_else(|| panic!("no {window} row: {page}"))
+}
+
+fn bolt<'a>(page: &'a Json, id: &str) -> &'a Json {
+    page["bolts"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["boltId"] == id))
+        .unwrap_or_else(|| panic!("no bolt {id}: {page}"))
+}
+
+#[test]
+fn stats_windows_errors_and_actions_over_rest() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::start("rest", &["sup-a", "sup-b"]);
+    std::fs::create_dir_all(c.dir.join("topo")).expect("dir");
+    let yaml = c.dir.join("topo/rest.yaml");
+    std::fs::write(
+        &yaml,
+        "name: rest\nconfig:\n  topology.workers: 2\n\
+         spouts:\n  - {id: sentences, className: RandomSentenceSpout, properties: [{name: ratePerSecond, value: 3000}]}\n\
+         bolts:\n  - {id: split, className: SplitSentenceBolt, parallelism: 2}\n  - {id: count, className: WordCountBolt, parallelism: 2}\n\
+         streams:\n  - {from: sentences, to: split, grouping: {type: SHUFFLE}}\n  - {from: split, to: count, grouping: {type: FIELDS, args: [word]}}\n",
+    )
+    .expect("yaml");
+    let o = c.gale(&["submit", yaml.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = c.topology("rest")["id"].as_str().expect("id").to_owned();
+    wait_until(Duration::from_secs(60), "counting", || {
+        stat(&c.topology("rest"), "count", "executed") > 0
+    });
+
+    // Every window, named as Storm names them; bolts with capacity and execute latency.
+    for (w, hint) in [
+        ("600", "10m 0s"),
+        ("10800", "3h 0m 0s"),
+        ("86400", "1d 0h 0m 0s"),
+        (":all-time", "All time"),
+    ] {
+        let (code, page) = get_json(&c, &format!("/api/v1/topology/{id}?window={w}"));
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page["window"], w);
+        assert_eq!(page["windowHint"], hint);
+        assert_eq!(
+            page["topologyStats"].as_array().map(Vec::len),
+            Some(4),
+            "{page}"
+        );
+        let count = bolt(&page, "count");
+        for k in ["capacity", "executeLatency"] {
+            let v: f64 = count[k]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(-1.0);
+            assert!((0.0..=1000.0).contains(&v), "{k}: {count}");
+        }
+        let (code, comp) = get_json(
+            &c,
+            &format!("/api/v1/topology/{id}/component/count?window={w}"),
+        );
+        assert_eq!(code, 200, "{comp}");
+        assert_eq!(comp["window"], w);
+        assert!(
+            comp["executorStats"]
+                .as_array()
+                .is_some_and(|e| e.len() == 2),
+            "{comp}"
+        );
+    }
+    // Errors: JSON with a message, 400 for a bad window, 404 for what does not exist.
+    for (path, want) in [
+        (format!("/api/v1/topology/{id}?window=60"), 400),
+        (
+            format!("/api/v1/topology/{id}/component/count?window=1h"),
+            400,
+        ),
+        ("/api/v1/topology/no-such?window=600".to_owned(), 404),
+        (format!("/api/v1/topology/{id}/component/no-such"), 404),
+    ] {
+        let (code, j) = get_json(&c, &path);
+        assert_eq!(code, want, "{path}: {j}");
+        assert!(
+            j["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {j}"
+        );
+    }
+
+    // Counting restarts with Nimbus (its history is in memory): the 10-minute window counts
+    // only what happened since, below all time.
+    c.kill_nimbus();
+    c.start_nimbus();
+    std::thread::sleep(Duration::from_secs(7));
+    let (_, page) = get_json(&c, &format!("/api/v1/topology/{id}?window=600"));
+    let (w600, all) = (
+        row(&page, "600")["emitted"].as_u64().unwrap_or(0),
+        row(&page, ":all-time")["emitted"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        w600 > 0 && w600 < all,
+        "600 s window {w600}, all time {all}: {page}"
+    );
+    let executed_600 = bolt(&page, "count")["executed"].as_u64().unwrap_or(0);
+    let (_, all_page) = get_json(&c, &format!("/api/v1/topology/{id}"));
+    let executed_all = bolt(&all_page, "count")["executed"].as_u64().unwrap_or(0);
+    assert!(
+        executed_600 < executed_all,
+        "{executed_600} < {executed_all}"
+    );
+
+    // Actions, with the token, and their effect; a bad wait is 400 and changes nothing.
+    let auth = format!("Bearer {}", c.token);
+    let h = [("Authorization", auth.as_str())];
+    let post = |path: &str| http_post(&c, path, &h);
+    let (code, body) = post(&format!("/api/v1/topology/{id}/deactivate"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.topology("rest")["status"], "INACTIVE");
+    let (code, body) = post(&format!("/api/v1/topology/{id}/activate"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.topology("rest")["status"], "ACTIVE");
+    for bad in ["rebalance/soon", "kill/-1"] {
+        let (code, body) = post(&format!("/api/v1/topology/{id}/{bad}"));
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert_eq!(c.topology("rest")["status"], "ACTIVE");
+    }
+    let (code, body) = post(&format!("/api/v1/topology/{id}/rebalance/0"));
+    assert_eq!(code, 200, "{body}");
+    wait_until(Duration::from_secs(30), "rebalanced and active", || {
+        c.topology("rest")["status"] == "ACTIVE"
+    });
+    let (code, body) = post(&format!("/api/v1/topology/{id}/kill/0"));
+    assert_eq!(code, 200, "{body}");
+    wait_until(Duration::from_secs(30), "killed and gone", || {
+        http_get(&c, &format!("/api/v1/topology/{id}")).0 == 404
+    });
+    eprintln!("rest: after a Nimbus restart the 600 s window had {w600} emitted of {all} all-time");
+}
