@@ -106,6 +106,9 @@ pub struct LocalArgs {
     /// local mode): `<DIR>/<topology>.redb`. Run again with the same folder to resume.
     #[arg(long, value_name = "DIR", default_value = "gale-state")]
     pub state_dir: PathBuf,
+    /// Serve the web UI for this run (docs/ui.md), at ADDR (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub ui: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -284,7 +287,13 @@ fn local(a: &LocalArgs, registry: &Registry) -> Result<ExitCode> {
     {
         local_state_defaults(&mut l.topology.config, &a.state_dir);
     }
-    run_local_and_report(l, registry, a.duration, a.metrics_json.as_deref())
+    run_local_and_report(
+        l,
+        registry,
+        a.duration,
+        a.metrics_json.as_deref(),
+        a.ui.as_deref(),
+    )
 }
 
 /// Local mode keeps state in the embedded store under `--state-dir` unless the topology names
@@ -309,7 +318,19 @@ pub fn run_local_and_report(
     registry: &Registry,
     duration: Option<f64>,
     metrics_json: Option<&Path>,
+    ui: Option<&str>,
 ) -> Result<ExitCode> {
+    let ui_view = match ui {
+        Some(addr) => {
+            let view: crate::local_ui::Shared = Arc::new(std::sync::Mutex::new(
+                crate::local_ui::initial_view(&l.topology),
+            ));
+            let at = crate::local_ui::serve(addr, view.clone())?;
+            eprintln!("Web UI of this run: http://{at}/");
+            Some(view)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let presses = Arc::new(AtomicUsize::new(0));
     {
@@ -344,15 +365,20 @@ pub fn run_local_and_report(
         d => d.map(Duration::from_secs_f64),
     };
     let tty = std::io::stderr().is_terminal();
-    let progress: Option<worker::ProgressFn> = tty.then(|| {
-        Box::new(|p: &worker::Progress| {
-            eprint!(
-                "\r  {:>6.1}s  emitted {:>12}  executed {:>12}",
-                p.elapsed.as_secs_f64(),
-                p.emitted,
-                p.executed
-            );
-            let _ = std::io::stderr().flush();
+    let progress: Option<worker::ProgressFn> = (tty || ui_view.is_some()).then(|| {
+        Box::new(move |p: &worker::Progress| {
+            if let Some(v) = &ui_view {
+                crate::local_ui::update(v, p);
+            }
+            if tty {
+                eprint!(
+                    "\r  {:>6.1}s  emitted {:>12}  executed {:>12}",
+                    p.elapsed.as_secs_f64(),
+                    p.emitted,
+                    p.executed
+                );
+                let _ = std::io::stderr().flush();
+            }
         }) as worker::ProgressFn
     });
     let name = l.topology.name.clone();

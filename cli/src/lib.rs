@@ -22,6 +22,7 @@
 
 mod cluster;
 mod commands;
+mod local_ui;
 
 use clap::Parser;
 use std::process::ExitCode;

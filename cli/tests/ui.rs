@@ -205,3 +205,72 @@ fn the_browser_sees_the_graph_live_counts_and_deactivates_with_the_token() {
         keep.display()
     );
 }
+
+/// `gale local --ui ADDR` serves the same pages over the run's own counters; actions are 501.
+#[test]
+fn a_local_run_serves_the_ui_with_its_counts() {
+    let dir = std::env::temp_dir().join(format!("gale-local-ui-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let yaml = write(
+        &dir,
+        "local-ui.yaml",
+        "name: local-ui\nconfig:\n  topology.workers: 1\n\
+         spouts:\n  - {id: sentences, className: RandomSentenceSpout, properties: [{name: ratePerSecond, value: 2000}]}\n\
+         bolts:\n  - {id: split, className: SplitSentenceBolt}\n  - {id: count, className: WordCountBolt}\n\
+         streams:\n  - {from: sentences, to: split, grouping: {type: SHUFFLE}}\n  - {from: split, to: count, grouping: {type: FIELDS, args: [word]}}\n",
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(gale_bin())
+        .args([
+            "local",
+            yaml.to_str().expect("path"),
+            "--duration",
+            "20",
+            "--ui",
+            &addr,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gale runs");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut executed = 0;
+    let waited = std::time::Instant::now();
+    while executed == 0 && waited.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(mut r) = agent
+            .get(format!("http://{addr}/api/v1/gale/status"))
+            .call()
+        else {
+            continue;
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default())
+                .unwrap_or_default();
+        executed = stat(&v["topologies"][0], "count", "executed");
+    }
+    let page = agent
+        .get(format!("http://{addr}/"))
+        .call()
+        .expect("the page");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let action = agent
+        .post(format!("http://{addr}/api/v1/topology/local-ui/deactivate"))
+        .send_empty()
+        .expect("answers");
+    let code = action.status().as_u16();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(executed > 0, "the local run's status shows count executing");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(code, 501);
+}

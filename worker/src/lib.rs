@@ -11,4 +11,4 @@ pub mod local;
 pub mod runtime;
 pub mod transport;
 
-pub use local::{LocalOptions, Progress, ProgressFn, RunSummary, run_local};
+pub use local::{ExecutorProgress, LocalOptions, Progress, ProgressFn, RunSummary, run_local};

@@ -50,6 +50,18 @@ pub struct Progress {
     pub elapsed: Duration,
     pub emitted: u64,
     pub executed: u64,
+    /// Each executor's counters and gauges (what `gale local --ui` shows).
+    pub executors: Vec<ExecutorProgress>,
+}
+
+/// One executor in a [`Progress`].
+#[derive(Clone, Debug)]
+pub struct ExecutorProgress {
+    pub component: String,
+    pub first_task: u32,
+    pub last_task: u32,
+    pub counters: Counters,
+    pub gauges: Vec<(String, i64)>,
 }
 
 /// Totals of one component over its executors.
@@ -140,10 +152,27 @@ pub fn run_local(
         {
             next_progress += Duration::from_secs(1);
             let (emitted, executed) = totals(&worker);
+            let executors = worker
+                .executors
+                .iter()
+                .map(|h| ExecutorProgress {
+                    component: h.component.clone(),
+                    first_task: h.executor.start,
+                    last_task: h.executor.end,
+                    counters: h.stats.read(),
+                    gauges: h
+                        .stats
+                        .gauges
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                })
+                .collect();
             p(&Progress {
                 elapsed: started.elapsed(),
                 emitted,
                 executed,
+                executors,
             });
         }
     }
