@@ -79,12 +79,23 @@ fn stats_windows_errors_and_actions_over_rest() {
         );
         assert_eq!(code, 200, "{comp}");
         assert_eq!(comp["window"], w);
-        assert!(
-            comp["executorStats"]
-                .as_array()
-                .is_some_and(|e| e.len() == 2),
-            "{comp}"
-        );
+        let execs = comp["executorStats"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(execs.len(), 2, "{comp}");
+        for e in &execs {
+            for k in [
+                "host",
+                "port",
+                "uptime",
+                "executed",
+                "capacity",
+                "executeLatency",
+            ] {
+                assert!(!e[k].is_null(), "{k} of {e}");
+            }
+        }
     }
     // Errors: JSON with a message, 400 for a bad window, 404 for what does not exist.
     for (path, want) in [
@@ -102,6 +113,21 @@ fn stats_windows_errors_and_actions_over_rest() {
             j["error"].as_str().is_some_and(|e| !e.is_empty()),
             "{path}: {j}"
         );
+    }
+
+    // /metrics per executor: counters, capacity, queue depth, and the terminal bolt's latency
+    // histogram.
+    let (code, metrics) = http_get(&c, "/metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "gale_executor_executed_total{topology=\"rest\",component=\"count\",executor=\"[",
+        "gale_executor_capacity{topology=\"rest\",component=\"split\"",
+        "gale_executor_queue_depth{topology=\"rest\",component=\"count\"",
+        "gale_executor_latency_seconds_bucket{topology=\"rest\",component=\"count\"",
+        "gale_executor_latency_seconds_count{topology=\"rest\",component=\"count\"",
+        "gale_component_capacity{topology=\"rest\",component=\"count\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in\n{metrics}");
     }
 
     // Counting restarts with Nimbus (its history is in memory): the 10-minute window counts

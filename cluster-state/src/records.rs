@@ -136,6 +136,12 @@ pub struct AssignmentRecord {
     pub lease_ms: u64,
 }
 
+/// The upper bounds of the end-to-end latency histogram in heartbeats and `/metrics`, in
+/// microseconds (0.1 ms to 10 s).
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 500_000, 1_000_000, 10_000_000,
+];
+
 /// Counters of one executor in a worker heartbeat.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorBeat {
@@ -157,6 +163,17 @@ pub struct ExecutorBeat {
     /// Bolts: time spent executing, in microseconds (capacity, execute latency).
     #[serde(default)]
     pub busy_us: u64,
+    /// Bolts: batches waiting in the input queue.
+    #[serde(default)]
+    pub queue_depth: u64,
+    /// Terminal executors: how many tuples' end-to-end latency was at most each of
+    /// [`LATENCY_BUCKETS_US`] (cumulative), their count and sum in microseconds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_buckets: Vec<u64>,
+    #[serde(default)]
+    pub latency_count: u64,
+    #[serde(default)]
+    pub latency_sum_us: u64,
     /// Spouts: the gauges their tasks report (a Kafka spout's lag), as (name, value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gauges: Vec<(String, i64)>,

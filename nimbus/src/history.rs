@@ -217,6 +217,7 @@ mod tests {
                         ..ComponentStats::default()
                     }),
                     last_error: None,
+                    executor_stats: Vec::new(),
                 }],
                 assignment: Vec::new(),
                 streams: Vec::new(),

@@ -446,6 +446,31 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             let mut running = 0u64;
             for b in &beats {
                 for e in b.executors.iter().filter(|e| e.component == c.id) {
+                    let up_secs = b.uptime_secs.max(1);
+                    c.executor_stats.push(crate::view::ExecutorView {
+                        id: format!("[{}-{}]", e.start, e.end),
+                        supervisor: b.supervisor.clone(),
+                        host: supervisors
+                            .iter()
+                            .find(|s| s.id == b.supervisor)
+                            .map(|s| s.host.clone())
+                            .unwrap_or_default(),
+                        port: b.port,
+                        uptime_secs: b.uptime_secs,
+                        emitted: e.emitted,
+                        executed: e.executed,
+                        acked: e.acked,
+                        failed: e.failed,
+                        busy_us: e.busy_us,
+                        queue_depth: e.queue_depth,
+                        capacity: (e.busy_us > 0)
+                            .then(|| (e.busy_us as f64 / (up_secs as f64 * 1e6)).min(1.0)),
+                        execute_latency_ms: (e.busy_us > 0 && e.executed > 0)
+                            .then(|| e.busy_us as f64 / e.executed as f64 / 1000.0),
+                        latency_buckets: e.latency_buckets.clone(),
+                        latency_count: e.latency_count,
+                        latency_sum_us: e.latency_sum_us,
+                    });
                     st.busy_us += e.busy_us;
                     up_us += b.uptime_secs.max(1) * 1_000_000;
                     running += e.executed;

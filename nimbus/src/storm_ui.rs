@@ -238,17 +238,35 @@ pub fn component_page_in(
     m.insert("componentType".into(), json!(c.kind));
     m.insert("window".into(), json!(window.0));
     m.insert("windowHint".into(), json!(window.1));
+    // Storm's executorStats: placement from the assignment, counters from the running
+    // executors' heartbeats (absent until the first one).
     let executors: Vec<Value> = t
         .assignment
         .iter()
         .filter(|a| a.component == c.id)
         .map(|a| {
-            json!({
-                "id": format!("[{}-{}]", a.task_start, a.task_end),
+            let id = format!("[{}-{}]", a.task_start, a.task_end);
+            let mut row = json!({
+                "id": id,
                 "host": a.host,
                 "port": a.port,
                 "supervisorId": a.supervisor,
-            })
+            });
+            if let Some(e) = c.executor_stats.iter().find(|e| e.id == id) {
+                row["uptime"] = json!(e.uptime_secs);
+                row["emitted"] = json!(e.emitted);
+                row["transferred"] = json!(e.emitted);
+                row["acked"] = json!(e.acked);
+                row["failed"] = json!(e.failed);
+                if c.kind == "bolt" {
+                    row["executed"] = json!(e.executed);
+                    row["capacity"] = json!(format!("{:.3}", e.capacity.unwrap_or(0.0)));
+                    row["executeLatency"] =
+                        json!(format!("{:.3}", e.execute_latency_ms.unwrap_or(0.0)));
+                    row["queueDepth"] = json!(e.queue_depth);
+                }
+            }
+            row
         })
         .collect();
     m.insert("executorStats".into(), json!(executors));
@@ -326,6 +344,117 @@ pub fn prometheus(v: &ClusterView) -> String {
     }
     let _ = writeln!(
         out,
+        "# HELP gale_component_capacity Mean share of their workers' uptime a bolt's executors spent executing.\n# TYPE gale_component_capacity gauge"
+    );
+    for t in &v.topologies {
+        for c in &t.components {
+            if let Some(cap) = c.stats.as_ref().and_then(|s| s.capacity) {
+                let _ = writeln!(
+                    out,
+                    "gale_component_capacity{{topology=\"{}\",component=\"{}\"}} {cap}",
+                    esc(&t.name),
+                    esc(&c.id)
+                );
+            }
+        }
+    }
+    // Per executor, from the running executors' heartbeats.
+    let executors = || {
+        v.topologies.iter().flat_map(move |t| {
+            t.components
+                .iter()
+                .flat_map(move |c| c.executor_stats.iter().map(move |e| (t, c, e)))
+        })
+    };
+    let labels = |t: &TopologyView, c: &ComponentView, e: &crate::view::ExecutorView| {
+        format!(
+            "topology=\"{}\",component=\"{}\",executor=\"{}\",host=\"{}\",port=\"{}\"",
+            esc(&t.name),
+            esc(&c.id),
+            esc(&e.id),
+            esc(&e.host),
+            e.port
+        )
+    };
+    for (name, help, pick) in [
+        (
+            "emitted",
+            "Tuples emitted by the executor since its worker started",
+            0usize,
+        ),
+        ("executed", "Tuples executed", 1),
+        ("acked", "Tuples acked", 2),
+        ("failed", "Tuples failed", 3),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP gale_executor_{name}_total {help}.\n# TYPE gale_executor_{name}_total counter"
+        );
+        for (t, c, e) in executors() {
+            let n = [e.emitted, e.executed, e.acked, e.failed][pick];
+            let _ = writeln!(out, "gale_executor_{name}_total{{{}}} {n}", labels(t, c, e));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gale_executor_capacity Share of its worker's uptime the executor spent executing (Storm's capacity).\n# TYPE gale_executor_capacity gauge"
+    );
+    for (t, c, e) in executors() {
+        if let Some(cap) = e.capacity {
+            let _ = writeln!(out, "gale_executor_capacity{{{}}} {cap}", labels(t, c, e));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gale_executor_queue_depth Batches waiting in the executor's input queue.\n# TYPE gale_executor_queue_depth gauge"
+    );
+    for (t, c, e) in executors() {
+        if c.kind == "bolt" {
+            let _ = writeln!(
+                out,
+                "gale_executor_queue_depth{{{}}} {}",
+                labels(t, c, e),
+                e.queue_depth
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gale_executor_latency_seconds End-to-end latency (spout emit to this terminal executor).\n# TYPE gale_executor_latency_seconds histogram"
+    );
+    for (t, c, e) in executors() {
+        if e.latency_buckets.len() != cluster_state::LATENCY_BUCKETS_US.len() {
+            continue;
+        }
+        let l = labels(t, c, e);
+        for (bound, n) in cluster_state::LATENCY_BUCKETS_US
+            .iter()
+            .zip(&e.latency_buckets)
+        {
+            let _ = writeln!(
+                out,
+                "gale_executor_latency_seconds_bucket{{{l},le=\"{}\"}} {n}",
+                *bound as f64 / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
+            "gale_executor_latency_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+            e.latency_count
+        );
+        let _ = writeln!(
+            out,
+            "gale_executor_latency_seconds_sum{{{l}}} {}",
+            e.latency_sum_us as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "gale_executor_latency_seconds_count{{{l}}} {}",
+            e.latency_count
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP gale_component_gauge Gauges a component's spout tasks report, summed over its tasks (a Kafka spout's lag: kafkaOffset/<topic>/totalSpoutLag).\n# TYPE gale_component_gauge gauge"
     );
     for t in &v.topologies {
@@ -367,6 +496,7 @@ mod tests {
                 ..ComponentStats::default()
             }),
             last_error: None,
+            executor_stats: Vec::new(),
         };
         ClusterView {
             supervisors: vec![SupervisorView {
@@ -436,12 +566,36 @@ mod tests {
     #[test]
     fn prometheus_text() {
         let mut v = view();
+        v.topologies[0].components[1].executor_stats = vec![crate::view::ExecutorView {
+            id: "[1-1]".into(),
+            host: "h1".into(),
+            port: 6700,
+            executed: 20,
+            capacity: Some(0.25),
+            queue_depth: 3,
+            latency_buckets: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10],
+            latency_count: 10,
+            latency_sum_us: 20_000,
+            ..Default::default()
+        }];
         if let Some(s) = v.topologies[0].components[1].stats.as_mut() {
             s.latency_p99_ms = Some(1.5);
             s.gauges
                 .insert("kafkaOffset/lines/totalSpoutLag".into(), 42);
         }
         let text = prometheus(&v);
+        let ex = r#"topology="wc",component="count",executor="[1-1]",host="h1",port="6700""#;
+        for line in [
+            format!("gale_executor_executed_total{{{ex}}} 20"),
+            format!("gale_executor_capacity{{{ex}}} 0.25"),
+            format!("gale_executor_queue_depth{{{ex}}} 3"),
+            format!("gale_executor_latency_seconds_bucket{{{ex},le=\"0.001\"}} 4"),
+            format!("gale_executor_latency_seconds_bucket{{{ex},le=\"+Inf\"}} 10"),
+            format!("gale_executor_latency_seconds_sum{{{ex}}} 0.02"),
+            format!("gale_executor_latency_seconds_count{{{ex}}} 10"),
+        ] {
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
         assert!(
             text.contains("gale_component_gauge{topology=\"wc\",component=\"count\",name=\"kafkaOffset/lines/totalSpoutLag\"} 42"),
             "{text}"

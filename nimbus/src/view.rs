@@ -59,6 +59,39 @@ pub struct ComponentView {
     /// The latest error a task of this component reported (cluster status only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Each running executor's counters, as of its worker's last heartbeat (cluster status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executor_stats: Vec<ExecutorView>,
+}
+
+/// One running executor of a component.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorView {
+    /// Its task range, as Storm writes it: `[3-4]`.
+    pub id: String,
+    pub supervisor: String,
+    pub host: String,
+    pub port: u16,
+    pub uptime_secs: u64,
+    pub emitted: u64,
+    pub executed: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub busy_us: u64,
+    /// Batches waiting in its input queue (bolts).
+    pub queue_depth: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execute_latency_ms: Option<f64>,
+    /// Terminal executors: end-to-end latency, cumulative counts at
+    /// `cluster_state::LATENCY_BUCKETS_US`, with their count and sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_buckets: Vec<u64>,
+    #[serde(default)]
+    pub latency_count: u64,
+    #[serde(default)]
+    pub latency_sum_us: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -157,6 +190,7 @@ pub fn topology_view(
                 tasks: c.num_tasks,
                 stats: None,
                 last_error: None,
+                executor_stats: Vec::new(),
             })
             .collect(),
         assignment: rows,

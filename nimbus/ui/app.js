@@ -252,8 +252,14 @@ function topologyPage(t) {
       ["Component", "Type", "Executors", "Tasks", "Emitted", "Executed", "Acked", "Failed", "Rate/s", "Capacity", "Execute ms", "E2E p50 / p99 ms", "Gauges"],
       rows, [2, 3, 4, 5, 6, 7, 8, 9, 10])),
     el("h2", {}, "Executors"),
-    el("div", { class: "card" }, table(["Component", "Tasks", "Supervisor", "Host", "Port"],
-      t.assignment.map(a => [a.component, a.task_start === a.task_end ? a.task_start : `${a.task_start}-${a.task_end}`, a.supervisor, a.host, a.port]), [4])),
+    el("div", { class: "card" }, table(["Component", "Tasks", "Supervisor", "Host", "Port", "Uptime", "Emitted", "Executed", "Capacity", "Queue"],
+      t.assignment.map(a => {
+        const c = t.components.find(x => x.id === a.component);
+        const e = (c?.executor_stats || []).find(x => x.id === `[${a.task_start}-${a.task_end}]`);
+        return [a.component, a.task_start === a.task_end ? a.task_start : `${a.task_start}-${a.task_end}`, a.supervisor, a.host, a.port,
+          e ? uptime(e.uptime_secs) : "–", e ? fmt(e.emitted) : "–", e ? fmt(e.executed) : "–",
+          e && c.type === "bolt" ? fmt(e.capacity ?? 0) : "–", e && c.type === "bolt" ? e.queue_depth : "–"];
+      }), [4, 6, 7, 8, 9])),
     el("h2", {}, "Last errors"),
     el("div", { class: "card" }, errors.length === 0 ? el("p", { class: "muted" }, "None.") :
       table(["Component", "Error"], errors.map(([c, e]) => [c, el("span", { class: "error" }, e)]))));

@@ -389,6 +389,21 @@ fn heartbeat(me: &str, port: u16, w: &RunningWorker) -> WorkerBeat {
                     last_executed_us: Some(h.stats.last_executed_us.load(Ordering::Relaxed))
                         .filter(|t| *t > 0),
                     busy_us: c.busy_ns / 1000,
+                    queue_depth: h.stats.queue_depth.load(Ordering::Relaxed),
+                    latency_buckets: lat
+                        .as_ref()
+                        .filter(|x| !x.is_empty())
+                        .map(|x| {
+                            cluster_state::LATENCY_BUCKETS_US
+                                .iter()
+                                .map(|b| x.count_between(0, *b))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    latency_count: lat.as_ref().map_or(0, |x| x.len()),
+                    latency_sum_us: lat
+                        .as_ref()
+                        .map_or(0, |x| (x.mean() * x.len() as f64) as u64),
                     gauges: h
                         .stats
                         .gauges

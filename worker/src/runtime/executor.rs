@@ -811,6 +811,10 @@ pub(crate) fn run_bolt(
                 if let Some(born) = batch.first_born() {
                     ex.env.heads.took(ex.env.head_slot, born);
                 }
+                ex.env
+                    .stats
+                    .queue_depth
+                    .store(ex.rx.len() as u64, Ordering::Relaxed);
                 ex.run(batch);
                 if ex.polls {
                     poll_bolts(&mut ex.env, &mut ex.bolts, false);

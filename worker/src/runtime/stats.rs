@@ -25,6 +25,8 @@ pub struct ExecutorStats {
     /// When a publish last saw more tuples executed than the one before ([`topology_api::now_us`];
     /// within a flush interval of the last execution); 0 before.
     pub last_executed_us: AtomicU64,
+    /// Bolts: batches waiting in the executor's input queue, as of its last batch.
+    pub queue_depth: AtomicU64,
     /// Spouts: their tasks' gauges ([`topology_api::Spout::gauges`]), about once a second.
     pub gauges: std::sync::Mutex<Vec<(String, i64)>>,
 }
