@@ -65,6 +65,7 @@ fn stats_windows_errors_and_actions_over_rest() {
             Some(4),
             "{page}"
         );
+        assert!(page["spouts"][0]["completeLatency"].is_string(), "{page}");
         let count = bolt(&page, "count");
         for k in ["capacity", "executeLatency"] {
             let v: f64 = count[k]

@@ -166,6 +166,12 @@ pub struct ExecutorBeat {
     /// Bolts: batches waiting in the input queue.
     #[serde(default)]
     pub queue_depth: u64,
+    /// Spouts with acking: the sum of complete latencies (emit -> tree acked) in microseconds,
+    /// and how many trees it covers.
+    #[serde(default)]
+    pub complete_us: u64,
+    #[serde(default)]
+    pub completed: u64,
     /// Terminal executors: how many tuples' end-to-end latency was at most each of
     /// [`LATENCY_BUCKETS_US`] (cumulative), their count and sum in microseconds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

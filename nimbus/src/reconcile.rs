@@ -444,6 +444,7 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             // Executor time the running workers have been up, for capacity.
             let mut up_us = 0u64;
             let mut running = 0u64;
+            let (mut complete_us, mut completed) = (0u64, 0u64);
             for b in &beats {
                 for e in b.executors.iter().filter(|e| e.component == c.id) {
                     let up_secs = b.uptime_secs.max(1);
@@ -472,6 +473,8 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
                         latency_sum_us: e.latency_sum_us,
                     });
                     st.busy_us += e.busy_us;
+                    complete_us += e.complete_us;
+                    completed += e.completed;
                     up_us += b.uptime_secs.max(1) * 1_000_000;
                     running += e.executed;
                     st.emitted += e.emitted;
@@ -491,6 +494,9 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
                     }
                 }
             }
+            if completed > 0 {
+                st.complete_latency_ms = Some(complete_us as f64 / completed as f64 / 1000.0);
+            }
             if st.busy_us > 0 && running > 0 {
                 st.execute_latency_ms = Some(st.busy_us as f64 / running as f64 / 1000.0);
             }
@@ -503,7 +509,12 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             let Some(e) = rec.errors.last() else { continue };
             let msg = format!("task {} on {}:{}: {}", e.task, e.host, e.port, e.message);
             match v.components.iter_mut().find(|c| c.id == component) {
-                Some(c) => c.last_error = Some(msg),
+                Some(c) => {
+                    c.last_error = Some(msg);
+                    if let Some(st) = c.stats.as_mut() {
+                        st.last_error_time_secs = Some(e.time_secs);
+                    }
+                }
                 // A worker that could not start (`__worker`): the topology's own error.
                 None => v.last_error = Some(msg),
             }

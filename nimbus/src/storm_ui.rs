@@ -139,6 +139,17 @@ fn component_json(c: &ComponentView) -> Value {
         "lastError".into(),
         json!(c.last_error.clone().unwrap_or_default()),
     );
+    if let Some(s) = &c.stats {
+        if let Some(t) = s.last_error_time_secs {
+            m.insert("errorTime".into(), json!(t));
+        }
+        if c.kind == "spout" {
+            m.insert(
+                "completeLatency".into(),
+                json!(format!("{:.3}", s.complete_latency_ms.unwrap_or(0.0))),
+            );
+        }
+    }
     if let Some(s) = &c.stats
         && let Some(p99) = s.latency_p99_ms
     {

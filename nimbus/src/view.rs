@@ -113,6 +113,13 @@ pub struct ComponentStats {
     /// Time its running executors spent executing, in microseconds (bolts).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub busy_us: u64,
+    /// Spouts with acking: mean complete latency (emit -> tree acked) over the running
+    /// executors, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_latency_ms: Option<f64>,
+    /// When the component's latest error was reported (seconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_time_secs: Option<u64>,
     /// Mean time to execute a tuple over the running executors, in milliseconds (bolts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execute_latency_ms: Option<f64>,

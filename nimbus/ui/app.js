@@ -230,12 +230,17 @@ function topologyPage(t) {
     const gauges = Object.entries(s.gauges || {}).filter(([k]) => k.endsWith("totalSpoutLag")).map(([k, v]) => `${k.split("/")[1]} lag ${v}`).join(", ");
     return [el("span", { "data-component": c.id }, c.id), c.type, c.executors, c.tasks, fmt(s.emitted || 0),
       el("span", { "data-executed-of": c.id, "data-raw": String(s.executed || 0) }, fmt(s.executed || 0)), fmt(s.acked || 0), fmt(s.failed || 0),
-      fmt(r.rate), c.type === "bolt" ? fmt(r.capacity ?? s.capacity) : "–", fmt(s.execute_latency_ms),
+      fmt(r.rate), c.type === "bolt" ? fmt(r.capacity ?? s.capacity) : "–",
+      fmt(c.type === "spout" ? s.complete_latency_ms : s.execute_latency_ms),
       s.latency_p99_ms !== undefined ? `${fmt(s.latency_p50_ms)} / ${fmt(s.latency_p99_ms)}` : "–", gauges || "–"];
   });
   const errors = [];
   if (t.last_error) errors.push(["(worker)", t.last_error]);
-  for (const c of t.components) if (c.last_error) errors.push([c.id, c.last_error]);
+  for (const c of t.components) {
+    if (!c.last_error) continue;
+    const at = c.stats?.last_error_time_secs;
+    errors.push([c.id + (at ? " · " + new Date(at * 1000).toLocaleTimeString() : ""), c.last_error]);
+  }
   return el("div", {},
     el("h1", {}, t.name, " ", el("span", { class: "status " + t.status, id: "topology-status" }, t.status)),
     el("p", { class: "muted" }, `${t.id} · up ${uptime(t.uptime_secs)} · ${t.workers} workers · ${t.executors} executors · ${t.tasks} tasks`),
@@ -249,7 +254,7 @@ function topologyPage(t) {
       el("div", { class: "legend" }, "capacity:", el("span", { class: "sw-ok" }), "< 0.5", el("span", { class: "sw-warn" }), "< 0.8",
         el("span", { class: "sw-hot" }), "≥ 0.8", el("span", { class: "sw-spout" }), "spout")),
     el("div", { class: "card", id: "components" }, table(
-      ["Component", "Type", "Executors", "Tasks", "Emitted", "Executed", "Acked", "Failed", "Rate/s", "Capacity", "Execute ms", "E2E p50 / p99 ms", "Gauges"],
+      ["Component", "Type", "Executors", "Tasks", "Emitted", "Executed", "Acked", "Failed", "Rate/s", "Capacity", "Execute / complete ms", "E2E p50 / p99 ms", "Gauges"],
       rows, [2, 3, 4, 5, 6, 7, 8, 9, 10])),
     el("h2", {}, "Executors"),
     el("div", { class: "card" }, table(["Component", "Tasks", "Supervisor", "Host", "Port", "Uptime", "Emitted", "Executed", "Capacity", "Queue"],

@@ -390,6 +390,8 @@ fn heartbeat(me: &str, port: u16, w: &RunningWorker) -> WorkerBeat {
                         .filter(|t| *t > 0),
                     busy_us: c.busy_ns / 1000,
                     queue_depth: h.stats.queue_depth.load(Ordering::Relaxed),
+                    complete_us: c.complete_us,
+                    completed: c.completed,
                     latency_buckets: lat
                         .as_ref()
                         .filter(|x| !x.is_empty())
