@@ -49,6 +49,26 @@ fn stats_windows_errors_and_actions_over_rest() {
         stat(&c.topology("rest"), "count", "executed") > 0
     });
 
+    // The cluster's paths.
+    let (code, sups) = get_json(&c, "/api/v1/supervisor/summary");
+    assert_eq!(code, 200);
+    let list = sups["supervisors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 2, "{sups}");
+    assert_eq!(
+        list.iter()
+            .map(|s| s["slotsUsed"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        2,
+        "two workers: {sups}"
+    );
+    let (code, conf) = get_json(&c, "/api/v1/cluster/configuration");
+    assert_eq!(code, 200);
+    assert_eq!(conf["nimbus.seeds"][0], c.nimbus_addr.as_str(), "{conf}");
+    let (code, summary) = get_json(&c, "/api/v1/topology/summary");
+    assert_eq!(code, 200);
+    assert_eq!(summary["topologies"][0]["id"], id.as_str(), "{summary}");
+    assert_eq!(summary["topologies"][0]["executorsTotal"], 7, "{summary}");
+
     // Every window, named as Storm names them; bolts with capacity and execute latency.
     for (w, hint) in [
         ("600", "10m 0s"),
