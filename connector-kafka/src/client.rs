@@ -283,6 +283,10 @@ impl std::fmt::Debug for KafkaClient {
     }
 }
 
+fn topic_name(t: &str) -> TopicName {
+    TopicName(StrBytes::from_string(t.to_owned()))
+}
+
 /// `host:port` list from a `bootstrap.servers` value.
 pub fn parse_bootstrap(s: &str) -> Vec<String> {
     s.split(',')
@@ -365,6 +369,26 @@ impl KafkaClient {
         self.coordinators.clear();
     }
 
+    /// Sends `req` to broker `node` at the version both know (at most `cap`); a connection
+    /// that failed is dropped (with the leaders, which may have moved).
+    fn call_node<R: Request>(
+        &mut self,
+        node: i32,
+        api: &'static str,
+        cap: i16,
+        req: &R,
+    ) -> Result<R::Response, KafkaError> {
+        let r = {
+            let c = self.conn(node)?;
+            let v = c.version::<R>(api, cap)?;
+            c.call(req, v)
+        };
+        if r.is_err() {
+            self.drop_conn(Some(node));
+        }
+        r
+    }
+
     /// Reads the cluster's brokers and the partitions and leaders of `topics` (all topics when
     /// empty).
     pub fn refresh_metadata(&mut self, topics: &[String]) -> Result<(), KafkaError> {
@@ -375,10 +399,7 @@ impl KafkaClient {
                 Some(
                     topics
                         .iter()
-                        .map(|t| {
-                            MetadataRequestTopic::default()
-                                .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
-                        })
+                        .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
                         .collect(),
                 )
             })
@@ -459,7 +480,7 @@ impl KafkaClient {
         let req = CreateTopicsRequest::default()
             .with_topics(vec![
                 CreatableTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_name(topic_name(topic))
                     .with_num_partitions(partitions)
                     .with_replication_factor(replication.max(1)),
             ])
@@ -519,23 +540,12 @@ impl KafkaClient {
                         .into_iter()
                         .map(|(t, ps)| {
                             FetchTopic::default()
-                                .with_topic(TopicName(StrBytes::from_string(t.to_owned())))
+                                .with_topic(topic_name(t))
                                 .with_partitions(ps)
                         })
                         .collect(),
                 );
-            let r = {
-                let c = self.conn(node)?;
-                let v = c.version::<FetchRequest>("Fetch", FETCH_MAX)?;
-                c.call(&req, v)
-            };
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    self.drop_conn(Some(node));
-                    return Err(e);
-                }
-            };
+            let r = self.call_node(node, "Fetch", FETCH_MAX, &req)?;
             if let Some(e) = KafkaError::broker("Fetch", r.error_code) {
                 return Err(e);
             }
@@ -605,7 +615,7 @@ impl KafkaClient {
                         .into_iter()
                         .map(|(t, ps)| {
                             ListOffsetsTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(t.to_owned())))
+                                .with_name(topic_name(t))
                                 .with_partitions(
                                     ps.into_iter()
                                         .map(|p| {
@@ -619,18 +629,7 @@ impl KafkaClient {
                         })
                         .collect(),
                 );
-            let r = {
-                let c = self.conn(node)?;
-                let v = c.version::<ListOffsetsRequest>("ListOffsets", LIST_OFFSETS_MAX)?;
-                c.call(&req, v)
-            };
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    self.drop_conn(Some(node));
-                    return Err(e);
-                }
-            };
+            let r = self.call_node(node, "ListOffsets", LIST_OFFSETS_MAX, &req)?;
             for t in r.topics {
                 for p in t.partitions {
                     if let Some(e) = KafkaError::broker(
@@ -702,24 +701,13 @@ impl KafkaClient {
                     .into_iter()
                     .map(|(t, ps)| {
                         OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(t.to_owned())))
+                            .with_name(topic_name(t))
                             .with_partitions(ps)
                     })
                     .collect(),
             );
         let node = self.coordinator(group)?;
-        let r = {
-            let c = self.conn(node)?;
-            let v = c.version::<OffsetCommitRequest>("OffsetCommit", OFFSET_COMMIT_MAX)?;
-            c.call(&req, v)
-        };
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                self.drop_conn(Some(node));
-                return Err(e);
-            }
-        };
+        let r = self.call_node(node, "OffsetCommit", OFFSET_COMMIT_MAX, &req)?;
         for t in r.topics {
             for p in t.partitions {
                 if let Some(e) = KafkaError::broker(
@@ -757,24 +745,13 @@ impl KafkaClient {
                     .into_iter()
                     .map(|(t, ps)| {
                         OffsetFetchRequestTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(t.to_owned())))
+                            .with_name(topic_name(t))
                             .with_partition_indexes(ps)
                     })
                     .collect(),
             ));
         let node = self.coordinator(group)?;
-        let r = {
-            let c = self.conn(node)?;
-            let v = c.version::<OffsetFetchRequest>("OffsetFetch", OFFSET_FETCH_MAX)?;
-            c.call(&req, v)
-        };
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                self.drop_conn(Some(node));
-                return Err(e);
-            }
-        };
+        let r = self.call_node(node, "OffsetFetch", OFFSET_FETCH_MAX, &req)?;
         if let Some(e) = KafkaError::broker(format!("OffsetFetch for group {group}"), r.error_code)
         {
             return Err(e);
@@ -850,7 +827,7 @@ impl KafkaClient {
             .with_timeout_ms(self.timeout.as_millis() as i32)
             .with_topic_data(vec![
                 TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_name(topic_name(topic))
                     .with_partition_data(vec![
                         PartitionProduceData::default()
                             .with_index(partition)
@@ -858,18 +835,7 @@ impl KafkaClient {
                     ]),
             ]);
         let node = self.leader(topic, partition)?;
-        let r = {
-            let c = self.conn(node)?;
-            let v = c.version::<ProduceRequest>("Produce", PRODUCE_MAX)?;
-            c.call(&req, v)
-        };
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                self.drop_conn(Some(node));
-                return Err(e);
-            }
-        };
+        let r = self.call_node(node, "Produce", PRODUCE_MAX, &req)?;
         let answer = r
             .responses
             .into_iter()
