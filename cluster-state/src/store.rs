@@ -61,15 +61,23 @@ pub trait Store: Send + Sync + 'static {
     fn changed(&self, path: &str) -> impl Future<Output = ()> + Send;
 }
 
-/// Creates the node, or overwrites it if it exists.
+/// Overwrites the node, or creates it if it is missing: set first, since most writes (a
+/// supervisor's registration and its workers' beats, every pass) find the node there; one
+/// request instead of a create that fails (each failed create still costs ZooKeeper a write)
+/// and a set. An ephemeral node that vanished with its session is created again by the next
+/// write.
 pub async fn put<S: Store>(
     s: &S,
     path: &str,
     data: Vec<u8>,
     kind: NodeKind,
 ) -> Result<(), StoreError> {
-    match s.create(path, data.clone(), kind).await {
-        Err(StoreError::NodeExists(_)) => s.set(path, data, None).await,
+    match s.set(path, data.clone(), None).await {
+        Err(StoreError::NoNode(_)) => match s.create(path, data.clone(), kind).await {
+            // Created by someone else in between: overwrite it.
+            Err(StoreError::NodeExists(_)) => s.set(path, data, None).await,
+            other => other,
+        },
         other => other,
     }
 }
