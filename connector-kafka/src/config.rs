@@ -524,6 +524,60 @@ const BOLT_PROPERTIES: &[&str] = &[
     "tupleToKafkaMapper",
 ];
 
+/// Storm's `DefaultTopicSelector(topic)` / `FieldNameTopicSelector(field, default)` component,
+/// or a plain topic name.
+fn topic_selector(v: &Value) -> Result<TopicChoice, ComponentError> {
+    let class = class_of(v).unwrap_or_default();
+    let cargs = v
+        .get("constructorArgs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if class.ends_with("DefaultTopicSelector") {
+        if let Some(t) = cargs.first().and_then(text) {
+            return Ok(TopicChoice::Fixed(t));
+        }
+    } else if class.ends_with("FieldNameTopicSelector") {
+        if let Some(f) = cargs.first().and_then(text) {
+            return Ok(TopicChoice::Field {
+                field: f,
+                default: cargs.get(1).and_then(text),
+            });
+        }
+    } else if let Some(t) = text(v) {
+        return Ok(TopicChoice::Fixed(t));
+    }
+    Err(config_err(format!(
+        "topic selector: Gale knows DefaultTopicSelector(topic) and \
+         FieldNameTopicSelector(field, default topic); found {v}"
+    )))
+}
+
+/// Storm's `FieldNameBasedTupleToKafkaMapper(key field, message field)` component.
+fn tuple_mapper(
+    v: &Value,
+    key_field: &mut String,
+    message_field: &mut String,
+) -> Result<(), ComponentError> {
+    let class = class_of(v).unwrap_or_default();
+    if !class.ends_with("FieldNameBasedTupleToKafkaMapper") {
+        return Err(config_err(format!(
+            "tuple mapper: Gale knows FieldNameBasedTupleToKafkaMapper(key field, message \
+             field); found {v}"
+        )));
+    }
+    let cargs = v
+        .get("constructorArgs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let [k, m, ..] = cargs.as_slice() {
+        *key_field = text(k).unwrap_or_default();
+        *message_field = text(m).unwrap_or_default();
+    }
+    Ok(())
+}
+
 impl BoltConfig {
     pub fn from_args(args: &ComponentArgs) -> Result<BoltConfig, ComponentError> {
         let mut bootstrap = Vec::new();
@@ -544,60 +598,12 @@ impl BoltConfig {
                 }
             }
         };
-        let selector = |v: &Value| -> Result<TopicChoice, ComponentError> {
-            let class = class_of(v).unwrap_or_default();
-            let cargs = v
-                .get("constructorArgs")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if class.ends_with("DefaultTopicSelector") {
-                if let Some(t) = cargs.first().and_then(text) {
-                    return Ok(TopicChoice::Fixed(t));
-                }
-            } else if class.ends_with("FieldNameTopicSelector") {
-                if let Some(f) = cargs.first().and_then(text) {
-                    return Ok(TopicChoice::Field {
-                        field: f,
-                        default: cargs.get(1).and_then(text),
-                    });
-                }
-            } else if let Some(t) = text(v) {
-                return Ok(TopicChoice::Fixed(t));
-            }
-            Err(config_err(format!(
-                "topic selector: Gale knows DefaultTopicSelector(topic) and \
-                 FieldNameTopicSelector(field, default topic); found {v}"
-            )))
-        };
-        let mapper = |v: &Value,
-                      key_field: &mut String,
-                      message_field: &mut String|
-         -> Result<(), ComponentError> {
-            let class = class_of(v).unwrap_or_default();
-            if !class.ends_with("FieldNameBasedTupleToKafkaMapper") {
-                return Err(config_err(format!(
-                    "tuple mapper: Gale knows FieldNameBasedTupleToKafkaMapper(key field, message \
-                     field); found {v}"
-                )));
-            }
-            let cargs = v
-                .get("constructorArgs")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if let [k, m, ..] = cargs.as_slice() {
-                *key_field = text(k).unwrap_or_default();
-                *message_field = text(m).unwrap_or_default();
-            }
-            Ok(())
-        };
         for (name, v) in &args.properties {
             match name.as_str() {
                 "bootstrap.servers" | "bootstrapServers" => {
                     bootstrap = parse_bootstrap(&text(v).unwrap_or_default())
                 }
-                "topic" => topic = Some(selector(v)?),
+                "topic" => topic = Some(topic_selector(v)?),
                 "topicField" => topic_field = text(v),
                 "keyField" => key_field = text(v).unwrap_or_default(),
                 "messageField" => message_field = text(v).unwrap_or_default(),
@@ -608,8 +614,8 @@ impl BoltConfig {
                     Value::Object(m) => producer_props(m, &mut bootstrap),
                     _ => return Err(config_err("producerProperties: expected a map")),
                 },
-                "topicSelector" => topic = Some(selector(v)?),
-                "tupleToKafkaMapper" => mapper(v, &mut key_field, &mut message_field)?,
+                "topicSelector" => topic = Some(topic_selector(v)?),
+                "tupleToKafkaMapper" => tuple_mapper(v, &mut key_field, &mut message_field)?,
                 other => {
                     return Err(config_err(format!(
                         "KafkaBolt has no property \"{other}\" (known: {})",
@@ -621,8 +627,10 @@ impl BoltConfig {
         for (name, margs) in &args.config_methods {
             match (name.as_str(), margs.as_slice()) {
                 ("withProducerProperties", [Value::Object(m)]) => producer_props(m, &mut bootstrap),
-                ("withTopicSelector", [v]) => topic = Some(selector(v)?),
-                ("withTupleToKafkaMapper", [v]) => mapper(v, &mut key_field, &mut message_field)?,
+                ("withTopicSelector", [v]) => topic = Some(topic_selector(v)?),
+                ("withTupleToKafkaMapper", [v]) => {
+                    tuple_mapper(v, &mut key_field, &mut message_field)?
+                }
                 _ => {
                     return Err(config_err(format!(
                         "KafkaBolt has no config method \"{name}\" with {} argument(s) (known: \

@@ -284,13 +284,15 @@ pub fn component_page_in(
     Some(Value::Object(m))
 }
 
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Prometheus text exposition of the cluster: gauges for slots, and per component counters.
 pub fn prometheus(v: &ClusterView) -> String {
-    let esc = |s: &str| {
-        s.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    };
     let (total, used) = slots(v);
     let mut out = String::new();
     let _ = writeln!(
@@ -310,6 +312,13 @@ pub fn prometheus(v: &ClusterView) -> String {
         let n = v.topologies.iter().filter(|t| t.status == status).count();
         let _ = writeln!(out, "gale_topologies{{status=\"{status}\"}} {n}");
     }
+    component_lines(&mut out, v);
+    executor_lines(&mut out, v);
+    out
+}
+
+/// Per component: counters, end-to-end latency, capacity, spout gauges.
+fn component_lines(out: &mut String, v: &ClusterView) {
     for (name, help, pick) in [
         ("emitted", "Tuples emitted", 0usize),
         ("executed", "Tuples executed", 1),
@@ -369,6 +378,29 @@ pub fn prometheus(v: &ClusterView) -> String {
             }
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP gale_component_gauge Gauges a component's spout tasks report, summed over its tasks (a Kafka spout's lag: kafkaOffset/<topic>/totalSpoutLag).\n# TYPE gale_component_gauge gauge"
+    );
+    for t in &v.topologies {
+        for c in &t.components {
+            let Some(s) = &c.stats else { continue };
+            for (name, val) in &s.gauges {
+                let _ = writeln!(
+                    out,
+                    "gale_component_gauge{{topology=\"{}\",component=\"{}\",name=\"{}\"}} {val}",
+                    esc(&t.name),
+                    esc(&c.id),
+                    esc(name)
+                );
+            }
+        }
+    }
+}
+
+/// Per executor, from the running executors' heartbeats: counters, capacity, queue depth and
+/// the end-to-end latency histogram.
+fn executor_lines(out: &mut String, v: &ClusterView) {
     // Per executor, from the running executors' heartbeats.
     let executors = || {
         v.topologies.iter().flat_map(move |t| {
@@ -464,25 +496,6 @@ pub fn prometheus(v: &ClusterView) -> String {
             e.latency_count
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP gale_component_gauge Gauges a component's spout tasks report, summed over its tasks (a Kafka spout's lag: kafkaOffset/<topic>/totalSpoutLag).\n# TYPE gale_component_gauge gauge"
-    );
-    for t in &v.topologies {
-        for c in &t.components {
-            let Some(s) = &c.stats else { continue };
-            for (name, val) in &s.gauges {
-                let _ = writeln!(
-                    out,
-                    "gale_component_gauge{{topology=\"{}\",component=\"{}\",name=\"{}\"}} {val}",
-                    esc(&t.name),
-                    esc(&c.id),
-                    esc(name)
-                );
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
