@@ -389,6 +389,94 @@ pub fn assignment_record(
     Some(rec)
 }
 
+/// One running executor, from its worker's beat.
+fn executor_view(
+    b: &cluster_state::WorkerBeat,
+    e: &cluster_state::ExecutorBeat,
+    supervisors: &[cluster_state::SupervisorRecord],
+) -> crate::view::ExecutorView {
+    let up_secs = b.uptime_secs.max(1);
+    crate::view::ExecutorView {
+        id: format!("[{}-{}]", e.start, e.end),
+        supervisor: b.supervisor.clone(),
+        host: supervisors
+            .iter()
+            .find(|s| s.id == b.supervisor)
+            .map(|s| s.host.clone())
+            .unwrap_or_default(),
+        port: b.port,
+        uptime_secs: b.uptime_secs,
+        emitted: e.emitted,
+        executed: e.executed,
+        acked: e.acked,
+        failed: e.failed,
+        busy_us: e.busy_us,
+        queue_depth: e.queue_depth,
+        capacity: (e.busy_us > 0).then(|| (e.busy_us as f64 / (up_secs as f64 * 1e6)).min(1.0)),
+        execute_latency_ms: (e.busy_us > 0 && e.executed > 0)
+            .then(|| e.busy_us as f64 / e.executed as f64 / 1000.0),
+        latency_buckets: e.latency_buckets.clone(),
+        latency_count: e.latency_count,
+        latency_sum_us: e.latency_sum_us,
+    }
+}
+
+/// A component's stats: its stopped workers' counters (`done`) plus its running executors'
+/// (from `beats`), with latencies, capacity and gauges; and each running executor's own.
+fn component_stats(
+    component: &str,
+    done: cluster_state::Totals,
+    beats: &[cluster_state::WorkerBeat],
+    supervisors: &[cluster_state::SupervisorRecord],
+) -> (ComponentStats, Vec<crate::view::ExecutorView>) {
+    let mut st = ComponentStats {
+        emitted: done.emitted,
+        executed: done.executed,
+        acked: done.acked,
+        failed: done.failed,
+        ..ComponentStats::default()
+    };
+    let mut executors = Vec::new();
+    // Executor time the running workers have been up, for capacity.
+    let (mut up_us, mut running) = (0u64, 0u64);
+    let (mut complete_us, mut completed) = (0u64, 0u64);
+    let worst = |cur: Option<f64>, us: Option<u64>| match (cur, us) {
+        (c, None) => c,
+        (None, Some(u)) => Some(u as f64 / 1000.0),
+        (Some(c), Some(u)) => Some(c.max(u as f64 / 1000.0)),
+    };
+    for b in beats {
+        for e in b.executors.iter().filter(|e| e.component == component) {
+            executors.push(executor_view(b, e, supervisors));
+            st.busy_us += e.busy_us;
+            complete_us += e.complete_us;
+            completed += e.completed;
+            up_us += b.uptime_secs.max(1) * 1_000_000;
+            running += e.executed;
+            st.emitted += e.emitted;
+            st.executed += e.executed;
+            st.acked += e.acked;
+            st.failed += e.failed;
+            st.latency_p50_ms = worst(st.latency_p50_ms, e.latency_p50_us);
+            st.latency_p99_ms = worst(st.latency_p99_ms, e.latency_p99_us);
+            st.last_executed_us = st.last_executed_us.max(e.last_executed_us);
+            for (name, v) in &e.gauges {
+                *st.gauges.entry(name.clone()).or_insert(0) += v;
+            }
+        }
+    }
+    if completed > 0 {
+        st.complete_latency_ms = Some(complete_us as f64 / completed as f64 / 1000.0);
+    }
+    if st.busy_us > 0 && running > 0 {
+        st.execute_latency_ms = Some(st.busy_us as f64 / running as f64 / 1000.0);
+    }
+    if st.busy_us > 0 && up_us > 0 {
+        st.capacity = Some((st.busy_us as f64 / up_us as f64).min(1.0));
+    }
+    (st, executors)
+}
+
 /// The whole cluster as docs/contract.md §7 shows it, with per-component stats from worker heartbeats.
 pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterView, StateError> {
     let supervisors = state.supervisors().await?;
@@ -432,78 +520,10 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
             .collect();
         let retired = state.totals(id).await?.unwrap_or_default();
         for c in &mut v.components {
-            // Stopped workers' counters, then the running ones'.
             let done = retired.components.get(&c.id).copied().unwrap_or_default();
-            let mut st = ComponentStats {
-                emitted: done.emitted,
-                executed: done.executed,
-                acked: done.acked,
-                failed: done.failed,
-                ..ComponentStats::default()
-            };
-            // Executor time the running workers have been up, for capacity.
-            let mut up_us = 0u64;
-            let mut running = 0u64;
-            let (mut complete_us, mut completed) = (0u64, 0u64);
-            for b in &beats {
-                for e in b.executors.iter().filter(|e| e.component == c.id) {
-                    let up_secs = b.uptime_secs.max(1);
-                    c.executor_stats.push(crate::view::ExecutorView {
-                        id: format!("[{}-{}]", e.start, e.end),
-                        supervisor: b.supervisor.clone(),
-                        host: supervisors
-                            .iter()
-                            .find(|s| s.id == b.supervisor)
-                            .map(|s| s.host.clone())
-                            .unwrap_or_default(),
-                        port: b.port,
-                        uptime_secs: b.uptime_secs,
-                        emitted: e.emitted,
-                        executed: e.executed,
-                        acked: e.acked,
-                        failed: e.failed,
-                        busy_us: e.busy_us,
-                        queue_depth: e.queue_depth,
-                        capacity: (e.busy_us > 0)
-                            .then(|| (e.busy_us as f64 / (up_secs as f64 * 1e6)).min(1.0)),
-                        execute_latency_ms: (e.busy_us > 0 && e.executed > 0)
-                            .then(|| e.busy_us as f64 / e.executed as f64 / 1000.0),
-                        latency_buckets: e.latency_buckets.clone(),
-                        latency_count: e.latency_count,
-                        latency_sum_us: e.latency_sum_us,
-                    });
-                    st.busy_us += e.busy_us;
-                    complete_us += e.complete_us;
-                    completed += e.completed;
-                    up_us += b.uptime_secs.max(1) * 1_000_000;
-                    running += e.executed;
-                    st.emitted += e.emitted;
-                    st.executed += e.executed;
-                    st.acked += e.acked;
-                    st.failed += e.failed;
-                    let worst = |cur: Option<f64>, us: Option<u64>| match (cur, us) {
-                        (c, None) => c,
-                        (None, Some(u)) => Some(u as f64 / 1000.0),
-                        (Some(c), Some(u)) => Some(c.max(u as f64 / 1000.0)),
-                    };
-                    st.latency_p50_ms = worst(st.latency_p50_ms, e.latency_p50_us);
-                    st.latency_p99_ms = worst(st.latency_p99_ms, e.latency_p99_us);
-                    st.last_executed_us = st.last_executed_us.max(e.last_executed_us);
-                    for (name, v) in &e.gauges {
-                        *st.gauges.entry(name.clone()).or_insert(0) += v;
-                    }
-                }
-            }
-            if completed > 0 {
-                st.complete_latency_ms = Some(complete_us as f64 / completed as f64 / 1000.0);
-            }
-            if st.busy_us > 0 && running > 0 {
-                st.execute_latency_ms = Some(st.busy_us as f64 / running as f64 / 1000.0);
-            }
-            if st.busy_us > 0 && up_us > 0 {
-                st.capacity = Some((st.busy_us as f64 / up_us as f64).min(1.0));
-            }
+            let (st, executors) = component_stats(&c.id, done, &beats, &supervisors);
             c.stats = Some(st);
+            c.executor_stats = executors;
         }
         for (component, rec) in state.errors(id).await? {
             let Some(e) = rec.errors.last() else { continue };
