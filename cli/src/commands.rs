@@ -365,22 +365,7 @@ pub fn run_local_and_report(
         d => d.map(Duration::from_secs_f64),
     };
     let tty = std::io::stderr().is_terminal();
-    let progress: Option<worker::ProgressFn> = (tty || ui_view.is_some()).then(|| {
-        Box::new(move |p: &worker::Progress| {
-            if let Some(v) = &ui_view {
-                crate::local_ui::update(v, p);
-            }
-            if tty {
-                eprint!(
-                    "\r  {:>6.1}s  emitted {:>12}  executed {:>12}",
-                    p.elapsed.as_secs_f64(),
-                    p.emitted,
-                    p.executed
-                );
-                let _ = std::io::stderr().flush();
-            }
-        }) as worker::ProgressFn
-    });
+    let progress = progress_fn(tty, ui_view);
     let name = l.topology.name.clone();
     let summary = worker::run_local(
         l.topology,
@@ -421,6 +406,26 @@ pub fn run_local_and_report(
         .into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What runs about once a second: the progress line on a terminal, and the web UI's status.
+fn progress_fn(tty: bool, ui_view: Option<crate::local_ui::Shared>) -> Option<worker::ProgressFn> {
+    (tty || ui_view.is_some()).then(|| {
+        Box::new(move |p: &worker::Progress| {
+            if let Some(v) = &ui_view {
+                crate::local_ui::update(v, p);
+            }
+            if tty {
+                eprint!(
+                    "\r  {:>6.1}s  emitted {:>12}  executed {:>12}",
+                    p.elapsed.as_secs_f64(),
+                    p.emitted,
+                    p.executed
+                );
+                let _ = std::io::stderr().flush();
+            }
+        }) as worker::ProgressFn
+    })
 }
 
 fn print_summary(s: &RunSummary) {

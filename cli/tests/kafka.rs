@@ -27,6 +27,32 @@ fn gale(args: &[&str]) -> Output {
         .expect("gale runs")
 }
 
+/// A bounded run of topologies/kafka-word-count.yaml against `broker`, with more arguments;
+/// fails the test unless it succeeds and ends by itself.
+fn bounded_word_count(broker: &kafka::Broker, more: &[&str]) -> Output {
+    let yaml = root().join("topologies/kafka-word-count.yaml");
+    let bootstrap = format!("bootstrap={}", broker.bootstrap);
+    let mut args = vec![
+        "local",
+        yaml.to_str().expect("path"),
+        "--set",
+        &bootstrap,
+        "--set",
+        "bounded=true",
+        "--duration",
+        "120",
+    ];
+    args.extend_from_slice(more);
+    let o = gale(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("drained"),
+        "the bounded run ends by itself: {stdout}"
+    );
+    o
+}
+
 /// Lines of words from a small vocabulary, and the count of each word.
 fn write_lines(path: &Path, lines: usize) -> BTreeMap<String, i64> {
     let vocab = [
@@ -86,27 +112,7 @@ fn kafka_word_count_writes_each_words_exact_count_and_commits_the_log_end() {
     let want = write_lines(&input, 20_000);
     let ends = broker.produce_file("lines", &input);
     assert_eq!(ends.values().sum::<i64>(), 20_000);
-    let o = gale(&[
-        "local",
-        root()
-            .join("topologies/kafka-word-count.yaml")
-            .to_str()
-            .expect("path"),
-        "--set",
-        &format!("bootstrap={}", broker.bootstrap),
-        "--set",
-        "bounded=true",
-        "--set",
-        "spouts=2",
-        "--duration",
-        "120",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("drained"),
-        "the bounded run ends by itself: {stdout}"
-    );
+    bounded_word_count(&broker, &["--set", "spouts=2"]);
     let out = broker.read("word-counts", 2.0);
     assert_eq!(last_by_key(&out), want);
     // Every count update was written once: one record per word occurrence.
@@ -114,20 +120,7 @@ fn kafka_word_count_writes_each_words_exact_count_and_commits_the_log_end() {
     assert_eq!(broker.committed("kafka-word-count", "lines"), ends);
 
     // Run again: the group's committed offsets say everything was read; nothing is counted.
-    let o = gale(&[
-        "local",
-        root()
-            .join("topologies/kafka-word-count.yaml")
-            .to_str()
-            .expect("path"),
-        "--set",
-        &format!("bootstrap={}", broker.bootstrap),
-        "--set",
-        "bounded=true",
-        "--duration",
-        "60",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    bounded_word_count(&broker, &[]);
     assert_eq!(broker.read("word-counts", 1.0).len(), out.len());
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -148,38 +141,29 @@ fn kafka_with_stateful_counts_resumes_from_checkpointed_offsets() {
     broker.produce_file("lines", &first);
     let state = d.join("state");
     let run = |group: &str| {
-        gale(&[
-            "local",
-            root()
-                .join("topologies/kafka-word-count.yaml")
-                .to_str()
-                .expect("path"),
-            "--set",
-            &format!("bootstrap={}", broker.bootstrap),
-            "--set",
-            "bounded=true",
-            "--set",
-            "count.class=StatefulWordCount",
-            "--set",
-            &format!("group={group}"),
-            "--set",
-            "checkpoint.ms=200",
-            "--state-dir",
-            state.to_str().expect("path"),
-            "--duration",
-            "120",
-        ])
+        let group = format!("group={group}");
+        bounded_word_count(
+            &broker,
+            &[
+                "--set",
+                "count.class=StatefulWordCount",
+                "--set",
+                &group,
+                "--set",
+                "checkpoint.ms=200",
+                "--state-dir",
+                state.to_str().expect("path"),
+            ],
+        )
     };
-    let o = run("first-group");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run("first-group");
     assert_eq!(last_by_key(&broker.read("word-counts", 1.5)), want);
     let second = d.join("second.txt");
     for (w, n) in write_lines(&second, 3_000) {
         *want.entry(w).or_insert(0) += n;
     }
     broker.produce_file("lines", &second);
-    let o = run("second-group");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run("second-group");
     assert_eq!(last_by_key(&broker.read("word-counts", 1.5)), want);
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use topology_api::component::{
     ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
 };
-use topology_api::keys;
 use topology_api::tuple::MessageId;
 use topology_api::value::Fields;
 use topology_api::wire::ValueRef;
@@ -291,17 +290,7 @@ impl Spout for FileLineSpout {
             self.checkpoint_file = Some(file);
         }
         self.reader = Some(reader);
-        let workers = ctx
-            .config
-            .get(keys::WORKERS)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(1);
-        let ackers = ctx
-            .config
-            .get(keys::ACKER_EXECUTORS)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(workers);
-        self.reliable = ackers > 0;
+        self.reliable = ctx.acking();
         Ok(())
     }
 
@@ -428,6 +417,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
     use topology_api::component::{Emission, OutputSink};
+    use topology_api::keys;
     use topology_api::tuple::Tuple;
 
     /// Records (message id, line) per emission.

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use topology_api::component::{
     ComponentArgs, ComponentError, OutputDeclarer, Spout, SpoutCollector, TopologyContext,
 };
-use topology_api::keys;
 use topology_api::tuple::MessageId;
 use topology_api::value::Fields;
 use topology_api::wire::ValueRef;
@@ -586,17 +585,7 @@ impl Spout for KafkaSpout {
             .group_id
             .clone()
             .unwrap_or_else(|| format!("gale-{}-{}", self.topology, self.component));
-        let workers = ctx
-            .config
-            .get(keys::WORKERS)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(1);
-        let ackers = ctx
-            .config
-            .get(keys::ACKER_EXECUTORS)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(workers);
-        self.tracked = ackers > 0 && self.cfg.guarantee == Guarantee::AtLeastOnce;
+        self.tracked = ctx.acking() && self.cfg.guarantee == Guarantee::AtLeastOnce;
         if !self.cfg.other_props.is_empty() {
             tracing::debug!(props = ?self.cfg.other_props, "Kafka consumer properties Gale does not use");
         }

@@ -157,6 +157,21 @@ impl TopologyContext {
             .unwrap_or(&[])
     }
 
+    /// Whether the topology runs ackers (`topology.acker.executors`, by default one per
+    /// worker, as Storm): a spout's tuples with message ids are then acked or failed.
+    pub fn acking(&self) -> bool {
+        let workers = self
+            .config
+            .get(crate::keys::WORKERS)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1);
+        self.config
+            .get(crate::keys::ACKER_EXECUTORS)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(workers)
+            > 0
+    }
+
     /// Position of this task among its component's tasks (Storm's `getThisTaskIndex`).
     pub fn task_index(&self) -> usize {
         self.tasks_of(&self.component_id)
