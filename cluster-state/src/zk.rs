@@ -4,7 +4,7 @@
 //! builds a new one. Ephemeral nodes die with the old session: daemons re-create theirs on every
 //! heartbeat, so they come back after a new session without special handling.
 
-use crate::store::{NodeKind, Store, StoreError};
+use crate::store::{Node, NodeKind, Store, StoreError, TreeEvent, Watch};
 use std::time::Duration;
 use zookeeper_client as zk;
 
@@ -15,6 +15,8 @@ pub struct ZkStore {
     session_timeout: Duration,
     auth: Option<ZkAuth>,
     client: tokio::sync::Mutex<Option<zk::Client>>,
+    /// How many sessions this store has started.
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 /// ZooKeeper authentication, as Storm's `storm.zookeeper.auth.scheme` and
@@ -72,6 +74,7 @@ impl ZkStore {
             session_timeout,
             auth,
             client: tokio::sync::Mutex::new(None),
+            sessions: std::sync::atomic::AtomicU64::new(0),
         };
         let c = s.client().await?;
         if s.root != "/" {
@@ -115,6 +118,8 @@ impl ZkStore {
                 ))
             })?;
         *g = Some(c.clone());
+        self.sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(c)
     }
 
@@ -216,6 +221,82 @@ impl Store for ZkStore {
     async fn delete(&self, path: &str) -> Result<(), StoreError> {
         let c = self.client().await?;
         self.delete_tree(&c, &self.full(path)).await
+    }
+
+    async fn get_watched(&self, path: &str) -> Result<(Node, Watch), StoreError> {
+        let c = self.client().await?;
+        let full = self.full(path);
+        match c.get_and_watch_data(&full).await {
+            Ok((data, stat, w)) => Ok((
+                Some((data, stat.version)),
+                Box::pin(async move {
+                    w.changed().await;
+                }),
+            )),
+            // Gone: watch for its creation instead.
+            Err(zk::Error::NoNode) => match c.check_and_watch_stat(&full).await {
+                Ok((stat, w)) => {
+                    let watch: Watch = Box::pin(async move {
+                        w.changed().await;
+                    });
+                    match stat {
+                        // Created in between: read it (the watch stays armed).
+                        Some(_) => Ok((self.get(path).await?, watch)),
+                        None => Ok((None, watch)),
+                    }
+                }
+                Err(e) => Err(self.err(path, e)),
+            },
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    async fn watch_tree(
+        &self,
+        path: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<TreeEvent>, StoreError> {
+        let c = self.client().await?;
+        let mut w = c
+            .watch(&self.full(path), zk::AddWatchMode::PersistentRecursive)
+            .await
+            .map_err(|e| self.err(path, e))?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let root = self.root.clone();
+        tokio::spawn(async move {
+            // The watch lives as long as the session it was set in, or until nobody listens.
+            let _session = c;
+            loop {
+                let ev = tokio::select! {
+                    ev = w.changed() => ev,
+                    _ = tx.closed() => break,
+                };
+                if ev.event_type == zk::EventType::Session {
+                    // Events during a disconnection can be lost (ZOOKEEPER-4698): after one,
+                    // the listener reads everything again.
+                    let _ = tx.send(TreeEvent::Reset);
+                    if ev.session_state.is_terminated() {
+                        break;
+                    }
+                    continue;
+                }
+                let rel = match root.as_str() {
+                    "/" => ev.path,
+                    r => match ev.path.strip_prefix(r) {
+                        Some("") => "/".to_owned(),
+                        Some(rest) => rest.to_owned(),
+                        None => continue,
+                    },
+                };
+                if tx.send(TreeEvent::Changed(rel)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    fn session(&self) -> u64 {
+        self.sessions.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn changed(&self, path: &str) {

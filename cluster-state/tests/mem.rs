@@ -164,48 +164,12 @@ fn resource_names_are_plain_relative_paths() {
     }
 }
 
-/// Counts the calls that reach a store.
-struct Counting {
-    inner: MemStore,
-    creates: std::sync::atomic::AtomicUsize,
-    sets: std::sync::atomic::AtomicUsize,
-}
-
-impl Store for Counting {
-    async fn create(&self, path: &str, data: Vec<u8>, kind: NodeKind) -> Result<(), StoreError> {
-        self.creates
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.create(path, data, kind).await
-    }
-    async fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, StoreError> {
-        self.inner.get(path).await
-    }
-    async fn set(&self, path: &str, data: Vec<u8>, version: Option<i32>) -> Result<(), StoreError> {
-        self.sets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.set(path, data, version).await
-    }
-    async fn children(&self, path: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.children(path).await
-    }
-    async fn delete(&self, path: &str) -> Result<(), StoreError> {
-        self.inner.delete(path).await
-    }
-    async fn changed(&self, path: &str) {
-        self.inner.changed(path).await
-    }
-}
-
 /// A write to a node that is there is one set; a missing node (first write, or an ephemeral
 /// one whose session ended) is created by the same call.
 #[tokio::test]
 async fn writes_set_first_and_create_only_what_is_missing() {
-    use std::sync::atomic::Ordering::SeqCst;
-    let store = std::sync::Arc::new(Counting {
-        inner: MemStore::new(),
-        creates: Default::default(),
-        sets: Default::default(),
-    });
-    let calls = |s: &Counting| (s.creates.load(SeqCst), s.sets.load(SeqCst));
+    let store = std::sync::Arc::new(Counted::new(MemStore::new()));
+    let calls = |s: &Counted<MemStore>| (s.requests().creates, s.requests().sets);
     cluster_state::store::put(
         &*store,
         "/supervisors/s1",
@@ -234,7 +198,7 @@ async fn writes_set_first_and_create_only_what_is_missing() {
         (1, 11),
         "ten more passes: ten sets, no create"
     );
-    store.inner.expire_session();
+    store.inner().expire_session();
     cluster_state::store::put(
         &*store,
         "/supervisors/s1",
@@ -246,7 +210,7 @@ async fn writes_set_first_and_create_only_what_is_missing() {
     assert_eq!(calls(&store), (2, 12));
     assert_eq!(
         store
-            .inner
+            .inner()
             .get("/supervisors/s1")
             .await
             .expect("read")
