@@ -4,7 +4,7 @@
 use crate::commands::{Format, SpecArgs, Unreachable, UserError, load};
 use anyhow::{Context, Result};
 use clap::Args;
-use cluster_state::{ClusterState, ZkStore};
+use cluster_state::{ClusterState, Mirrored, ZkStore, paths};
 use nimbus::daemon::{
     ActionResponse, NimbusConfig, RebalanceRequest, SubmitRequest, SubmitResponse, TopologyRow,
 };
@@ -233,6 +233,11 @@ pub struct NimbusDaemonArgs {
     /// if shorter) without ZooKeeper, so an outage longer than that restarts workers.
     #[arg(long, default_value_t = 30.0)]
     pub supervisor_timeout_secs: f64,
+    /// Seconds between two heartbeats of a worker (Storm's supervisor.heartbeat.frequency.secs),
+    /// at most a third of the worker timeout. Status and the UI's counters are as fresh as
+    /// this; each beat is one ZooKeeper write and one read (docs/scale.md).
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat_secs: f64,
 }
 
 #[derive(Debug, Args)]
@@ -265,17 +270,33 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 async fn connect(zk: &ZkArgs, timeout: f64) -> Result<ClusterState<ZkStore>> {
+    Ok(ClusterState::new(connect_store(zk, timeout).await?))
+}
+
+async fn connect_store(zk: &ZkArgs, timeout: f64) -> Result<ZkStore> {
     let (hosts, root) = zk.resolve()?;
     let auth = zk.auth()?;
     let t = Duration::from_secs_f64(timeout.clamp(0.4, 60.0));
-    match ZkStore::connect(&hosts, &root, t, auth).await {
-        Ok(s) => Ok(ClusterState::new(s)),
-        Err(e) => Err(Unreachable(format!(
+    ZkStore::connect(&hosts, &root, t, auth).await.map_err(|e| {
+        Unreachable(format!(
             "{e} (start one with scripts/zk.sh, or pass --zookeeper HOST:PORT)"
         ))
-        .into()),
-    }
+        .into()
+    })
 }
+
+/// What Nimbus keeps a copy of ([`cluster_state::Mirrored`]): everything its passes and views
+/// read, so that a pass reads from ZooKeeper only the nodes that changed.
+pub const NIMBUS_MIRRORS: [&str; 8] = [
+    paths::SUPERVISORS,
+    paths::STORMS,
+    paths::TOPOLOGIES,
+    paths::ASSIGNMENTS,
+    paths::ASSIGNED,
+    paths::WORKERBEATS,
+    paths::TOTALS,
+    paths::ERRORS,
+];
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -310,7 +331,8 @@ async fn shutdown_signal() {
 
 pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCode> {
     runtime()?.block_on(async {
-        let state = Arc::new(connect(&a.zk, a.zk_session_timeout).await?);
+        let store = connect_store(&a.zk, a.zk_session_timeout).await?;
+        let state = Arc::new(ClusterState::new(Mirrored::new(store, &NIMBUS_MIRRORS)));
         let cfg = NimbusConfig {
             listen: a.listen,
             interval: Duration::from_millis(500),
@@ -321,6 +343,7 @@ pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCod
             supervisor_timeout: Duration::from_secs_f64(
                 a.supervisor_timeout_secs.clamp(0.0, 3600.0),
             ),
+            heartbeat_interval: Duration::from_secs_f64(a.heartbeat_secs.clamp(0.1, 3600.0)),
         };
         nimbus::daemon::run(cfg, state, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
@@ -350,7 +373,9 @@ pub fn supervisor_daemon(a: &SupervisorDaemonArgs, registry: Registry) -> Result
             ports,
             registry,
             work_dir,
-            sync_interval: Duration::from_millis(500),
+            // Passes run on every change of this supervisor's assignments (a watch); the timer
+            // only bounds how late an idle supervisor notices a new session.
+            sync_interval: Duration::from_secs(5),
             cluster_secret: a.secret.secret()?,
         };
         if cfg.cluster_secret.is_none() && !is_loopback_host(&cfg.host) {

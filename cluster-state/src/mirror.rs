@@ -250,16 +250,19 @@ impl<S: Store> Store for Mirrored<S> {
         if !self.mirrored(path) || !self.copy.lock().await.watching {
             return self.inner.changed(path).await;
         }
-        let notified = self.shared.notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let p = self.shared.pending();
-            if p.reset || p.dirty.iter().any(|d| is_under(d, path)) {
-                return;
+        // Events elsewhere (heartbeats, every few seconds per worker) do not wake the caller.
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let p = self.shared.pending();
+                if p.reset || p.dirty.iter().any(|d| is_under(d, path)) {
+                    return;
+                }
             }
+            notified.await;
         }
-        notified.await;
     }
 
     async fn get_watched(&self, path: &str) -> Result<(Node, Watch), StoreError> {

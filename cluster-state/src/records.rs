@@ -108,7 +108,7 @@ pub fn check_resource_name(name: &str) -> Result<(), ResourceNameError> {
 }
 
 /// One executor's slot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ExecutorSlot {
     pub start: u32,
     pub end: u32,
@@ -119,7 +119,7 @@ pub struct ExecutorSlot {
 /// `/assignments/<topology-id>`. Stored in a compact form ([`AssignmentWire`]): about 6 bytes
 /// per executor instead of 48, so that a topology of 50,000 executors on 4,000 slots fits in
 /// one ZooKeeper node (docs/scale.md).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "AssignmentWire", from = "AssignmentWire")]
 pub struct AssignmentRecord {
     pub executors: Vec<ExecutorSlot>,
@@ -137,6 +137,39 @@ pub struct AssignmentRecord {
     /// record from a Nimbus that did not write one).
     #[serde(default)]
     pub lease_ms: u64,
+    /// How often supervisors write the heartbeats of this topology's workers (0: a record from
+    /// a Nimbus that did not say; once a second). Nimbus keeps it well inside its worker
+    /// timeout.
+    #[serde(default)]
+    pub beat_ms: u64,
+}
+
+impl AssignmentRecord {
+    /// A fingerprint of the record: what a supervisor's index ([`SupervisorAssignments`])
+    /// names, so that a supervisor reads an assignment again only when it changed.
+    pub fn generation(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// `/assigned/<supervisor-id>`: what one supervisor runs, written by Nimbus whenever it
+/// changes. A supervisor watches only this node, and reads a topology's assignment only when
+/// its generation here changed (docs/scale.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorAssignments {
+    pub topologies: BTreeMap<String, AssignedTopology>,
+}
+
+/// One topology in a [`SupervisorAssignments`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedTopology {
+    /// [`AssignmentRecord::generation`] of its assignment.
+    pub generation: u64,
+    /// Whether its spouts run (activate/deactivate reach supervisors this way).
+    pub status: TopologyStatus,
 }
 
 /// How an [`AssignmentRecord`] is stored. Supervisor names are listed once, slots once (as
@@ -163,6 +196,8 @@ struct AssignmentWire {
     held: bool,
     #[serde(default)]
     lease_ms: u64,
+    #[serde(default)]
+    beat_ms: u64,
     /// The first form's fields (read only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     executors: Vec<ExecutorSlot>,
@@ -176,6 +211,7 @@ impl From<AssignmentRecord> for AssignmentWire {
             hosts: r.hosts,
             held: r.held,
             lease_ms: r.lease_ms,
+            beat_ms: r.beat_ms,
             ..AssignmentWire::default()
         };
         let mut sup_index: BTreeMap<&str, u32> = BTreeMap::new();
@@ -220,6 +256,7 @@ impl From<AssignmentWire> for AssignmentRecord {
             start_times: w.start_times,
             held: w.held,
             lease_ms: w.lease_ms,
+            beat_ms: w.beat_ms,
         };
         let slot = |i: i64| -> Option<(String, u16)> {
             let i = usize::try_from(i).ok()?;

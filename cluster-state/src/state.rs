@@ -16,9 +16,14 @@ pub mod paths {
     pub const TOTALS: &str = "/totals";
     pub const NIMBUSES: &str = "/nimbuses";
     pub const LEADER_LOCK: &str = "/leader-lock";
+    /// Per supervisor: what it runs (`SupervisorAssignments`).
+    pub const ASSIGNED: &str = "/assigned";
 
     pub fn supervisor(id: &str) -> String {
         format!("{SUPERVISORS}/{id}")
+    }
+    pub fn assigned(supervisor: &str) -> String {
+        format!("{ASSIGNED}/{supervisor}")
     }
     pub fn storm(id: &str) -> String {
         format!("{STORMS}/{id}")
@@ -166,6 +171,24 @@ impl<S: Store> ClusterState<S> {
             .await
     }
 
+    /// Registers a supervisor in a new session: a node left by its previous session (a restart
+    /// quicker than the session timeout) is replaced, so the node lives exactly as long as this
+    /// session; written over, it would vanish when the old session expires.
+    pub async fn register_supervisor_anew(&self, r: &SupervisorRecord) -> Result<(), StateError> {
+        let path = paths::supervisor(&r.id);
+        let bytes = encode(&path, r)?;
+        self.store.delete(&path).await?;
+        match self
+            .store
+            .create(&path, bytes.clone(), NodeKind::Ephemeral)
+            .await
+        {
+            // Another process with this id registered in between: it is the live one.
+            Err(StoreError::NodeExists(_)) => Ok(self.store.set(&path, bytes, None).await?),
+            other => Ok(other?),
+        }
+    }
+
     pub async fn supervisors(&self) -> Result<Vec<SupervisorRecord>, StateError> {
         Ok(self
             .read_all(paths::SUPERVISORS)
@@ -213,6 +236,40 @@ impl<S: Store> ClusterState<S> {
 
     pub async fn remove_assignment(&self, id: &str) -> Result<(), StateError> {
         Ok(self.store.delete(&paths::assignment(id)).await?)
+    }
+
+    /// What each supervisor runs, as Nimbus last wrote it: (supervisor id, record).
+    pub async fn all_supervisor_assignments(
+        &self,
+    ) -> Result<Vec<(String, SupervisorAssignments)>, StateError> {
+        self.read_all(paths::ASSIGNED).await
+    }
+
+    pub async fn set_supervisor_assignments(
+        &self,
+        supervisor: &str,
+        r: &SupervisorAssignments,
+    ) -> Result<(), StateError> {
+        self.write(&paths::assigned(supervisor), r, NodeKind::Persistent)
+            .await
+    }
+
+    pub async fn remove_supervisor_assignments(&self, supervisor: &str) -> Result<(), StateError> {
+        Ok(self.store.delete(&paths::assigned(supervisor)).await?)
+    }
+
+    /// What one supervisor runs, and a watch that fires when that changes (one request).
+    pub async fn watch_supervisor_assignments(
+        &self,
+        supervisor: &str,
+    ) -> Result<(SupervisorAssignments, crate::store::Watch), StateError> {
+        let path = paths::assigned(supervisor);
+        let (node, watch) = self.store.get_watched(&path).await?;
+        let rec = match node {
+            Some((b, _)) => decode(&path, &b)?,
+            None => SupervisorAssignments::default(),
+        };
+        Ok((rec, watch))
     }
 
     /// Removes everything stored for a topology.

@@ -347,11 +347,12 @@ impl Store for MemStore {
         let _ = rx.changed().await;
     }
 
+    /// Fires when the node (or anything under it) changes, or the session ends.
     async fn get_watched(&self, path: &str) -> Result<(Node, Watch), StoreError> {
-        let mut rx = self.tick.subscribe();
+        let mut rx = self.watch_tree(path).await?;
         let node = self.get(path).await?;
         let watch: Watch = Box::pin(async move {
-            let _ = rx.changed().await;
+            let _ = rx.recv().await;
         });
         Ok((node, watch))
     }

@@ -126,3 +126,20 @@ async fn changed_resolves_on_an_event_under_its_path() {
         .await
         .expect("woken by the event");
 }
+
+#[tokio::test]
+async fn changes_elsewhere_do_not_wake_a_waiter() {
+    let (raw, m) = setup();
+    m.children("/supervisors").await.expect("load");
+    let waiting = m.changed("/supervisors");
+    tokio::pin!(waiting);
+    raw.create("/storms/t1", vec![], NodeKind::Persistent)
+        .await
+        .expect("create");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting)
+            .await
+            .is_err(),
+        "a storm changed, not a supervisor"
+    );
+}

@@ -36,6 +36,10 @@ pub struct NimbusConfig {
     /// move (Storm's `nimbus.supervisor.timeout.secs`; Gale's default 5 s): a session lost for a
     /// moment, or a ZooKeeper outage, moves nothing.
     pub supervisor_timeout: Duration,
+    /// How often supervisors write their workers' heartbeats (told through the assignments;
+    /// kept at most a third of the worker timeout). Storm's `supervisor.heartbeat.frequency.secs`;
+    /// default 5 s. Status and the UI's counters are as fresh as this.
+    pub heartbeat_interval: Duration,
 }
 
 /// Why Nimbus could not run.
@@ -60,6 +64,7 @@ pub(crate) struct Shared<S> {
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) auth_token: Option<String>,
     pub(crate) supervisor_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
     /// Which supervisors are alive or were until lately (see `reconcile::Liveness`).
     pub(crate) liveness: std::sync::Mutex<crate::reconcile::Liveness>,
     /// Held from a submission's name check to its write: two submissions of one name cannot
@@ -92,6 +97,7 @@ pub async fn run<S: Store>(
         wake: tokio::sync::Notify::new(),
         auth_token: cfg.auth_token.clone(),
         supervisor_timeout: cfg.supervisor_timeout,
+        heartbeat_interval: cfg.heartbeat_interval,
         liveness: Default::default(),
         submissions: tokio::sync::Mutex::new(()),
         history: Default::default(),
@@ -170,6 +176,7 @@ async fn assignment_loop<S: Store>(
                     shared.worker_timeout,
                     &shared.liveness,
                     shared.supervisor_timeout,
+                    crate::reconcile::beat_period(shared.heartbeat_interval, shared.worker_timeout),
                 );
                 if let Err(e) = pass.await {
                     tracing::warn!(error = %e, "Assignment pass failed; retrying");

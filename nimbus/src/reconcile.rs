@@ -8,8 +8,8 @@ use crate::scheduler::{
 };
 use crate::view::{ClusterView, ComponentStats, SupervisorView, topology_view};
 use cluster_state::{
-    AssignmentRecord, ClusterState, ExecutorSlot, StateError, Store, StormRecord, SupervisorRecord,
-    WorkerBeat, now_secs,
+    AssignedTopology, AssignmentRecord, ClusterState, ExecutorSlot, StateError, Store, StormRecord,
+    SupervisorAssignments, SupervisorRecord, WorkerBeat, now_secs,
 };
 use flux::Topology;
 use flux::keys;
@@ -83,9 +83,11 @@ pub(crate) async fn reconcile<S: Store>(
     worker_timeout: Duration,
     liveness: &std::sync::Mutex<Liveness>,
     grace: Duration,
+    beat: Duration,
 ) -> Result<(), StateError> {
     let now = now_secs();
     let lease_ms = lease(grace, worker_timeout).as_millis() as u64;
+    let beat_ms = beat.as_millis() as u64;
     let registered = state.supervisors().await?;
     let assignments = state.assignments().await?;
     let supervisors = liveness.lock().unwrap_or_else(|p| p.into_inner()).observe(
@@ -115,18 +117,77 @@ pub(crate) async fn reconcile<S: Store>(
             .get(&r.id)
             .filter(|new| **new != r.current || r.current.is_empty())
             .and_then(|new| assignment_record(new, &old, &supervisors, now));
-        let stale = old.held || (!old.executors.is_empty() && old.lease_ms != lease_ms);
+        let stale = old.held
+            || (!old.executors.is_empty() && (old.lease_ms, old.beat_ms) != (lease_ms, beat_ms));
         let Some(mut rec) = changed.or_else(|| stale.then(|| old.clone())) else {
             continue;
         };
         let beats = state.workerbeats(&r.id).await?;
         rec.held = !old_workers_gone(&rec, &beats, &live);
         rec.lease_ms = lease_ms;
+        rec.beat_ms = beat_ms;
         if rec == old {
             continue;
         }
         tracing::info!(topology = %r.id, executors = rec.executors.len(), held = rec.held, "Writing assignment");
         state.set_assignment(&r.id, &rec).await?;
+    }
+    publish_supervisor_assignments(state).await
+}
+
+/// How often supervisors write their workers' heartbeats: as asked, but at most a third of the
+/// worker timeout, so that two beats can be late before a worker counts as dead (and at least
+/// 100 ms).
+pub fn beat_period(asked: Duration, worker_timeout: Duration) -> Duration {
+    asked
+        .min(worker_timeout / 3)
+        .max(Duration::from_millis(100))
+}
+
+/// What each supervisor runs, from the assignments and the topologies' status: one record per
+/// supervisor, the node its supervisor watches.
+pub fn supervisor_assignments(
+    assignments: &[(String, AssignmentRecord)],
+    storms: &[(String, StormRecord)],
+) -> BTreeMap<String, SupervisorAssignments> {
+    let mut out: BTreeMap<String, SupervisorAssignments> = BTreeMap::new();
+    for (id, a) in assignments {
+        let Some((_, storm)) = storms.iter().find(|(s, _)| s == id) else {
+            continue;
+        };
+        let entry = AssignedTopology {
+            generation: a.generation(),
+            status: storm.status,
+        };
+        for e in &a.executors {
+            out.entry(e.supervisor.clone())
+                .or_default()
+                .topologies
+                .insert(id.clone(), entry);
+        }
+    }
+    out
+}
+
+/// Writes the per-supervisor records that changed and removes those of supervisors that run
+/// nothing (Nimbus reads them from its mirror: comparing costs no request).
+async fn publish_supervisor_assignments<S: Store>(
+    state: &ClusterState<S>,
+) -> Result<(), StateError> {
+    let want = supervisor_assignments(&state.assignments().await?, &state.storms().await?);
+    let have: BTreeMap<String, SupervisorAssignments> = state
+        .all_supervisor_assignments()
+        .await?
+        .into_iter()
+        .collect();
+    for (sup, rec) in &want {
+        if have.get(sup) != Some(rec) {
+            tracing::debug!(supervisor = %sup, topologies = rec.topologies.len(), "Writing a supervisor's assignments");
+            state.set_supervisor_assignments(sup, rec).await?;
+        }
+    }
+    for sup in have.keys().filter(|s| !want.contains_key(*s)) {
+        state.remove_supervisor_assignments(sup).await?;
     }
     Ok(())
 }
@@ -372,6 +433,7 @@ pub fn assignment_record(
         start_times: BTreeMap::new(),
         held: false,
         lease_ms: 0,
+        beat_ms: 0,
     };
     for e in &rec.executors {
         if let Some(s) = supervisors.iter().find(|s| s.id == e.supervisor) {
@@ -598,6 +660,80 @@ mod tests {
         assert_eq!(rec2.hosts.keys().collect::<Vec<_>>(), ["a"]);
     }
 
+    #[test]
+    fn each_supervisor_is_told_the_topologies_it_runs_and_their_status() {
+        let slot = |sup: &str, start: u32| ExecutorSlot {
+            start,
+            end: start,
+            supervisor: sup.into(),
+            port: 6700,
+        };
+        let a1 = AssignmentRecord {
+            executors: vec![slot("a", 1), slot("b", 2)],
+            ..Default::default()
+        };
+        let a2 = AssignmentRecord {
+            executors: vec![slot("b", 1)],
+            ..Default::default()
+        };
+        let storm = |status| StormRecord {
+            name: "t".into(),
+            status,
+            launch_time_secs: 0,
+            workers: 1,
+            component_executors: BTreeMap::new(),
+            action_at_secs: None,
+            prev_status: None,
+        };
+        let storms = vec![
+            (
+                "t1".to_string(),
+                storm(cluster_state::TopologyStatus::Active),
+            ),
+            (
+                "t2".to_string(),
+                storm(cluster_state::TopologyStatus::Inactive),
+            ),
+        ];
+        let out = supervisor_assignments(
+            &[("t1".into(), a1.clone()), ("t2".into(), a2.clone())],
+            &storms,
+        );
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(out["a"].topologies.keys().collect::<Vec<_>>(), ["t1"]);
+        assert_eq!(
+            out["b"].topologies["t2"],
+            AssignedTopology {
+                generation: a2.generation(),
+                status: cluster_state::TopologyStatus::Inactive
+            }
+        );
+        // Any change to an assignment changes its generation: its supervisors read it again.
+        let mut moved = a1.clone();
+        moved.executors[1].port = 6701;
+        assert_ne!(moved.generation(), a1.generation());
+        let mut held = a1.clone();
+        held.held = true;
+        assert_ne!(held.generation(), a1.generation());
+        // An assignment without its storm record (being removed) is nobody's.
+        assert!(supervisor_assignments(&[("t3".into(), a1)], &storms).is_empty());
+    }
+
+    #[test]
+    fn heartbeats_come_as_asked_or_every_third_of_a_shorter_worker_timeout() {
+        let s = Duration::from_secs;
+        // (asked, worker timeout, period)
+        for (asked, timeout, want) in [
+            (s(5), s(30), s(5)),
+            (s(5), s(9), s(3)),
+            (s(1), s(30), s(1)),
+            (s(5), Duration::ZERO, Duration::from_millis(100)),
+            (Duration::ZERO, s(30), Duration::from_millis(100)),
+        ] {
+            assert_eq!(beat_period(asked, timeout), want, "{asked:?} {timeout:?}");
+        }
+    }
+
     /// The lease ends before either way Nimbus could move a supervisor's executors.
     #[test]
     fn the_lease_is_three_quarters_of_the_shorter_timeout() {
@@ -664,6 +800,7 @@ mod tests {
             start_times: BTreeMap::new(),
             held: false,
             lease_ms: 0,
+            beat_ms: 0,
         };
         let mut l = Liveness::default();
         let seen = l.observe(t0, vec![sup("new")], &[("t".into(), a.clone())], grace);

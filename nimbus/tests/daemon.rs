@@ -47,6 +47,7 @@ impl Nimbus {
             auth_token: auth_token.map(str::to_owned),
             http: bounds,
             supervisor_timeout: Duration::from_millis(600),
+            heartbeat_interval: Duration::from_secs(1),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();

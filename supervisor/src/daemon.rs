@@ -1,8 +1,13 @@
 //! The Supervisor daemon: registers its slots (and the class names its registry can construct) in
 //! ZooKeeper, runs the workers Nimbus assigns to them, and reports heartbeats and errors.
 //!
-//! Each slot (port) is a state machine ([`Slot`]), driven by one `sync` pass every second or
-//! whenever assignments change. Starting and stopping happen within one pass:
+//! Each slot (port) is a state machine ([`Slot`]), driven by one `sync` pass whenever this
+//! supervisor's assignments change (a watch on its own node, `/assigned/<id>`, that Nimbus
+//! writes), and on a timer: a third of the lease while workers run (a pass renews it), else
+//! `sync_interval`. A pass sends ZooKeeper one request when nothing changed (reading that node,
+//! which sets the watch again); it writes the registration only when it changed or a new
+//! session started, and each worker's heartbeat once per the period the assignment gives
+//! (docs/scale.md). Starting and stopping happen within one pass:
 //!
 //! ```text
 //! Empty --assigned, started--> Running --assignment changed/removed, or a component panicked--> Empty
@@ -13,8 +18,8 @@
 //! sender thread per remote executor. ZooKeeper being unreachable never stops running workers.
 
 use cluster_state::{
-    AssignmentRecord, ClusterState, ErrorEntry, ExecutorBeat, ExecutorSlot, Store,
-    SupervisorRecord, TopologyStatus, WorkerBeat, now_secs, paths,
+    AssignmentRecord, ClusterState, ErrorEntry, ExecutorBeat, ExecutorSlot, Store, StoredTopology,
+    SupervisorAssignments, SupervisorRecord, TopologyStatus, Watch, WorkerBeat, now_secs,
 };
 use flux::Topology;
 use flux::layout::ExecutorId;
@@ -40,6 +45,8 @@ pub struct SupervisorConfig {
     pub registry: Registry,
     /// Where shipped resources are unpacked.
     pub work_dir: PathBuf,
+    /// The longest wait between two passes while no running worker holds a lease (passes also
+    /// run on every change of this supervisor's assignments).
     pub sync_interval: Duration,
     /// With a secret, this supervisor's workers accept frames only from workers that prove it
     /// (`worker::handshake`), and prove it to the workers they send to.
@@ -67,6 +74,8 @@ struct RunningWorker {
     threads: Vec<JoinHandle<()>>,
     started: Instant,
     errors_reported: u64,
+    /// When its heartbeat was last written (`None`: not yet).
+    last_beat: Option<Instant>,
 }
 
 impl RunningWorker {
@@ -93,6 +102,107 @@ impl RunningWorker {
     }
 }
 
+/// What this supervisor knows of its assignments: its node (`/assigned/<id>`), the assignment
+/// of each topology it names as of the generation named, and the topologies' definitions (read
+/// once: a topology id's definition never changes).
+#[derive(Default)]
+pub struct Follower {
+    index: SupervisorAssignments,
+    assignments: BTreeMap<String, (u64, AssignmentRecord)>,
+    topologies: BTreeMap<String, Arc<StoredTopology>>,
+    watch: Option<Watch>,
+    /// The session and record of the last registration written.
+    registered: Option<(u64, SupervisorRecord)>,
+}
+
+impl Follower {
+    /// Reads this supervisor's node (setting its watch again), then the assignments whose
+    /// generation changed. True when anything changed.
+    pub async fn poll<S: Store>(
+        &mut self,
+        me: &str,
+        state: &ClusterState<S>,
+    ) -> Result<bool, cluster_state::StateError> {
+        let (index, watch) = state.watch_supervisor_assignments(me).await?;
+        self.watch = Some(watch);
+        let mut changed = index != self.index;
+        for (id, t) in &index.topologies {
+            if self.assignments.get(id).map(|(g, _)| *g) == Some(t.generation) {
+                continue;
+            }
+            if let Some(a) = state.assignment(id).await? {
+                self.assignments.insert(id.clone(), (t.generation, a));
+                changed = true;
+            }
+        }
+        let before = self.assignments.len();
+        self.assignments
+            .retain(|id, _| index.topologies.contains_key(id));
+        self.topologies
+            .retain(|id, _| index.topologies.contains_key(id));
+        changed |= self.assignments.len() != before;
+        self.index = index;
+        Ok(changed)
+    }
+
+    /// The assignments of the topologies this supervisor runs.
+    pub fn assignments(&self) -> Vec<(String, AssignmentRecord)> {
+        self.assignments
+            .iter()
+            .map(|(id, (_, a))| (id.clone(), a.clone()))
+            .collect()
+    }
+
+    pub fn status(&self, id: &str) -> Option<TopologyStatus> {
+        self.index.topologies.get(id).map(|t| t.status)
+    }
+
+    /// The topology's definition, read from the store the first time only.
+    pub async fn topology<S: Store>(
+        &mut self,
+        state: &ClusterState<S>,
+        id: &str,
+    ) -> Result<Option<Arc<StoredTopology>>, cluster_state::StateError> {
+        if let Some(t) = self.topologies.get(id) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(t) = state.topology(id).await? else {
+            return Ok(None);
+        };
+        let t = Arc::new(t);
+        self.topologies.insert(id.to_owned(), t.clone());
+        Ok(Some(t))
+    }
+
+    /// Writes the registration when it changed or a new session started (the ephemeral node of
+    /// an earlier session is gone, or will be: it is replaced by one of this session's).
+    pub async fn register<S: Store>(
+        &mut self,
+        state: &ClusterState<S>,
+        rec: SupervisorRecord,
+    ) -> Result<(), cluster_state::StateError> {
+        let session = state.store().session();
+        match &self.registered {
+            Some((s, r)) if *s == session && *r == rec => return Ok(()),
+            Some((s, _)) if *s == session => state.register_supervisor(&rec).await?,
+            _ => state.register_supervisor_anew(&rec).await?,
+        }
+        self.registered = Some((session, rec));
+        Ok(())
+    }
+
+    /// Resolves when this supervisor's node changes (never, before the first poll).
+    async fn changed(&mut self) {
+        match self.watch.as_mut() {
+            Some(w) => {
+                w.await;
+                self.watch = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Runs the Supervisor until `shutdown` resolves.
 pub async fn run<S: Store>(
     cfg: SupervisorConfig,
@@ -102,11 +212,20 @@ pub async fn run<S: Store>(
     let started = now_secs();
     let mut slots: BTreeMap<u16, Slot> = cfg.ports.iter().map(|p| (*p, Slot::Empty)).collect();
     let lease = Lease::expired();
+    let mut follower = Follower::default();
     tokio::pin!(shutdown);
     tracing::info!(id = %cfg.id, host = %cfg.host, ports = ?cfg.ports, "Supervisor started");
     loop {
         let pass_start = Instant::now();
-        let pass = sync(&cfg, &state, &mut slots, started, &lease, pass_start);
+        let pass = sync(
+            &cfg,
+            &state,
+            &mut slots,
+            &mut follower,
+            started,
+            &lease,
+            pass_start,
+        );
         // A pass that hangs on ZooKeeper must not keep this loop from fencing in time.
         let outcome = match lease.remaining() {
             Some(left) => tokio::time::timeout(left.max(Duration::from_millis(100)), pass).await,
@@ -122,15 +241,10 @@ pub async fn run<S: Store>(
             }
         }
         fence_if_out(&lease, &mut slots, pass_start);
-        let next = lease
-            .remaining()
-            .filter(|_| any_running(&slots))
-            .map_or(cfg.sync_interval, |left| {
-                cfg.sync_interval.min(left.max(Duration::from_millis(100)))
-            });
+        let next = next_pass(&cfg, &lease, &slots, &follower);
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = state.changed(paths::ASSIGNMENTS) => {}
+            _ = follower.changed() => {}
             _ = tokio::time::sleep(next) => {}
         }
     }
@@ -140,6 +254,52 @@ pub async fn run<S: Store>(
             tokio::task::block_in_place(|| w.stop());
         }
     }
+}
+
+/// How long until the next pass: a third of the lease while workers run under one (so that
+/// one pass can fail without the lease running out), the next heartbeat or retry due, and at
+/// most `sync_interval`.
+fn next_pass(
+    cfg: &SupervisorConfig,
+    lease: &Lease,
+    slots: &BTreeMap<u16, Slot>,
+    follower: &Follower,
+) -> Duration {
+    let floor = Duration::from_millis(100);
+    let mut next = cfg.sync_interval;
+    if any_running(slots)
+        && let Some(d) = lease_for(&cfg.id, &follower.assignments())
+    {
+        next = next.min(d / 3);
+        if let Some(left) = lease.remaining() {
+            next = next.min(left);
+        }
+    }
+    for slot in slots.values() {
+        match slot {
+            Slot::Running(w) => {
+                let period = beat_period(follower, &w.topology_id);
+                let due = w
+                    .last_beat
+                    .map_or(Duration::ZERO, |t| period.saturating_sub(t.elapsed()));
+                next = next.min(due);
+            }
+            Slot::Failed(at) => next = next.min(RETRY_AFTER.saturating_sub(at.elapsed())),
+            Slot::Empty => {}
+        }
+    }
+    next.max(floor)
+}
+
+/// How often a topology's workers' heartbeats are written (the assignment says; once a second
+/// if it does not).
+fn beat_period(follower: &Follower, id: &str) -> Duration {
+    follower
+        .assignments
+        .get(id)
+        .map(|(_, a)| a.beat_ms)
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(1), Duration::from_millis)
 }
 
 fn any_running(slots: &BTreeMap<u16, Slot>) -> bool {
@@ -176,22 +336,25 @@ fn lease_for(me: &str, assignments: &[(String, AssignmentRecord)]) -> Option<Dur
         .min()
 }
 
-/// One pass: register (slots, used ports, classes), then bring every slot to what the
-/// assignments want of it. Once the workers whose assignment changed are stopped, the lease is
-/// renewed from `pass_start` (before the assignments were read).
+/// One pass: read this supervisor's assignments (what changed), then bring every slot to what
+/// they want of it, then register (slots, used ports, classes) if that changed. Once the
+/// workers whose assignment changed are stopped, the lease is renewed from `pass_start`
+/// (before the assignments were read).
 async fn sync<S: Store>(
     cfg: &SupervisorConfig,
     state: &ClusterState<S>,
     slots: &mut BTreeMap<u16, Slot>,
+    follower: &mut Follower,
     started: u64,
     lease: &Lease,
     pass_start: Instant,
 ) -> Result<(), cluster_state::StateError> {
-    register(cfg, state, slots, started).await?;
-    let assignments = state.assignments().await?;
-    let storms: BTreeMap<String, _> = state.storms().await?.into_iter().collect();
+    follower.poll(&cfg.id, state).await?;
+    // Registered before anything starts: Nimbus may place only on a registered supervisor.
+    register(cfg, state, follower, slots, started).await?;
+    let assignments = follower.assignments();
     let desired = desired_ports(&cfg.id, &assignments);
-    remove_gone_topologies(cfg, &storms, slots);
+    remove_gone_topologies(cfg, follower, slots);
     // Every worker whose assignment changed stops before any starts: when executors move
     // between this supervisor's ports, the old copy of a task is gone before the new one runs.
     for (&port, slot) in slots.iter_mut() {
@@ -209,27 +372,32 @@ async fn sync<S: Store>(
         }
         // A held assignment: old workers elsewhere may still run these executors; wait.
         if let (Slot::Empty, Some((id, a))) = (&*slot, want.filter(|(_, a)| !a.held)) {
-            let active = storms.get(id).map(|s| s.status) == Some(TopologyStatus::Active);
-            start_slot(cfg, state, port, slot, (id, a), active, lease).await?;
+            let active = follower.status(id) == Some(TopologyStatus::Active);
+            start_slot(cfg, state, follower, port, slot, (id, a), active, lease).await?;
         }
-        // Running: follow activate/deactivate, report errors and heartbeats.
+        // Running: follow activate/deactivate, report errors, heartbeat when due.
         if let Slot::Running(w) = slot {
-            let status = storms.get(&w.topology_id).map(|s| s.status);
+            let status = follower.status(&w.topology_id);
             w.active
                 .store(status == Some(TopologyStatus::Active), Ordering::SeqCst);
             report_errors(state, cfg, port, w).await;
-            state
-                .set_workerbeat(&w.topology_id, &heartbeat(&cfg.id, port, w))
-                .await?;
+            let period = beat_period(follower, &w.topology_id);
+            if w.last_beat.is_none_or(|t| t.elapsed() >= period) {
+                state
+                    .set_workerbeat(&w.topology_id, &heartbeat(&cfg.id, port, w))
+                    .await?;
+                w.last_beat = Some(Instant::now());
+            }
         }
     }
-    Ok(())
+    register(cfg, state, follower, slots, started).await
 }
 
-/// Re-creating the ephemeral node every pass also restores it after a new ZooKeeper session.
+/// Writes the registration if it changed (used ports) or a new session started.
 async fn register<S: Store>(
     cfg: &SupervisorConfig,
     state: &ClusterState<S>,
+    follower: &mut Follower,
     slots: &BTreeMap<u16, Slot>,
     started: u64,
 ) -> Result<(), cluster_state::StateError> {
@@ -238,24 +406,23 @@ async fn register<S: Store>(
         .filter(|(_, s)| matches!(s, Slot::Running(_)))
         .map(|(p, _)| *p)
         .collect();
-    state
-        .register_supervisor(&SupervisorRecord {
-            id: cfg.id.clone(),
-            host: cfg.host.clone(),
-            ports: cfg.ports.clone(),
-            used_ports: used,
-            start_time_secs: started,
-            version: env!("CARGO_PKG_VERSION").into(),
-            classes: Some(cfg.registry.runnable_names()),
-        })
-        .await
+    let rec = SupervisorRecord {
+        id: cfg.id.clone(),
+        host: cfg.host.clone(),
+        ports: cfg.ports.clone(),
+        used_ports: used,
+        start_time_secs: started,
+        version: env!("CARGO_PKG_VERSION").into(),
+        classes: Some(cfg.registry.runnable_names()),
+    };
+    follower.register(state, rec).await
 }
 
 /// Removes the work folders (unpacked resources) of topologies that are gone from the cluster
 /// and that no slot here still runs: a killed topology leaves nothing behind on the supervisor.
-fn remove_gone_topologies<T>(
+fn remove_gone_topologies(
     cfg: &SupervisorConfig,
-    storms: &BTreeMap<String, T>,
+    follower: &Follower,
     slots: &BTreeMap<u16, Slot>,
 ) {
     let Ok(entries) = std::fs::read_dir(&cfg.work_dir) else {
@@ -268,7 +435,8 @@ fn remove_gone_topologies<T>(
         let running = slots
             .values()
             .any(|s| matches!(s, Slot::Running(w) if w.topology_id == id));
-        if storms.contains_key(&id) || running || !e.path().join("resources").is_dir() {
+        let assigned = follower.index.topologies.contains_key(&id);
+        if assigned || running || !e.path().join("resources").is_dir() {
             continue;
         }
         match std::fs::remove_dir_all(e.path()) {
@@ -322,16 +490,18 @@ async fn stop_if_changed<S: Store>(
 
 /// Empty -> Running, or Failed (retried after [`RETRY_AFTER`]) with the error filed under the
 /// component that failed, or `__worker` when none did.
+#[allow(clippy::too_many_arguments)]
 async fn start_slot<S: Store>(
     cfg: &SupervisorConfig,
     state: &ClusterState<S>,
+    follower: &mut Follower,
     port: u16,
     slot: &mut Slot,
     (id, a): (&str, &AssignmentRecord),
     active: bool,
     lease: &Lease,
 ) -> Result<(), cluster_state::StateError> {
-    let Some(stored) = state.topology(id).await? else {
+    let Some(stored) = follower.topology(state, id).await? else {
         return Ok(());
     };
     match tokio::task::block_in_place(|| start(cfg, id, &stored, (a, port), lease)) {
@@ -581,6 +751,7 @@ fn start(
         threads,
         started: Instant::now(),
         errors_reported: 0,
+        last_beat: None,
     })
 }
 

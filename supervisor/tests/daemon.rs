@@ -4,8 +4,8 @@
 //! (The real-process tests, with ZooKeeper and Nimbus, are cli/tests/cluster.rs.)
 
 use cluster_state::{
-    AssignmentRecord, ClusterState, ExecutorSlot, MemStore, StoredTopology, StormRecord,
-    TopologyStatus,
+    AssignedTopology, AssignmentRecord, ClusterState, Counted, ExecutorSlot, MemStore,
+    StoredTopology, StormRecord, SupervisorAssignments, TopologyStatus,
 };
 use components::Builtins;
 use flux::layout::task_layout;
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 
 struct Sup {
     rt: tokio::runtime::Runtime,
-    state: Arc<ClusterState<MemStore>>,
+    state: Arc<ClusterState<Counted<MemStore>>>,
     ports: [u16; 2],
     work: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -38,7 +38,7 @@ impl Sup {
             .enable_all()
             .build()
             .expect("runtime");
-        let state = Arc::new(ClusterState::new(MemStore::new()));
+        let state = Arc::new(ClusterState::new(Counted::new(MemStore::new())));
         let ports = [free_port(), free_port()];
         let work = std::env::temp_dir().join(format!("gale-sup-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
@@ -131,11 +131,26 @@ impl Sup {
             start_times: BTreeMap::new(),
             held,
             lease_ms: 400,
+            beat_ms: 100,
+        };
+        // As Nimbus does: the assignment, then the supervisor's own record naming it.
+        let index = SupervisorAssignments {
+            topologies: BTreeMap::from([(
+                id.to_string(),
+                AssignedTopology {
+                    generation: a.generation(),
+                    status: TopologyStatus::Active,
+                },
+            )]),
         };
         self.rt.block_on(async {
             self.state.set_topology(id, &stored).await.expect("store");
             self.state.set_storm(id, &storm).await.expect("store");
             self.state.set_assignment(id, &a).await.expect("store");
+            self.state
+                .set_supervisor_assignments("s1", &index)
+                .await
+                .expect("store");
         });
     }
 
@@ -259,8 +274,11 @@ fn a_killed_topologys_work_folder_is_removed() {
     // A folder of something else in the work dir is left alone.
     std::fs::create_dir_all(s.work.join("not-a-topology")).expect("dir");
     // Nimbus removes the killed topology: assignment, storm and stored topology.
-    s.rt.block_on(s.state.remove_topology("gone-1"))
-        .expect("remove");
+    s.rt.block_on(async {
+        s.state.remove_topology("gone-1").await?;
+        s.state.remove_supervisor_assignments("s1").await
+    })
+    .expect("remove");
     s.wait("the folder is gone", || !folder.exists());
     assert!(s.work.join("not-a-topology").exists());
 }
@@ -292,7 +310,7 @@ fn a_supervisor_cut_off_from_the_store_stops_its_workers_when_the_lease_runs_out
     });
     let port_open = || std::net::TcpStream::connect(("127.0.0.1", s.ports[0])).is_ok();
     assert!(port_open());
-    s.state.store().set_cut_off(true);
+    s.state.store().inner().set_cut_off(true);
     let cut = Instant::now();
     s.wait("the worker stopped (its port closed)", || !port_open());
     let fenced = cut.elapsed();
@@ -300,9 +318,58 @@ fn a_supervisor_cut_off_from_the_store_stops_its_workers_when_the_lease_runs_out
         fenced >= Duration::from_millis(300),
         "stopped after {fenced:?}, before the lease ran out"
     );
-    s.state.store().set_cut_off(false);
+    s.state.store().inner().set_cut_off(false);
     s.wait("the worker runs again", || {
         port_open() && s.beats("fence-1", "c").iter().any(|(_, n)| *n > 0)
     });
     eprintln!("cut off from the store: worker stopped {fenced:?} after the cut (lease 400 ms)");
+}
+
+/// Writes only on change: idle, a pass is one read of the supervisor's own node (which sets its
+/// watch again), and nothing is written; a running worker adds its heartbeat once per the
+/// assignment's period (100 ms here), not once per pass.
+#[test]
+fn an_idle_supervisor_reads_one_node_per_pass_and_a_worker_adds_one_beat_per_period() {
+    let s = Sup::start("quiet");
+    s.wait("registered", || {
+        s.rt.block_on(s.state.supervisors())
+            .is_ok_and(|v| !v.is_empty())
+    });
+    let window = Duration::from_millis(1000);
+    let before = s.state.store().requests();
+    std::thread::sleep(window);
+    let idle = s.state.store().requests();
+    let writes = |r: cluster_state::Requests| r.sets + r.creates + r.deletes;
+    assert_eq!(writes(idle), writes(before), "idle, nothing is written");
+    // Passes every 50 ms (the test's interval): at most one read each.
+    let reads = idle.gets - before.gets;
+    assert!(reads <= 1000 / 50 + 2, "{reads} reads in {window:?}");
+    assert_eq!(
+        idle.children, before.children,
+        "no listing of every topology"
+    );
+
+    s.assign("quiet-1", WORDS, vec![], s.ports[0]);
+    s.wait("the worker runs", || {
+        s.beats("quiet-1", "c").iter().any(|(_, n)| *n > 0)
+    });
+    let before = s.state.store().requests();
+    let t = Instant::now();
+    std::thread::sleep(window);
+    let running = s.state.store().requests();
+    let elapsed = t.elapsed();
+    let beats = writes(running) - writes(before);
+    let most = (elapsed.as_millis() / 100) as u64 + 2;
+    assert!(
+        beats <= most,
+        "{beats} writes in {elapsed:?} (beat period 100 ms)"
+    );
+    assert!(
+        beats >= 3,
+        "{beats} writes in {elapsed:?}: the worker stopped beating"
+    );
+    eprintln!(
+        "idle: {reads} reads, 0 writes in {window:?}; running: {beats} beats, {} reads in {elapsed:?}",
+        running.gets - before.gets
+    );
 }

@@ -158,6 +158,10 @@ impl Cluster {
                 &addr,
                 "--supervisor-timeout-secs",
                 &timeout,
+                // Status as fresh as before beats went to a 5 s default: the fault tests check
+                // progress mid-stream (docs/scale.md measures the default).
+                "--heartbeat-secs",
+                "1",
             ],
             "nimbus.log",
         );
