@@ -5,6 +5,8 @@
 #   scripts/zk.sh stop DIR
 #
 # ZK_ADDRESS binds another address than 127.0.0.1 (the network-namespace test uses its own).
+# ZK_MAX_CLIENTS caps connections per client address (ZooKeeper's default 60; 0: no cap, for
+# scripts/scale.sh's thousand sessions from 127.0.0.1); ZK_HEAP sets the JVM heap (256m).
 #
 # Needs Debian's `zookeeper` package (scripts/test.sh installs it) and Java.
 set -euo pipefail
@@ -46,8 +48,9 @@ admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,mntr,stat
 forceSync=no
 maxSessionTimeout=60000
+maxClientCnxns=${ZK_MAX_CLIENTS:-60}
 CFG
-    nohup java -Xmx256m -cp "$CP" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" >"$dir/zk.log" 2>&1 &
+    nohup java "-Xmx${ZK_HEAP:-256m}" -cp "$CP" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" >"$dir/zk.log" 2>&1 &
     echo $! > "$dir/zk.pid"
     for _ in $(seq 1 150); do
       if srvr "$addr" "$port" | grep -q 'Mode: standalone'; then

@@ -4,7 +4,7 @@
 use crate::commands::{Format, SpecArgs, Unreachable, UserError, load};
 use anyhow::{Context, Result};
 use clap::Args;
-use cluster_state::{ClusterState, Mirrored, ZkStore, paths};
+use cluster_state::{ClusterState, Counted, Mirrored, ZkStore, paths};
 use nimbus::daemon::{
     ActionResponse, NimbusConfig, RebalanceRequest, SubmitRequest, SubmitResponse, TopologyRow,
 };
@@ -331,8 +331,12 @@ async fn shutdown_signal() {
 
 pub fn nimbus_daemon(a: &NimbusDaemonArgs, registry: Registry) -> Result<ExitCode> {
     runtime()?.block_on(async {
-        let store = connect_store(&a.zk, a.zk_session_timeout).await?;
-        let state = Arc::new(ClusterState::new(Mirrored::new(store, &NIMBUS_MIRRORS)));
+        let store = Counted::new(connect_store(&a.zk, a.zk_session_timeout).await?);
+        // Changed nodes read at most every 100 ms: a pass over thousands of records does not
+        // wait for a round trip per record while heartbeats keep arriving (docs/scale.md).
+        let mirror =
+            Mirrored::new(store, &NIMBUS_MIRRORS).refreshing_every(Duration::from_millis(100));
+        let state = Arc::new(ClusterState::new(mirror));
         let cfg = NimbusConfig {
             listen: a.listen,
             interval: Duration::from_millis(500),

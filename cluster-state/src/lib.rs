@@ -12,7 +12,7 @@ mod zk;
 
 pub use mirror::Mirrored;
 pub use records::*;
-pub use state::{ClusterState, MAX_NODE_BYTES, StateError, paths};
+pub use state::{ClusterState, Lead, MAX_NODE_BYTES, StateError, paths};
 pub use store::{Counted, MemStore, Node, NodeKind, Requests, Store, StoreError, TreeEvent, Watch};
 pub use zk::{ZkAuth, ZkStore};
 

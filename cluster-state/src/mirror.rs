@@ -41,6 +41,9 @@ struct Copy {
     /// Whether `nodes` is a complete copy as of the events applied.
     fresh: bool,
     watching: bool,
+    /// Changed nodes not read yet, and when changed nodes were last read.
+    dirty: BTreeSet<String>,
+    fetched: Option<std::time::Instant>,
 }
 
 /// A [`Store`] whose subtrees under `roots` are mirrored in memory.
@@ -49,6 +52,8 @@ pub struct Mirrored<S> {
     roots: Vec<String>,
     shared: Arc<Shared>,
     copy: tokio::sync::Mutex<Copy>,
+    /// Changed nodes are read again at most this often (zero: on every read).
+    every: std::time::Duration,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Mirrored<S> {
@@ -67,7 +72,17 @@ impl<S: Store> Mirrored<S> {
             roots: roots.iter().map(|r| (*r).to_owned()).collect(),
             shared: Arc::default(),
             copy: tokio::sync::Mutex::default(),
+            every: std::time::Duration::ZERO,
         }
+    }
+
+    /// Reads changed nodes again at most every `every`: a reader that reads many nodes in a
+    /// row (a Nimbus pass over a thousand supervisors) does not wait for a round trip per read
+    /// while others keep writing (heartbeats); what it reads is at most `every` older than the
+    /// last event. Its own writes it reads back at once.
+    pub fn refreshing_every(mut self, every: std::time::Duration) -> Self {
+        self.every = every;
+        self
     }
 
     pub fn inner(&self) -> &S {
@@ -102,14 +117,19 @@ impl<S: Store> Mirrored<S> {
             copy.fresh = false;
         }
         if !copy.fresh {
+            copy.dirty.clear();
             copy.nodes = self.load().await?;
             copy.fresh = true;
+            copy.fetched = Some(std::time::Instant::now());
             return Ok(copy);
         }
-        if dirty.is_empty() {
+        copy.dirty.extend(dirty);
+        let due = copy.fetched.is_none_or(|t| t.elapsed() >= self.every);
+        if copy.dirty.is_empty() || !due {
             return Ok(copy);
         }
-        let paths: Vec<String> = dirty.into_iter().collect();
+        copy.fetched = Some(std::time::Instant::now());
+        let paths: Vec<String> = std::mem::take(&mut copy.dirty).into_iter().collect();
         match get_many(&self.inner, &paths).await {
             Ok(nodes) => {
                 for (p, n) in paths.into_iter().zip(nodes) {
@@ -278,5 +298,9 @@ impl<S: Store> Store for Mirrored<S> {
 
     fn session(&self) -> u64 {
         self.inner.session()
+    }
+
+    fn requests(&self) -> Option<crate::store::Requests> {
+        self.inner.requests()
     }
 }

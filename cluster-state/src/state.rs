@@ -110,6 +110,18 @@ fn decode<T: DeserializeOwned>(path: &str, b: &[u8]) -> Result<T, StateError> {
     })
 }
 
+/// How leadership stands after [`ClusterState::lead`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lead {
+    /// This call created the lock: it is this session's until the session ends.
+    Took,
+    /// The lock names this address, from this or an earlier session of the same address (which
+    /// may end and take the lock with it: ask again).
+    Mine,
+    /// Another Nimbus leads.
+    Other,
+}
+
 /// Typed access to the cluster's state.
 #[derive(Debug)]
 pub struct ClusterState<S> {
@@ -373,6 +385,11 @@ impl<S: Store> ClusterState<S> {
 
     /// Takes leadership if nobody holds it; true if `address` is (now) the leader.
     pub async fn try_lead(&self, address: &str) -> Result<bool, StateError> {
+        Ok(self.lead(address).await? != Lead::Other)
+    }
+
+    /// Takes leadership if nobody holds it, and says how it stands.
+    pub async fn lead(&self, address: &str) -> Result<Lead, StateError> {
         match self
             .store
             .create(
@@ -382,10 +399,13 @@ impl<S: Store> ClusterState<S> {
             )
             .await
         {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Lead::Took),
             Err(StoreError::NodeExists(_)) => {
                 let holder = self.store.get(paths::LEADER_LOCK).await?;
-                Ok(holder.is_some_and(|(b, _)| b == address.as_bytes()))
+                Ok(match holder {
+                    Some((b, _)) if b == address.as_bytes() => Lead::Mine,
+                    _ => Lead::Other,
+                })
             }
             Err(e) => Err(e.into()),
         }

@@ -91,6 +91,10 @@ pub trait Store: Send + Sync + 'static {
     /// The store's session, as a number that changes when a new session starts: ephemeral
     /// nodes created in an earlier one are gone (or soon will be).
     fn session(&self) -> u64;
+    /// The requests sent so far, when a [`Counted`] store counts them.
+    fn requests(&self) -> Option<Requests> {
+        None
+    }
 }
 
 /// Reads many nodes at once: every request is sent before the first answer is awaited, so the
@@ -380,7 +384,7 @@ pub struct Requests {
     pub sets: u64,
     pub children: u64,
     pub deletes: u64,
-    /// Watches set (`changed`, `get_watched`, `watch_tree`).
+    /// Requests that only set a watch (`changed`, `watch_tree`); `get_watched` is a get.
     pub watches: u64,
 }
 
@@ -445,11 +449,9 @@ impl<S: Store> Store for Counted<S> {
         self.count(|r| r.watches += 1);
         self.inner.changed(path).await
     }
+    /// One request (a read that sets a watch): counted as a get.
     async fn get_watched(&self, path: &str) -> Result<(Node, Watch), StoreError> {
-        self.count(|r| {
-            r.gets += 1;
-            r.watches += 1
-        });
+        self.count(|r| r.gets += 1);
         self.inner.get_watched(path).await
     }
     async fn watch_tree(
@@ -461,6 +463,9 @@ impl<S: Store> Store for Counted<S> {
     }
     fn session(&self) -> u64 {
         self.inner.session()
+    }
+    fn requests(&self) -> Option<Requests> {
+        Some(Counted::requests(self))
     }
 }
 
@@ -495,5 +500,8 @@ impl<S: Store> Store for std::sync::Arc<S> {
     }
     fn session(&self) -> u64 {
         (**self).session()
+    }
+    fn requests(&self) -> Option<Requests> {
+        (**self).requests()
     }
 }

@@ -143,3 +143,37 @@ async fn changes_elsewhere_do_not_wake_a_waiter() {
         "a storm changed, not a supervisor"
     );
 }
+
+#[tokio::test]
+async fn with_a_refresh_interval_changed_nodes_are_read_in_one_batch_per_interval() {
+    let raw = Arc::new(MemStore::new());
+    let m = Mirrored::new(Counted::new(raw.clone()), &["/workerbeats"])
+        .refreshing_every(std::time::Duration::from_secs(3600));
+    raw.create("/workerbeats/t/a", vec![0], NodeKind::Persistent)
+        .await
+        .expect("create");
+    m.children("/workerbeats/t").await.expect("load");
+    let loaded = m.inner().requests().gets;
+    raw.set("/workerbeats/t/a", vec![1], None)
+        .await
+        .expect("set");
+    settle().await;
+    // Within the interval: the copy as it was, no request.
+    assert_eq!(
+        m.get("/workerbeats/t/a")
+            .await
+            .expect("get")
+            .map(|(d, _)| d),
+        Some(vec![0])
+    );
+    assert_eq!(m.inner().requests().gets, loaded);
+    // Its own writes it reads back at once.
+    m.set("/workerbeats/t/a", vec![2], None).await.expect("set");
+    assert_eq!(
+        m.get("/workerbeats/t/a")
+            .await
+            .expect("get")
+            .map(|(d, _)| d),
+        Some(vec![2])
+    );
+}

@@ -72,6 +72,35 @@ pub(crate) struct Shared<S> {
     pub(crate) submissions: tokio::sync::Mutex<()>,
     /// Counters sampled over time: Storm UI's stats windows (`crate::history`).
     pub(crate) history: std::sync::Mutex<crate::history::History>,
+    /// How long the leader's assignment passes take (`/metrics`).
+    pub(crate) passes: std::sync::Mutex<PassStats>,
+    pub(crate) topologies: crate::reconcile::Topologies,
+}
+
+/// The assignment passes this Nimbus ran as leader: how many, their total and longest time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassStats {
+    pub count: u64,
+    pub total: Duration,
+    pub max: Duration,
+}
+
+impl PassStats {
+    /// Prometheus text: a summary's count and sum, and the longest pass.
+    pub fn prometheus(&self) -> String {
+        format!(
+            "# HELP gale_nimbus_assignment_pass_seconds Time of the leader's assignment passes.\n\
+             # TYPE gale_nimbus_assignment_pass_seconds summary\n\
+             gale_nimbus_assignment_pass_seconds_count {}\n\
+             gale_nimbus_assignment_pass_seconds_sum {:.6}\n\
+             # HELP gale_nimbus_assignment_pass_max_seconds The longest assignment pass.\n\
+             # TYPE gale_nimbus_assignment_pass_max_seconds gauge\n\
+             gale_nimbus_assignment_pass_max_seconds {:.6}\n",
+            self.count,
+            self.total.as_secs_f64(),
+            self.max.as_secs_f64()
+        )
+    }
 }
 
 /// Runs Nimbus until `shutdown` resolves. The listener is bound before this returns an error, so
@@ -101,6 +130,8 @@ pub async fn run<S: Store>(
         liveness: Default::default(),
         submissions: tokio::sync::Mutex::new(()),
         history: Default::default(),
+        passes: Default::default(),
+        topologies: Default::default(),
     });
     if cfg.auth_token.is_none() && !local.ip().is_loopback() {
         tracing::warn!(listen = %local, "Nimbus listens beyond this machine without a token: anyone who reaches it can submit and kill topologies (set --auth-token-file or GALE_AUTH_TOKEN; docs/security.md)");
@@ -153,17 +184,33 @@ async fn assignment_loop<S: Store>(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let started = now_secs();
+    // The session in which this Nimbus's record was written, and in which it took the lock:
+    // both ephemeral, they last as long as that session, so neither is written again (or asked
+    // about) until a new session starts.
+    let mut registered_in: Option<u64> = None;
+    let mut took_in: Option<u64> = None;
     loop {
         let leading = async {
-            shared
-                .state
-                .register_nimbus(&NimbusRecord {
-                    address: shared.address.clone(),
-                    start_time_secs: started,
-                    version: env!("CARGO_PKG_VERSION").into(),
-                })
-                .await?;
-            shared.state.try_lead(&shared.address).await
+            let session = shared.state.store().session();
+            if registered_in != Some(session) {
+                shared
+                    .state
+                    .register_nimbus(&NimbusRecord {
+                        address: shared.address.clone(),
+                        start_time_secs: started,
+                        version: env!("CARGO_PKG_VERSION").into(),
+                    })
+                    .await?;
+                registered_in = Some(shared.state.store().session());
+            }
+            if took_in == Some(shared.state.store().session()) {
+                return Ok(true);
+            }
+            let lead = shared.state.lead(&shared.address).await?;
+            if lead == cluster_state::Lead::Took {
+                took_in = Some(shared.state.store().session());
+            }
+            Ok::<_, cluster_state::StateError>(lead != cluster_state::Lead::Other)
         }
         .await;
         match leading {
@@ -177,10 +224,17 @@ async fn assignment_loop<S: Store>(
                     &shared.liveness,
                     shared.supervisor_timeout,
                     crate::reconcile::beat_period(shared.heartbeat_interval, shared.worker_timeout),
+                    &shared.topologies,
                 );
+                let started = std::time::Instant::now();
                 if let Err(e) = pass.await {
                     tracing::warn!(error = %e, "Assignment pass failed; retrying");
                 }
+                let took = started.elapsed();
+                let mut p = shared.passes.lock().unwrap_or_else(|p| p.into_inner());
+                p.count += 1;
+                p.total += took;
+                p.max = p.max.max(took);
             }
             Ok(false) => {
                 if shared.leader.swap(false, Ordering::SeqCst) {

@@ -76,14 +76,18 @@ pub(crate) fn to_assignment(r: &AssignmentRecord) -> Assignment {
         .collect()
 }
 
+/// Topology definitions by id, read once (an id's definition never changes).
+pub type Topologies = std::sync::Mutex<BTreeMap<String, std::sync::Arc<Topology>>>;
+
 /// One pass of the assignment loop: timed actions (kill, rebalance), then the scheduler, then
-/// the assignments that changed written.
+/// the assignments that changed written. Every record is read once per pass.
 pub(crate) async fn reconcile<S: Store>(
     state: &ClusterState<S>,
     worker_timeout: Duration,
     liveness: &std::sync::Mutex<Liveness>,
     grace: Duration,
     beat: Duration,
+    topologies: &Topologies,
 ) -> Result<(), StateError> {
     let now = now_secs();
     let lease_ms = lease(grace, worker_timeout).as_millis() as u64;
@@ -96,23 +100,34 @@ pub(crate) async fn reconcile<S: Store>(
         &assignments,
         grace,
     );
+    let assignments: BTreeMap<String, AssignmentRecord> = assignments.into_iter().collect();
     let mut storms = state.storms().await?;
+    let mut beats: BTreeMap<String, Vec<WorkerBeat>> = BTreeMap::new();
     for (id, _) in &storms {
-        fold_stopped_workers(state, id).await?;
+        let all = state.workerbeats(id).await?;
+        beats.insert(id.clone(), fold_stopped_workers(state, id, all).await?);
     }
-    let dead = dead_slots(state, &supervisors, &storms, now, worker_timeout).await?;
+    let dead = dead_slots(&supervisors, &assignments, &beats, now, worker_timeout);
     let cluster = snapshot(&supervisors, &dead);
     storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
+    topologies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|id, _| storms.iter().any(|(s, _)| s == id));
     let mut requests = Vec::new();
     for (id, storm) in storms {
-        if let Some(r) = request_after_due_action(state, id, storm, now).await? {
+        let current = assignments.get(&id);
+        if let Some(r) =
+            request_after_due_action(state, id, storm, now, current, topologies).await?
+        {
             requests.push(r);
         }
     }
     let out = schedule(&cluster, &requests);
     let live: BTreeSet<&str> = supervisors.iter().map(|s| s.id.as_str()).collect();
+    let none = Vec::new();
     for r in &requests {
-        let old = state.assignment(&r.id).await?.unwrap_or_default();
+        let old = assignments.get(&r.id).cloned().unwrap_or_default();
         let changed = out
             .get(&r.id)
             .filter(|new| **new != r.current || r.current.is_empty())
@@ -122,8 +137,8 @@ pub(crate) async fn reconcile<S: Store>(
         let Some(mut rec) = changed.or_else(|| stale.then(|| old.clone())) else {
             continue;
         };
-        let beats = state.workerbeats(&r.id).await?;
-        rec.held = !old_workers_gone(&rec, &beats, &live);
+        let beats = beats.get(&r.id).unwrap_or(&none);
+        rec.held = !old_workers_gone(&rec, beats, &live);
         rec.lease_ms = lease_ms;
         rec.beat_ms = beat_ms;
         if rec == old {
@@ -278,19 +293,17 @@ fn placeholder(id: &str, host: String) -> SupervisorRecord {
 }
 
 /// Adds the last counters of the topology's stopped workers (their final beats) to its totals,
-/// then removes those beats: status totals count across worker restarts.
+/// then removes those beats: status totals count across worker restarts. Returns the live
+/// workers' beats.
 async fn fold_stopped_workers<S: Store>(
     state: &ClusterState<S>,
     id: &str,
-) -> Result<(), StateError> {
-    let stopped: Vec<WorkerBeat> = state
-        .workerbeats(id)
-        .await?
-        .into_iter()
-        .filter(|b| b.stopped.is_some())
-        .collect();
+    beats: Vec<WorkerBeat>,
+) -> Result<Vec<WorkerBeat>, StateError> {
+    let (stopped, live): (Vec<WorkerBeat>, Vec<WorkerBeat>) =
+        beats.into_iter().partition(|b| b.stopped.is_some());
     if stopped.is_empty() {
-        return Ok(());
+        return Ok(live);
     }
     let mut totals = state.totals(id).await?.unwrap_or_default();
     for b in &stopped {
@@ -300,41 +313,41 @@ async fn fold_stopped_workers<S: Store>(
     for b in &stopped {
         state.remove_stopped_workerbeat(id, b).await?;
     }
-    Ok(())
+    Ok(live)
 }
 
 /// Slots whose worker heartbeat stopped are dead even if their supervisor is still registered
 /// (e.g. its sync loop hangs): the scheduler leaves them out, so their executors move. Only
 /// beats of workers that should be running count; a dead supervisor's leftovers would otherwise
 /// keep its slots out after it comes back.
-async fn dead_slots<S: Store>(
-    state: &ClusterState<S>,
+pub fn dead_slots(
     supervisors: &[SupervisorRecord],
-    storms: &[(String, StormRecord)],
+    assignments: &BTreeMap<String, AssignmentRecord>,
+    beats: &BTreeMap<String, Vec<WorkerBeat>>,
     now: u64,
     worker_timeout: Duration,
-) -> Result<Vec<(String, u16)>, StateError> {
+) -> Vec<(String, u16)> {
+    let live: BTreeSet<&str> = supervisors.iter().map(|s| s.id.as_str()).collect();
     let mut dead = Vec::new();
-    for (id, _) in storms {
-        let assigned = state.assignment(id).await?.unwrap_or_default();
-        for b in state
-            .workerbeats(id)
-            .await?
-            .into_iter()
-            .filter(|b| b.stopped.is_none())
-        {
-            let live = supervisors.iter().any(|s| s.id == b.supervisor)
-                && assigned
-                    .executors
-                    .iter()
-                    .any(|e| e.supervisor == b.supervisor && e.port == b.port);
-            if live && now.saturating_sub(b.time_secs) > worker_timeout.as_secs() {
+    for (id, beats) in beats {
+        let Some(assigned) = assignments.get(id) else {
+            continue;
+        };
+        let slots: BTreeSet<(&str, u16)> = assigned
+            .executors
+            .iter()
+            .map(|e| (e.supervisor.as_str(), e.port))
+            .collect();
+        for b in beats.iter().filter(|b| b.stopped.is_none()) {
+            let running = live.contains(b.supervisor.as_str())
+                && slots.contains(&(b.supervisor.as_str(), b.port));
+            if running && now.saturating_sub(b.time_secs) > worker_timeout.as_secs() {
                 tracing::warn!(topology = %id, supervisor = %b.supervisor, port = b.port, "Worker heartbeat stopped; moving its executors");
-                dead.push((b.supervisor, b.port));
+                dead.push((b.supervisor.clone(), b.port));
             }
         }
     }
-    Ok(dead)
+    dead
 }
 
 /// Applies a kill's or a rebalance's wait that ended ([`lifecycle`]), then says what the
@@ -344,12 +357,10 @@ async fn request_after_due_action<S: Store>(
     id: String,
     storm: StormRecord,
     now: u64,
+    current: Option<&AssignmentRecord>,
+    topologies: &Topologies,
 ) -> Result<Option<TopologyRequest>, StateError> {
-    let mut current = state
-        .assignment(&id)
-        .await?
-        .map(|a| to_assignment(&a))
-        .unwrap_or_default();
+    let mut current = current.map(to_assignment).unwrap_or_default();
     let storm = match lifecycle::apply(&storm, &Action::WaitEnded, now) {
         Ok(Outcome::Remove) => {
             tracing::info!(topology = %id, "Removing killed topology");
@@ -365,10 +376,26 @@ async fn request_after_due_action<S: Store>(
         }
         _ => storm,
     };
-    let Some(stored) = state.topology(&id).await? else {
-        return Ok(None);
+    let cached = topologies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
+    let stored = match cached {
+        Some(t) => t,
+        None => {
+            let Some(stored) = state.topology(&id).await? else {
+                return Ok(None);
+            };
+            let t = std::sync::Arc::new(stored.topology);
+            topologies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), t.clone());
+            t
+        }
     };
-    let topo = effective_topology(&stored.topology, &storm);
+    let topo = effective_topology(&stored, &storm);
     let layout = task_layout(&topo, topo.acker_executors());
     Ok(Some(TopologyRequest {
         id,

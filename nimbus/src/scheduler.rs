@@ -63,22 +63,37 @@ impl ClusterSnapshot {
         }
     }
 
+    #[cfg(test)]
     fn has_slot(&self, s: &Slot) -> bool {
         self.supervisors
             .iter()
             .any(|sup| sup.id == s.supervisor && sup.ports.contains(&s.port))
     }
 
-    /// The supervisors that can run every class in `needed`.
+    /// The supervisors that can run every class in `needed` (their class lists left out: they
+    /// have been checked).
     pub fn capable_of(&self, needed: &BTreeSet<String>) -> ClusterSnapshot {
         ClusterSnapshot {
             supervisors: self
                 .supervisors
                 .iter()
                 .filter(|s| s.can_run(needed))
-                .cloned()
+                .map(|s| SupervisorInfo {
+                    id: s.id.clone(),
+                    host: s.host.clone(),
+                    ports: s.ports.clone(),
+                    classes: None,
+                })
                 .collect(),
         }
+    }
+
+    /// Every slot, for lookups.
+    fn slots(&self) -> BTreeSet<(&str, u16)> {
+        self.supervisors
+            .iter()
+            .flat_map(|s| s.ports.iter().map(move |p| (s.id.as_str(), *p)))
+            .collect()
     }
 }
 
@@ -108,17 +123,31 @@ pub fn schedule(
     // Slots held by healthy workers of any topology are not free.
     let mut used: BTreeSet<Slot> = BTreeSet::new();
     let mut healthy: BTreeMap<&str, Assignment> = BTreeMap::new();
-    // Each topology sees only the supervisors that can run all of its classes.
-    let capable: Vec<ClusterSnapshot> = topologies
+    // Each topology sees only the supervisors that can run all of its classes; topologies that
+    // need the same classes (most do) share one view (a thousand supervisors are not copied a
+    // hundred times a pass).
+    let mut views: BTreeMap<&BTreeSet<String>, usize> = BTreeMap::new();
+    let mut capable: Vec<ClusterSnapshot> = Vec::new();
+    let view: Vec<usize> = topologies
         .iter()
-        .map(|t| cluster.capable_of(&t.classes))
+        .map(|t| {
+            *views.entry(&t.classes).or_insert_with(|| {
+                capable.push(cluster.capable_of(&t.classes));
+                capable.len() - 1
+            })
+        })
         .collect();
-    for (t, cluster) in topologies.iter().zip(&capable) {
+    let slots: Vec<BTreeSet<(&str, u16)>> = capable.iter().map(ClusterSnapshot::slots).collect();
+    for (t, &v) in topologies.iter().zip(&view) {
         let valid: BTreeSet<ExecutorId> = t.executors.iter().copied().collect();
         let keep: Assignment = t
             .current
             .iter()
-            .filter(|(e, s)| valid.contains(e) && cluster.has_slot(s) && !used.contains(*s))
+            .filter(|(e, s)| {
+                valid.contains(e)
+                    && slots[v].contains(&(s.supervisor.as_str(), s.port))
+                    && !used.contains(*s)
+            })
             .map(|(e, s)| (*e, s.clone()))
             .collect();
         used.extend(keep.values().cloned());
@@ -126,7 +155,8 @@ pub fn schedule(
     }
 
     let mut out = BTreeMap::new();
-    for (t, cluster) in topologies.iter().zip(&capable) {
+    for (t, &v) in topologies.iter().zip(&view) {
+        let cluster = &capable[v];
         let keep = healthy.remove(t.id.as_str()).unwrap_or_default();
         let alive_slots: BTreeSet<Slot> = keep.values().cloned().collect();
         let free = interleaved_free_slots(cluster, &used);

@@ -644,3 +644,25 @@ mod tests {
         }
     }
 }
+
+/// Prometheus text: the coordination-store requests this Nimbus sent, by kind.
+pub fn store_requests(r: &cluster_state::Requests) -> String {
+    let mut out = String::from(
+        "# HELP gale_nimbus_zookeeper_requests_total ZooKeeper requests this Nimbus sent.\n\
+         # TYPE gale_nimbus_zookeeper_requests_total counter\n",
+    );
+    for (kind, n) in [
+        ("create", r.creates),
+        ("get", r.gets),
+        ("set", r.sets),
+        ("children", r.children),
+        ("delete", r.deletes),
+        ("watch", r.watches),
+    ] {
+        let _ = writeln!(
+            out,
+            "gale_nimbus_zookeeper_requests_total{{kind=\"{kind}\"}} {n}"
+        );
+    }
+    out
+}

@@ -192,7 +192,7 @@ impl Follower {
     }
 
     /// Resolves when this supervisor's node changes (never, before the first poll).
-    async fn changed(&mut self) {
+    pub async fn changed(&mut self) {
         match self.watch.as_mut() {
             Some(w) => {
                 w.await;
@@ -278,11 +278,10 @@ fn next_pass(
     for slot in slots.values() {
         match slot {
             Slot::Running(w) => {
-                let period = beat_period(follower, &w.topology_id);
-                let due = w
-                    .last_beat
-                    .map_or(Duration::ZERO, |t| period.saturating_sub(t.elapsed()));
-                next = next.min(due);
+                next = next.min(beat_due_in(
+                    w.last_beat,
+                    beat_period(follower, &w.topology_id),
+                ))
             }
             Slot::Failed(at) => next = next.min(RETRY_AFTER.saturating_sub(at.elapsed())),
             Slot::Empty => {}
@@ -293,13 +292,28 @@ fn next_pass(
 
 /// How often a topology's workers' heartbeats are written (the assignment says; once a second
 /// if it does not).
-fn beat_period(follower: &Follower, id: &str) -> Duration {
+pub fn beat_period(follower: &Follower, id: &str) -> Duration {
     follower
         .assignments
         .get(id)
         .map(|(_, a)| a.beat_ms)
         .filter(|ms| *ms > 0)
         .map_or(Duration::from_secs(1), Duration::from_millis)
+}
+
+/// How long until a worker's next heartbeat is due (zero: now).
+pub fn beat_due_in(last: Option<Instant>, period: Duration) -> Duration {
+    last.map_or(Duration::ZERO, |t| period.saturating_sub(t.elapsed()))
+}
+
+/// Whether a worker beats in this pass: its beat is due, or another worker's is (`any_due`) and
+/// half its period has passed, so that a supervisor's workers come to beat in the same pass
+/// rather than each waking the supervisor for a pass of its own.
+pub fn beats_now(last: Option<Instant>, period: Duration, any_due: bool) -> bool {
+    last.is_none_or(|t| {
+        let e = t.elapsed();
+        e >= period || (any_due && e >= period / 2)
+    })
 }
 
 fn any_running(slots: &BTreeMap<u16, Slot>) -> bool {
@@ -328,7 +342,7 @@ fn fence_if_out(lease: &Lease, slots: &mut BTreeMap<u16, Slot>, pass_start: Inst
 }
 
 /// The lease the assignments of executors here ask for: the shortest (`None`: none asks).
-fn lease_for(me: &str, assignments: &[(String, AssignmentRecord)]) -> Option<Duration> {
+pub fn lease_for(me: &str, assignments: &[(String, AssignmentRecord)]) -> Option<Duration> {
     assignments
         .iter()
         .filter(|(_, a)| a.lease_ms > 0 && a.executors.iter().any(|e| e.supervisor == me))
@@ -365,6 +379,10 @@ async fn sync<S: Store>(
         Some(d) => lease.renew_until(pass_start + d),
         None => lease.lift(),
     }
+    let any_due = slots.values().any(|s| {
+        matches!(s, Slot::Running(w)
+            if beat_due_in(w.last_beat, beat_period(follower, &w.topology_id)).is_zero())
+    });
     for (&port, slot) in slots.iter_mut() {
         let want = desired.get(&port).copied();
         if matches!(slot, Slot::Failed(at) if at.elapsed() >= RETRY_AFTER || want.is_none()) {
@@ -382,7 +400,7 @@ async fn sync<S: Store>(
                 .store(status == Some(TopologyStatus::Active), Ordering::SeqCst);
             report_errors(state, cfg, port, w).await;
             let period = beat_period(follower, &w.topology_id);
-            if w.last_beat.is_none_or(|t| t.elapsed() >= period) {
+            if beats_now(w.last_beat, period, any_due) {
                 state
                     .set_workerbeat(&w.topology_id, &heartbeat(&cfg.id, port, w))
                     .await?;
@@ -449,7 +467,7 @@ fn remove_gone_topologies(
 }
 
 /// What each of this supervisor's ports should run: (topology id, its assignment).
-fn desired_ports<'a>(
+pub fn desired_ports<'a>(
     me: &str,
     assignments: &'a [(String, AssignmentRecord)],
 ) -> BTreeMap<u16, (&'a str, &'a AssignmentRecord)> {

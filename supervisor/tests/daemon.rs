@@ -373,3 +373,26 @@ fn an_idle_supervisor_reads_one_node_per_pass_and_a_worker_adds_one_beat_per_per
         running.gets - before.gets
     );
 }
+
+/// A supervisor's workers come to beat in one pass: a worker beats when due, or when another
+/// is due and half its own period has passed.
+#[test]
+fn workers_beat_together_once_one_is_due() {
+    use supervisor::daemon::{beat_due_in, beats_now};
+    let period = Duration::from_secs(4);
+    let ago = |s: u64| Some(Instant::now() - Duration::from_secs(s));
+    // (last beat, another worker due, beats now)
+    for (last, any_due, want) in [
+        (None, false, true),
+        (ago(5), false, true),
+        (ago(1), false, false),
+        (ago(3), false, false),
+        (ago(3), true, true),
+        (ago(1), true, false),
+    ] {
+        assert_eq!(beats_now(last, period, any_due), want, "{last:?} {any_due}");
+    }
+    assert_eq!(beat_due_in(None, period), Duration::ZERO);
+    assert!(beat_due_in(ago(1), period) > Duration::from_secs(2));
+    assert_eq!(beat_due_in(ago(5), period), Duration::ZERO);
+}
