@@ -93,7 +93,7 @@ for line in text.splitlines():
         v["requests"] = v.get("requests", 0) + float(line.rsplit(" ", 1)[1])
 print(v.get("gale_nimbus_assignment_pass_seconds_count", 0),
       v.get("gale_nimbus_assignment_pass_seconds_sum", 0),
-      v.get("gale_nimbus_assignment_pass_max_seconds", 0),
+      v.get("gale_nimbus_assignment_pass_recent_max_seconds", 0),
       v.get("requests", 0))
 PY
 }
@@ -196,7 +196,7 @@ a=$(mntr); pa=$(passes); sleep "$WINDOW"; b=$(mntr); pb=$(passes)
 steady=$(rate "$a" "$b")
 log "steady: $steady"
 read -r c0 s0 _ r0 <<<"$pa"; read -r c1 s1 max r1 <<<"$pb"
-pass=$(python3 -c "c=$c1-$c0; print(f'{c:.0f} passes, mean {($s1-$s0)/c*1000 if c else 0:.1f} ms, longest so far {$max*1000:.1f} ms')")
+pass=$(python3 -c "c=$c1-$c0; print(f'{c:.0f} passes, mean {($s1-$s0)/c*1000 if c else 0:.1f} ms, longest of the last 100 {$max*1000:.1f} ms')")
 nimbus_rate=$(python3 -c "print(f'{($r1-$r0)/$WINDOW:.1f}')")
 log "Nimbus sent $nimbus_rate ZooKeeper requests/s (the rest: supervisors)"
 log "Nimbus: $pass"

@@ -234,8 +234,12 @@ async fn ui_component<S: Store>(
 
 async fn metrics<S: Store>(State(s): State<Arc<Shared<S>>>) -> Result<Response, ApiError> {
     let mut text = crate::storm_ui::prometheus(&cluster_view(&s.state).await?);
-    let passes = *s.passes.lock().unwrap_or_else(|p| p.into_inner());
-    text.push_str(&passes.prometheus());
+    let passes = s
+        .passes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .prometheus();
+    text.push_str(&passes);
     if let Some(r) = s.state.store().requests() {
         text.push_str(&crate::storm_ui::store_requests(&r));
     }

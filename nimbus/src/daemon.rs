@@ -77,17 +77,32 @@ pub(crate) struct Shared<S> {
     pub(crate) topologies: crate::reconcile::Topologies,
 }
 
-/// The assignment passes this Nimbus ran as leader: how many, their total and longest time.
-#[derive(Clone, Copy, Debug, Default)]
+/// The assignment passes this Nimbus ran as leader: how many, their total and longest time,
+/// and the longest of the last [`PassStats::RECENT`].
+#[derive(Clone, Debug, Default)]
 pub struct PassStats {
     pub count: u64,
     pub total: Duration,
     pub max: Duration,
+    pub recent: std::collections::VecDeque<Duration>,
 }
 
 impl PassStats {
-    /// Prometheus text: a summary's count and sum, and the longest pass.
+    pub const RECENT: usize = 100;
+
+    pub fn record(&mut self, took: Duration) {
+        self.count += 1;
+        self.total += took;
+        self.max = self.max.max(took);
+        if self.recent.len() == Self::RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(took);
+    }
+
+    /// Prometheus text: a summary's count and sum, the longest pass, and the longest recent one.
     pub fn prometheus(&self) -> String {
+        let recent = self.recent.iter().max().copied().unwrap_or_default();
         format!(
             "# HELP gale_nimbus_assignment_pass_seconds Time of the leader's assignment passes.\n\
              # TYPE gale_nimbus_assignment_pass_seconds summary\n\
@@ -95,10 +110,14 @@ impl PassStats {
              gale_nimbus_assignment_pass_seconds_sum {:.6}\n\
              # HELP gale_nimbus_assignment_pass_max_seconds The longest assignment pass.\n\
              # TYPE gale_nimbus_assignment_pass_max_seconds gauge\n\
-             gale_nimbus_assignment_pass_max_seconds {:.6}\n",
+             gale_nimbus_assignment_pass_max_seconds {:.6}\n\
+             # HELP gale_nimbus_assignment_pass_recent_max_seconds The longest of the last 100 passes.\n\
+             # TYPE gale_nimbus_assignment_pass_recent_max_seconds gauge\n\
+             gale_nimbus_assignment_pass_recent_max_seconds {:.6}\n",
             self.count,
             self.total.as_secs_f64(),
-            self.max.as_secs_f64()
+            self.max.as_secs_f64(),
+            recent.as_secs_f64()
         )
     }
 }
@@ -230,11 +249,11 @@ async fn assignment_loop<S: Store>(
                 if let Err(e) = pass.await {
                     tracing::warn!(error = %e, "Assignment pass failed; retrying");
                 }
-                let took = started.elapsed();
-                let mut p = shared.passes.lock().unwrap_or_else(|p| p.into_inner());
-                p.count += 1;
-                p.total += took;
-                p.max = p.max.max(took);
+                shared
+                    .passes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(started.elapsed());
             }
             Ok(false) => {
                 if shared.leader.swap(false, Ordering::SeqCst) {

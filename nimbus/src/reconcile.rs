@@ -174,8 +174,9 @@ pub fn supervisor_assignments(
             generation: a.generation(),
             status: storm.status,
         };
-        for e in &a.executors {
-            out.entry(e.supervisor.clone())
+        let used: BTreeSet<&str> = a.executors.iter().map(|e| e.supervisor.as_str()).collect();
+        for sup in used {
+            out.entry(sup.to_owned())
                 .or_default()
                 .topologies
                 .insert(id.clone(), entry);
@@ -238,10 +239,14 @@ impl Liveness {
         // Supervisors the assignments in force use, as far as they tell (a restarted Nimbus).
         for (_, a) in assignments {
             for e in &a.executors {
-                let (rec, _) = self.known.entry(e.supervisor.clone()).or_insert_with(|| {
-                    let host = a.hosts.get(&e.supervisor).cloned().unwrap_or_default();
-                    (placeholder(&e.supervisor, host), Some(now))
-                });
+                let rec = match self.known.get_mut(&e.supervisor) {
+                    Some((rec, _)) => rec,
+                    None => {
+                        let host = a.hosts.get(&e.supervisor).cloned().unwrap_or_default();
+                        let entry = (placeholder(&e.supervisor, host), Some(now));
+                        &mut self.known.entry(e.supervisor.clone()).or_insert(entry).0
+                    }
+                };
                 if rec.classes.is_none() && !rec.ports.contains(&e.port) {
                     rec.ports.push(e.port);
                 }
@@ -482,16 +487,15 @@ pub fn assignment_record(
 fn executor_view(
     b: &cluster_state::WorkerBeat,
     e: &cluster_state::ExecutorBeat,
-    supervisors: &[cluster_state::SupervisorRecord],
+    hosts: &BTreeMap<&str, &str>,
 ) -> crate::view::ExecutorView {
     let up_secs = b.uptime_secs.max(1);
     crate::view::ExecutorView {
         id: format!("[{}-{}]", e.start, e.end),
         supervisor: b.supervisor.clone(),
-        host: supervisors
-            .iter()
-            .find(|s| s.id == b.supervisor)
-            .map(|s| s.host.clone())
+        host: hosts
+            .get(b.supervisor.as_str())
+            .map(|h| (*h).to_owned())
             .unwrap_or_default(),
         port: b.port,
         uptime_secs: b.uptime_secs,
@@ -516,7 +520,7 @@ fn component_stats(
     component: &str,
     done: cluster_state::Totals,
     beats: &[cluster_state::WorkerBeat],
-    supervisors: &[cluster_state::SupervisorRecord],
+    hosts: &BTreeMap<&str, &str>,
 ) -> (ComponentStats, Vec<crate::view::ExecutorView>) {
     let mut st = ComponentStats {
         emitted: done.emitted,
@@ -536,7 +540,7 @@ fn component_stats(
     };
     for b in beats {
         for e in b.executors.iter().filter(|e| e.component == component) {
-            executors.push(executor_view(b, e, supervisors));
+            executors.push(executor_view(b, e, hosts));
             st.busy_us += e.busy_us;
             complete_us += e.complete_us;
             completed += e.completed;
@@ -569,6 +573,10 @@ fn component_stats(
 /// The whole cluster as docs/contract.md §7 shows it, with per-component stats from worker heartbeats.
 pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterView, StateError> {
     let supervisors = state.supervisors().await?;
+    let hosts: BTreeMap<&str, &str> = supervisors
+        .iter()
+        .map(|s| (s.id.as_str(), s.host.as_str()))
+        .collect();
     let cluster = snapshot(&supervisors, &[]);
     let mut storms = state.storms().await?;
     storms.sort_by_key(|(id, s)| (s.launch_time_secs, id.clone()));
@@ -610,7 +618,7 @@ pub async fn cluster_view<S: Store>(state: &ClusterState<S>) -> Result<ClusterVi
         let retired = state.totals(id).await?.unwrap_or_default();
         for c in &mut v.components {
             let done = retired.components.get(&c.id).copied().unwrap_or_default();
-            let (st, executors) = component_stats(&c.id, done, &beats, &supervisors);
+            let (st, executors) = component_stats(&c.id, done, &beats, &hosts);
             c.stats = Some(st);
             c.executor_stats = executors;
         }

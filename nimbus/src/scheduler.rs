@@ -159,9 +159,6 @@ pub fn schedule(
         let cluster = &capable[v];
         let keep = healthy.remove(t.id.as_str()).unwrap_or_default();
         let alive_slots: BTreeSet<Slot> = keep.values().cloned().collect();
-        let free = interleaved_free_slots(cluster, &used);
-        let want = (t.workers as usize).max(1);
-        let total = want.min(free.len() + alive_slots.len());
         let mut pending: Vec<ExecutorId> = t
             .executors
             .iter()
@@ -169,6 +166,15 @@ pub fn schedule(
             .copied()
             .collect();
         pending.sort();
+        // Free slots only when something needs placing: in a steady cluster nothing does, and a
+        // thousand supervisors' slots are not listed once per topology each pass.
+        let free = if pending.is_empty() {
+            Vec::new()
+        } else {
+            interleaved_free_slots(cluster, &used)
+        };
+        let want = (t.workers as usize).max(1);
+        let total = want.min(free.len() + alive_slots.len());
         // A slot without an executor would be an idle worker: take no more slots than executors.
         let new_slots: Vec<Slot> = free
             .into_iter()
@@ -247,6 +253,10 @@ pub fn check_runnable(
 /// Free slots in Storm's order: per supervisor ports ascending; supervisors with the most free
 /// slots first (ties by id); then interleaved round-robin across supervisors.
 pub fn interleaved_free_slots(cluster: &ClusterSnapshot, used: &BTreeSet<Slot>) -> Vec<Slot> {
+    let used: BTreeSet<(&str, u16)> = used
+        .iter()
+        .map(|s| (s.supervisor.as_str(), s.port))
+        .collect();
     let mut per_sup: Vec<(String, Vec<u16>)> = cluster
         .supervisors
         .iter()
@@ -255,12 +265,7 @@ pub fn interleaved_free_slots(cluster: &ClusterSnapshot, used: &BTreeSet<Slot>) 
                 .ports
                 .iter()
                 .copied()
-                .filter(|p| {
-                    !used.contains(&Slot {
-                        supervisor: s.id.clone(),
-                        port: *p,
-                    })
-                })
+                .filter(|p| !used.contains(&(s.id.as_str(), *p)))
                 .collect();
             ports.sort_unstable();
             ports.dedup();

@@ -152,14 +152,12 @@ pub fn topology_view(
     status: &str,
     uptime_secs: u64,
 ) -> TopologyView {
-    let host_of = |sup: &str| {
-        cluster
-            .supervisors
-            .iter()
-            .find(|s| s.id == sup)
-            .map(|s| s.host.clone())
-            .unwrap_or_default()
-    };
+    let hosts: std::collections::BTreeMap<&str, &str> = cluster
+        .supervisors
+        .iter()
+        .map(|s| (s.id.as_str(), s.host.as_str()))
+        .collect();
+    let host_of = |sup: &str| hosts.get(sup).map(|h| (*h).to_owned()).unwrap_or_default();
     let mut rows: Vec<AssignmentView> = Vec::new();
     for c in layout {
         for e in &c.executors {

@@ -9,7 +9,7 @@ const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
 const live = document.getElementById("live");
 let view = null;          // the last status
-let prev = null;          // { at, counters: Map("topo/comp" -> {emitted, executed, busy_us}) }
+const prev = new Map();   // "topo/comp" -> the last look at which its counters changed
 let rates = new Map();    // "topo/comp" -> { rate, capacity }
 let timer = null;
 
@@ -62,28 +62,34 @@ function toast(msg) {
   toast.timer = setTimeout(() => { t.hidden = true; }, 5000);
 }
 
-// Live rates and capacity from two successive looks: tuples/s (emitted for spouts, executed for
-// bolts) and the share of the last interval the component's executors spent executing.
+// Live rates and capacity: tuples/s (emitted for spouts, executed for bolts) and the share of
+// the time the component's executors spent executing, between the last two looks that saw its
+// counters change. Heartbeats arrive every few seconds (Nimbus's --heartbeat-secs, 5 by
+// default), so most looks see the same counters: those keep the last rate, and a component
+// whose counters stood still for 15 s shows 0.
+const STILL_MS = 15000;
 function updateRates(v) {
   const at = performance.now();
-  const counters = new Map();
   for (const t of v.topologies) {
     for (const c of t.components) {
       const s = c.stats || {};
-      counters.set(t.id + "/" + c.id, { emitted: s.emitted || 0, executed: s.executed || 0, busy_us: s.busy_us || 0, executors: c.executors, kind: c.type });
-    }
-  }
-  if (prev) {
-    const dt = (at - prev.at) / 1000;
-    for (const [k, now] of counters) {
-      const was = prev.counters.get(k);
-      if (!was || dt <= 0) continue;
+      const k = t.id + "/" + c.id;
+      const now = { at, emitted: s.emitted || 0, executed: s.executed || 0, busy_us: s.busy_us || 0, executors: c.executors, kind: c.type };
+      const was = prev.get(k);
+      if (!was) { prev.set(k, now); continue; }
+      const same = now.emitted === was.emitted && now.executed === was.executed && now.busy_us === was.busy_us;
+      if (same) {
+        if (at - was.at > STILL_MS) rates.set(k, { rate: 0, capacity: now.kind === "bolt" ? 0 : null });
+        continue;
+      }
+      const dt = (at - was.at) / 1000;
+      if (dt <= 0) continue;
       const count = now.kind === "spout" ? now.emitted - was.emitted : now.executed - was.executed;
       const busy = Math.max(0, now.busy_us - was.busy_us) / 1e6;
       rates.set(k, { rate: Math.max(0, count) / dt, capacity: now.kind === "bolt" ? busy / (dt * Math.max(1, now.executors)) : null });
+      prev.set(k, now);
     }
   }
-  prev = { at, counters };
 }
 
 async function refresh() {
