@@ -498,6 +498,28 @@ fn executor_lines(out: &mut String, v: &ClusterView) {
     }
 }
 
+/// Prometheus text: the coordination-store requests this Nimbus sent, by kind.
+pub fn store_requests(r: &cluster_state::Requests) -> String {
+    let mut out = String::from(
+        "# HELP gale_nimbus_zookeeper_requests_total ZooKeeper requests this Nimbus sent.\n\
+         # TYPE gale_nimbus_zookeeper_requests_total counter\n",
+    );
+    for (kind, n) in [
+        ("create", r.creates),
+        ("get", r.gets),
+        ("set", r.sets),
+        ("children", r.children),
+        ("delete", r.deletes),
+        ("watch", r.watches),
+    ] {
+        let _ = writeln!(
+            out,
+            "gale_nimbus_zookeeper_requests_total{{kind=\"{kind}\"}} {n}"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,26 +665,4 @@ mod tests {
             assert!(n.parse::<f64>().is_ok(), "{l}");
         }
     }
-}
-
-/// Prometheus text: the coordination-store requests this Nimbus sent, by kind.
-pub fn store_requests(r: &cluster_state::Requests) -> String {
-    let mut out = String::from(
-        "# HELP gale_nimbus_zookeeper_requests_total ZooKeeper requests this Nimbus sent.\n\
-         # TYPE gale_nimbus_zookeeper_requests_total counter\n",
-    );
-    for (kind, n) in [
-        ("create", r.creates),
-        ("get", r.gets),
-        ("set", r.sets),
-        ("children", r.children),
-        ("delete", r.deletes),
-        ("watch", r.watches),
-    ] {
-        let _ = writeln!(
-            out,
-            "gale_nimbus_zookeeper_requests_total{{kind=\"{kind}\"}} {n}"
-        );
-    }
-    out
 }
