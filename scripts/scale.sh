@@ -9,9 +9,10 @@
 # supervisors' coordination in one process (supervisor/examples/scale_sim.rs: each its own
 # ZooKeeper session and the Supervisor's own following logic; no workers run), SLOTS slots each
 # (default 4), and TOPOLOGIES topologies that fill every slot. Over a steady WINDOW (default 60 s)
-# it reports ZooKeeper's requests/s (reads and writes, from mntr; and every packet, pings
-# included), bytes/s received and sent, Nimbus's assignment pass time (from /metrics), and the
-# time from a supervisor's death to its executors' reassignment.
+# it reports ZooKeeper's requests/s (reads and writes of Gale's nodes, from mntr; and every
+# packet, keep-alive pings included), bytes/s (read and written nodes; all received and sent),
+# Nimbus's assignment pass time (from /metrics), and the time from a supervisor's death to its
+# executors' reassignment.
 #
 # Real: ZooKeeper, Nimbus and 2 `gale supervisor`s (2 slots each), all with default settings;
 # ZooKeeper's requests/s idle, then with a 2-worker topology running: per supervisor and per
@@ -49,11 +50,13 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# mntr's counters as JSON: reads, writes, packets in, bytes in, bytes out (approximate: the
-# server counts responses' bytes in zk_response_bytes only in some versions; see docs/scale.md).
+# mntr's counters as JSON. Requests are the reads and writes of nodes under Gale's root
+# (zk_cnt_<root>_read/write_per_namespace: pings and session traffic not included; their sums
+# are bytes); packets are everything received, keep-alive pings included.
 mntr() {
-  python3 - "${ZK%:*}" "${ZK#*:}" <<'PY'
+  python3 - "${ZK%:*}" "${ZK#*:}" "${GALE_ZK_ROOT:-/gale}" <<'PY'
 import json, socket, sys, time
+ns = sys.argv[3].strip("/").split("/")[0]
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 s.sendall(b"mntr")
 m = {}
@@ -65,8 +68,10 @@ for line in s.makefile().read().splitlines():
         pass
 print(json.dumps({
     "t": time.time(),
-    "reads": m.get("zk_cnt_readlatency", 0),
-    "writes": m.get("zk_cnt_updatelatency", 0),
+    "reads": m.get(f"zk_cnt_{ns}_read_per_namespace", 0),
+    "writes": m.get(f"zk_cnt_{ns}_write_per_namespace", 0),
+    "read_bytes": m.get(f"zk_sum_{ns}_read_per_namespace", 0),
+    "write_bytes": m.get(f"zk_sum_{ns}_write_per_namespace", 0),
     "packets": m.get("zk_packets_received", 0),
     "bytes_in": m.get("zk_bytes_received_count", 0),
     "bytes_out": m.get("zk_response_bytes", 0),
@@ -109,6 +114,8 @@ print(json.dumps({"seconds": round(dt, 1),
                   "requests_per_s": round(r("reads") + r("writes"), 1),
                   "reads_per_s": round(r("reads"), 1), "writes_per_s": round(r("writes"), 1),
                   "packets_per_s": round(r("packets"), 1),
+                  "mb_read_per_s": round(r("read_bytes") / 1e6, 3),
+                  "mb_written_per_s": round(r("write_bytes") / 1e6, 3),
                   "mb_in_per_s": round(r("bytes_in") / 1e6, 3),
                   "mb_out_per_s": round(r("bytes_out") / 1e6, 3),
                   "connections": b["connections"], "watches": b["watches"],
@@ -166,11 +173,11 @@ if [ "$MODE" = real ]; then
   python3 - "$idle" "$running" <<'PY'
 import json, sys
 idle, run = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print("| cluster | requests/s | per supervisor (idle) | per worker (added) | packets/s | MB/s in | MB/s out |")
+print("| cluster | requests/s (reads+writes) | per supervisor (idle) | per worker (added) | packets/s (pings included) | MB/s read+written | MB/s in/out |")
 print("|---|---|---|---|---|---|---|")
-print(f"| 2 supervisors, idle | {idle['requests_per_s']} | {idle['requests_per_s'] / 2:.2f} | | {idle['packets_per_s']} | {idle['mb_in_per_s']} | {idle['mb_out_per_s']} |")
+print(f"| 2 supervisors, idle | {idle['requests_per_s']} ({idle['reads_per_s']}+{idle['writes_per_s']}) | {idle['requests_per_s'] / 2:.2f} | | {idle['packets_per_s']} | {idle['mb_read_per_s'] + idle['mb_written_per_s']:.4f} | {idle['mb_in_per_s']}/{idle['mb_out_per_s']} |")
 added = (run['requests_per_s'] - idle['requests_per_s']) / 2
-print(f"| 2 supervisors, 2 workers | {run['requests_per_s']} | | {added:.2f} | {run['packets_per_s']} | {run['mb_in_per_s']} | {run['mb_out_per_s']} |")
+print(f"| 2 supervisors, 2 workers | {run['requests_per_s']} ({run['reads_per_s']}+{run['writes_per_s']}) | | {added:.2f} | {run['packets_per_s']} | {run['mb_read_per_s'] + run['mb_written_per_s']:.4f} | {run['mb_in_per_s']}/{run['mb_out_per_s']} |")
 PY
   exit 0
 fi
@@ -209,7 +216,7 @@ python3 - "$steady" "$SUPERVISORS" "$TOPOLOGIES" "$pass" "$moved" "$released" "$
 import json, sys
 s = json.loads(sys.argv[1])
 n, t, p, moved, released, sup_t = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
-print("| supervisors | topologies | requests/s (reads+writes) | packets/s | MB/s in | MB/s out | Nimbus pass | reassigned after death | znodes | watches |")
+print("| supervisors | topologies | requests/s (reads+writes) | packets/s (pings included) | MB/s read+written | MB/s in/out | Nimbus pass | reassigned after death | znodes | watches |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-print(f"| {n} | {t} | {s['requests_per_s']} ({s['reads_per_s']}+{s['writes_per_s']}) | {s['packets_per_s']} | {s['mb_in_per_s']} | {s['mb_out_per_s']} | {p} | {moved} s, released {released} s (supervisor timeout {sup_t} s) | {s['znodes']:.0f} | {s['watches']:.0f} |")
+print(f"| {n} | {t} | {s['requests_per_s']} ({s['reads_per_s']}+{s['writes_per_s']}) | {s['packets_per_s']} | {s['mb_read_per_s'] + s['mb_written_per_s']:.3f} | {s['mb_in_per_s']}/{s['mb_out_per_s']} | {p} | {moved} s, released {released} s (supervisor timeout {sup_t} s) | {s['znodes']:.0f} | {s['watches']:.0f} |")
 PY

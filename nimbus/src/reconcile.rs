@@ -147,7 +147,7 @@ pub(crate) async fn reconcile<S: Store>(
         tracing::info!(topology = %r.id, executors = rec.executors.len(), held = rec.held, "Writing assignment");
         state.set_assignment(&r.id, &rec).await?;
     }
-    publish_supervisor_assignments(state).await
+    publish_supervisor_assignments(state, &supervisors).await
 }
 
 /// How often supervisors write their workers' heartbeats: as asked, but at most a third of the
@@ -185,12 +185,19 @@ pub fn supervisor_assignments(
     out
 }
 
-/// Writes the per-supervisor records that changed and removes those of supervisors that run
-/// nothing (Nimbus reads them from its mirror: comparing costs no request).
+/// Writes the per-supervisor records that changed and removes those of supervisors gone (Nimbus
+/// reads them from its mirror: comparing costs no request).
+///
+/// A live supervisor that runs nothing gets an empty record, so that the node it watches exists
+/// (reading a missing node and watching for its creation would be two requests a pass).
 async fn publish_supervisor_assignments<S: Store>(
     state: &ClusterState<S>,
+    live: &[SupervisorRecord],
 ) -> Result<(), StateError> {
-    let want = supervisor_assignments(&state.assignments().await?, &state.storms().await?);
+    let mut want = supervisor_assignments(&state.assignments().await?, &state.storms().await?);
+    for s in live {
+        want.entry(s.id.clone()).or_default();
+    }
     let have: BTreeMap<String, SupervisorAssignments> = state
         .all_supervisor_assignments()
         .await?
