@@ -8,7 +8,8 @@
 //! and fails, as the store would, while the store cannot be reached.
 
 use crate::store::{
-    Node, NodeKind, Store, StoreError, TreeEvent, Watch, children_many, get_many, is_under,
+    Node, NodeKind, Store, StoreError, TreeEvent, Watch, children_in, children_many, get_many,
+    is_under,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -238,17 +239,7 @@ impl<S: Store> Store for Mirrored<S> {
         if !self.mirrored(path) {
             return self.inner.children(path).await;
         }
-        let copy = self.refresh().await?;
-        let prefix = format!("{}/", path.trim_end_matches('/'));
-        Ok(copy
-            .nodes
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, _)| {
-                let rest = &k[prefix.len()..];
-                (!rest.contains('/')).then(|| rest.to_owned())
-            })
-            .collect())
+        Ok(children_in(&self.refresh().await?.nodes, path))
     }
 
     async fn delete(&self, path: &str) -> Result<(), StoreError> {

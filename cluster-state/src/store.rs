@@ -170,6 +170,19 @@ impl Default for MemStore {
     }
 }
 
+/// The names of `path`'s children among the nodes of a map keyed by full path, sorted.
+pub(crate) fn children_in<V>(nodes: &BTreeMap<String, V>, path: &str) -> Vec<String> {
+    let prefix = format!("{}/", path.trim_end_matches('/'));
+    nodes
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter_map(|(k, _)| {
+            let rest = &k[prefix.len()..];
+            (!rest.contains('/')).then(|| rest.to_owned())
+        })
+        .collect()
+}
+
 /// Whether `path` is `root` or under it.
 pub fn is_under(path: &str, root: &str) -> bool {
     root == "/"
@@ -316,16 +329,7 @@ impl Store for MemStore {
 
     async fn children(&self, path: &str) -> Result<Vec<String>, StoreError> {
         self.reachable()?;
-        let prefix = format!("{}/", path.trim_end_matches('/'));
-        Ok(self
-            .lock()
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, _)| {
-                let rest = &k[prefix.len()..];
-                (!rest.contains('/')).then(|| rest.to_owned())
-            })
-            .collect())
+        Ok(children_in(&self.lock(), path))
     }
 
     async fn delete(&self, path: &str) -> Result<(), StoreError> {
