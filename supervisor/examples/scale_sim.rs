@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use supervisor::daemon::{Follower, beat_due_in, beat_period, beats_now, desired_ports, lease_for};
+use supervisor::daemon::{Follower, beat_due_in, beat_period, beats_now, desired_ports};
 
 type State = ClusterState<Arc<Counted<ZkStore>>>;
 
@@ -193,7 +193,7 @@ async fn supervise(
         // The daemon's timer: 5 s idle, a third of the lease while running, or the next beat.
         let mut next = Duration::from_secs(5);
         if !running.is_empty()
-            && let Some(d) = lease_for(&me, &follower.assignments())
+            && let Some(d) = follower.lease(&me)
         {
             next = next.min(d / 3);
         }

@@ -153,6 +153,16 @@ impl Follower {
             .collect()
     }
 
+    /// The lease the assignments of executors on `me` ask for (as [`lease_for`], without
+    /// copying the assignments).
+    pub fn lease(&self, me: &str) -> Option<Duration> {
+        self.assignments
+            .values()
+            .filter(|(_, a)| a.lease_ms > 0 && a.executors.iter().any(|e| e.supervisor == me))
+            .map(|(_, a)| Duration::from_millis(a.lease_ms))
+            .min()
+    }
+
     pub fn status(&self, id: &str) -> Option<TopologyStatus> {
         self.index.topologies.get(id).map(|t| t.status)
     }
@@ -268,7 +278,7 @@ fn next_pass(
     let floor = Duration::from_millis(100);
     let mut next = cfg.sync_interval;
     if any_running(slots)
-        && let Some(d) = lease_for(&cfg.id, &follower.assignments())
+        && let Some(d) = follower.lease(&cfg.id)
     {
         next = next.min(d / 3);
         if let Some(left) = lease.remaining() {
