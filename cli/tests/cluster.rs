@@ -128,7 +128,8 @@ fn word_count_spreads_over_two_supervisors_counts_exactly_and_is_killed() {
     // Worker ports take frames only from workers that prove the cluster secret: a forged frame
     // (a tuple straight to the sink's task) closes its connection and never arrives.
     forge_a_tuple_to(&c, "sink", "count");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Two heartbeat periods (1 s in the test clusters): a forged tuple would show by then.
+    std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
         stat(&c.topology("word-count"), "sink", "executed"),
         total,
@@ -976,6 +977,13 @@ fn python_bolt_runs_on_both_supervisors_with_shipped_resources() {
     wait_until(Duration::from_secs(90), "every line acked", || {
         stat(&c.topology("py"), "lines", "acked") == 5_000
     });
+    // Each worker's counters reach status with its own heartbeat: the sink's worker may beat
+    // after the spout's.
+    wait_until(
+        Duration::from_secs(30),
+        "the sink's beat counts every word",
+        || stat(&c.topology("py"), "sink", "executed") >= total,
+    );
     let t = c.topology("py");
     assert_eq!(stat(&t, "lines", "failed"), 0);
     assert_eq!(stat(&t, "sink", "executed"), total);
